@@ -1,0 +1,72 @@
+"""cluster_econ: enterprise survey panels to tested propositions on cluster-based development.
+
+``import cluster_econ as ce`` is light: the heavy libraries (statsmodels, linearmodels,
+matplotlib) load only when a function that needs them is called. Public names resolve lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from cluster_econ._version import __version__
+
+# public name -> (module, attribute); attribute None means the module itself
+_LAZY: dict[str, tuple[str, str | None]] = {
+    # data
+    "Panel": ("cluster_econ.panel", "Panel"),
+    "read_panel": ("cluster_econ.panel", "read_panel"),
+    "normalize": ("cluster_econ.harmonize", "normalize"),
+    "validate": ("cluster_econ.schema.validate", "validate"),
+    "SchemaError": ("cluster_econ.errors", "SchemaError"),
+    # estimation
+    "Result": ("cluster_econ.estimate.result", "Result"),
+    "feols": ("cluster_econ.estimate", "feols"),
+    "iv": ("cluster_econ.estimate", "iv"),
+    "panel": ("cluster_econ.estimate", "panel"),
+    "hausman": ("cluster_econ.estimate", "hausman"),
+    "logit": ("cluster_econ.estimate", "logit"),
+    "probit": ("cluster_econ.estimate", "probit"),
+    "lpm": ("cluster_econ.estimate", "lpm"),
+    "cloglog": ("cluster_econ.estimate", "cloglog"),
+    "conditional_logit": ("cluster_econ.estimate", "conditional_logit"),
+    "cre_probit": ("cluster_econ.estimate", "cre_probit"),
+    "tobit": ("cluster_econ.estimate", "tobit"),
+    "ordered_probit": ("cluster_econ.estimate", "ordered_probit"),
+    "marginal_effects": ("cluster_econ.estimate", "marginal_effects"),
+    "cox": ("cluster_econ.estimate", "cox"),
+    "hazard": ("cluster_econ.estimate", "hazard"),
+    "kaplan_meier": ("cluster_econ.estimate", "kaplan_meier"),
+    "logrank_test": ("cluster_econ.estimate", "logrank_test"),
+    "wald_test": ("cluster_econ.estimate", "wald_test"),
+    "wild_bootstrap": ("cluster_econ.estimate", "wild_bootstrap"),
+    # hypotheses
+    "test": ("cluster_econ.hypotheses", "test"),
+    "test_all": ("cluster_econ.hypotheses", "test_all"),
+    # subpackages
+    "schema": ("cluster_econ.schema", None),
+    "phases": ("cluster_econ.phases", None),
+    "tables": ("cluster_econ.tables", None),
+    "figures": ("cluster_econ.figures", None),
+    "datasets": ("cluster_econ.datasets", None),
+    "simulate": ("cluster_econ.simulate", None),
+    "hypotheses": ("cluster_econ.hypotheses", None),
+    "report": ("cluster_econ.report", None),
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'cluster_econ' has no attribute {name!r}") from None
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

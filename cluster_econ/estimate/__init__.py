@@ -1,0 +1,43 @@
+"""Estimators. Every function returns :class:`cluster_econ.estimate.result.Result`.
+
+Modules (one public entry point each, shared numerics in one place):
+
+- ``formula``: the safe formula parser (fixest syntax) and design-matrix builder
+- ``demean``: absorbing fixed effects (alternating projections), reusable across specifications
+- ``covariance``: iid, HC1, HC3, CRV1 (one- and two-way), CRV3 and the named small-sample corrections
+- ``linear``: ``feols`` and ``iv`` (2SLS), absorbed fixed effects
+- ``panel_models``: ``panel`` (pooled, fe, re, between, fd, mundlak) and ``hausman``
+- ``inference``: ``wald_test``
+- ``bootstrap``: ``wild_bootstrap`` (wild cluster, restricted, Rademacher / Webb)
+- ``binary``: ``logit``, ``probit``, ``lpm``, ``cloglog``, ``conditional_logit``, ``cre_probit``,
+  ``marginal_effects``
+- ``censored``: ``tobit``, ``ordered_probit``
+- ``survival``: ``cox``, ``hazard``, ``kaplan_meier``, ``logrank_test``
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Result": "result",
+    "feols": "linear", "iv": "linear",
+    "panel": "panel_models", "hausman": "panel_models",
+    "wald_test": "inference",
+    "wild_bootstrap": "bootstrap",
+    "logit": "binary", "probit": "binary", "lpm": "binary", "cloglog": "binary",
+    "conditional_logit": "binary", "cre_probit": "binary", "marginal_effects": "binary",
+    "tobit": "censored", "ordered_probit": "censored",
+    "cox": "survival", "hazard": "survival", "kaplan_meier": "survival", "logrank_test": "survival",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'cluster_econ.estimate' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"cluster_econ.estimate.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
