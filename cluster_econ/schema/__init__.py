@@ -124,7 +124,8 @@ def describe(table: str | None = None) -> str:
     lines = [f"{ts.name}: {ts.description}", f"primary key: {', '.join(ts.primary_key)}"]
     for fk in ts.foreign_keys:
         ref = fk["reference"]
-        lines.append(f"foreign key: {', '.join(fk['fields'])} -> {ref['resource'] or ts.name}.{', '.join(ref['fields'])}")
+        target = f"{ref['resource'] or ts.name}.{', '.join(ref['fields'])}"
+        lines.append(f"foreign key: {', '.join(fk['fields'])} -> {target}")
     lines.append("")
     for f in ts.fields:
         cons = ", ".join(f"{k}={v}" for k, v in f.constraints.items())

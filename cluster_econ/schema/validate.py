@@ -1,0 +1,346 @@
+"""Validation of canonical tables against the Table Schema JSON.
+
+Every violation is collected before anything is reported: the table, column, rule, how many rows
+break it, the first row numbers and sample values. Three modes:
+
+``strict``
+    raise :class:`~cluster_econ.errors.SchemaError` listing every violation.
+``quarantine``
+    move failing rows to ``panel.rejects[table]`` with a ``_reject_reason`` and keep the rest
+    (children of a rejected enterprise are rejected too, so foreign keys still hold).
+``report``
+    return the report and change nothing.
+
+Validation also casts columns to their schema types (``number`` to float, ``integer`` to
+nullable Int64, ``boolean`` to nullable boolean, ``string`` to object). A value that cannot be cast
+(text in a numeric column) is a ``type`` violation, never a silent missing value.
+
+Row numbers are the ``_source_row`` of a row when harmonization recorded it (the line's data-row
+number in its source file, named with ``_source``), else the 1-based position in the table.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from cluster_econ import schema
+from cluster_econ.errors import SchemaError
+
+if TYPE_CHECKING:
+    from cluster_econ.panel import Panel
+
+MODES = ("strict", "quarantine", "report")
+MAX_ROWS_SHOWN = 10
+BOOL_TRUE = {"true", "yes", "y", "1", "1.0", "t"}
+BOOL_FALSE = {"false", "no", "n", "0", "0.0", "f"}
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One rule broken by one or more rows of one column (or key)."""
+
+    table: str
+    column: str
+    rule: str
+    count: int
+    rows: tuple[Any, ...]
+    values: tuple[Any, ...]
+    sources: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        rows = ", ".join(str(r) for r in self.rows)
+        more = f" (first {len(self.rows)})" if self.count > len(self.rows) else ""
+        vals = ", ".join(repr(v) for v in self.values)
+        src = f" in {', '.join(self.sources)}" if self.sources else ""
+        return (f"{self.table}.{self.column}: {self.rule}: {self.count} row(s){src}, "
+                f"rows {rows}{more}; values {vals}")
+
+
+@dataclass
+class ValidationReport:
+    """All violations found, and the validated (typed, possibly quarantined) Panel."""
+
+    violations: list[Violation] = field(default_factory=list)
+    panel: Panel | None = None
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([
+            {"table": v.table, "column": v.column, "rule": v.rule, "count": v.count,
+             "rows": list(v.rows), "values": [str(x) for x in v.values], "sources": list(v.sources)}
+            for v in self.violations
+        ], columns=["table", "column", "rule", "count", "rows", "values", "sources"])
+
+    def __str__(self) -> str:
+        if self.ok:
+            return "validation passed: no violations"
+        head = f"{len(self.violations)} schema violation(s):"
+        return "\n".join([head, *("  - " + v.describe() for v in self.violations)])
+
+
+# -- row bookkeeping ----------------------------------------------------------------------------
+def _row_labels(df: pd.DataFrame, mask: np.ndarray) -> tuple[tuple[Any, ...], tuple[str, ...]]:
+    idx = np.flatnonzero(mask)[:MAX_ROWS_SHOWN]
+    if "_source_row" in df.columns:
+        src_rows = df["_source_row"].to_numpy()[idx]
+        rows = tuple(int(r) if pd.notna(r) else int(i) + 1 for r, i in zip(src_rows, idx, strict=True))
+    else:
+        rows = tuple(int(i) + 1 for i in idx)
+    sources: tuple[str, ...] = ()
+    if "_source" in df.columns:
+        sources = tuple(sorted({str(s) for s in df["_source"].to_numpy()[np.flatnonzero(mask)] if pd.notna(s)}))[:5]
+    return rows, sources
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.violations: list[Violation] = []
+        self.bad: dict[str, np.ndarray] = {}
+        self.reasons: dict[str, list[tuple[np.ndarray, str]]] = {}
+
+    def add(self, table: str, df: pd.DataFrame, column: str, rule: str, mask: np.ndarray,
+            values: pd.Series | np.ndarray | None = None, reject: bool = True) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        n = int(mask.sum())
+        if n == 0:
+            return
+        rows, sources = _row_labels(df, mask)
+        if values is None:
+            values = df[column] if column in df.columns else pd.Series([None] * len(df))
+        vals = np.asarray(values, dtype=object)[np.flatnonzero(mask)[:5]]
+        self.violations.append(Violation(table, column, rule, n, rows, tuple(vals.tolist()), sources))
+        if reject:
+            cur = self.bad.get(table)
+            self.bad[table] = mask.copy() if cur is None else (cur | mask)
+            self.reasons.setdefault(table, []).append((mask, f"{column}: {rule}"))
+
+
+# -- casting ------------------------------------------------------------------------------------
+def _cast_column(series: pd.Series, ftype: str) -> tuple[pd.Series, np.ndarray]:
+    """Cast to the schema type; return the cast series and a mask of values that failed."""
+    notna = series.notna().to_numpy()
+    if ftype in ("number", "integer"):
+        if pd.api.types.is_bool_dtype(series.dtype):
+            num = series.astype("float64")
+        elif pd.api.types.is_numeric_dtype(series.dtype):
+            num = pd.to_numeric(series, errors="coerce").astype("float64")
+        else:
+            stripped = series.astype("string").str.strip() if series.dtype == object else series
+            num = pd.to_numeric(stripped, errors="coerce").astype("float64")
+        bad = notna & num.isna().to_numpy()
+        if ftype == "integer":
+            vals = num.to_numpy()
+            frac = np.isfinite(vals) & (np.floor(vals) != vals)
+            bad |= frac
+            num = num.where(~frac)
+            return num.astype("Int64"), bad
+        return num, bad
+    if ftype == "boolean":
+        if pd.api.types.is_bool_dtype(series.dtype):
+            return series.astype("boolean"), np.zeros(len(series), bool)
+        text = series.astype("string").str.strip().str.lower()
+        out = pd.array([pd.NA] * len(series), dtype="boolean")
+        t = text.isin(BOOL_TRUE).fillna(False).to_numpy(dtype=bool)
+        f = text.isin(BOOL_FALSE).fillna(False).to_numpy(dtype=bool)
+        out[t] = True
+        out[f] = False
+        bad = notna & ~(t | f)
+        return pd.Series(out, index=series.index), bad
+    # string (and anything else): keep text, missing stays missing
+    if pd.api.types.is_float_dtype(series.dtype):
+        # ids read as floats (1.0) become "1"
+        out = series.map(lambda v: None if pd.isna(v) else (f"{v:.0f}" if float(v).is_integer() else repr(v)))
+        return out.astype(object), np.zeros(len(series), bool)
+    out = series.astype(object).where(series.notna(), None)
+    out = out.map(lambda v: v if v is None or isinstance(v, str) else str(v))
+    return out, np.zeros(len(series), bool)
+
+
+def _check_table(name: str, df: pd.DataFrame, col: _Collector) -> pd.DataFrame:
+    ts = schema.load(name)
+    df = df.reset_index(drop=True).copy()
+    for f in ts.fields:
+        if f.name not in df.columns:
+            if f.required:
+                col.add(name, df, f.name, "required column is missing", np.ones(len(df), bool), reject=False)
+                if len(df) == 0:
+                    col.violations.append(Violation(name, f.name, "required column is missing", 0, (), ()))
+            continue
+        raw = df[f.name]
+        cast, bad = _cast_column(raw, f.type)
+        col.add(name, df, f.name, f"type: not a valid {f.type}", bad, values=raw)
+        df[f.name] = cast
+        c = f.constraints
+        if c.get("required"):
+            col.add(name, df, f.name, "required: missing value", (cast.isna().to_numpy() & ~bad), values=raw)
+        if f.type in ("number", "integer"):
+            vals = pd.to_numeric(cast, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            with np.errstate(invalid="ignore"):
+                if "minimum" in c:
+                    col.add(name, df, f.name, f"minimum: below {c['minimum']}", vals < c["minimum"], values=raw)
+                if "maximum" in c:
+                    col.add(name, df, f.name, f"maximum: above {c['maximum']}", vals > c["maximum"], values=raw)
+                if "exclusiveMinimum" in c:
+                    col.add(name, df, f.name, f"exclusiveMinimum: not above {c['exclusiveMinimum']}",
+                            vals <= c["exclusiveMinimum"], values=raw)
+        if "enum" in c:
+            present = cast.notna().to_numpy()
+            allowed = cast.isin(c["enum"]).to_numpy()
+            col.add(name, df, f.name, f"enum: not one of {c['enum']}", present & ~allowed, values=raw)
+        if "pattern" in c:
+            rx = re.compile(c["pattern"])
+            present = cast.notna().to_numpy()
+            ok = np.array([bool(rx.fullmatch(v)) if isinstance(v, str) else True for v in cast.to_numpy()])
+            col.add(name, df, f.name, f"pattern: does not match {c['pattern']}", present & ~ok, values=raw)
+    # primary key
+    pk = [k for k in ts.primary_key if k in df.columns]
+    if pk and len(pk) == len(ts.primary_key) and len(df):
+        dup = df.duplicated(pk, keep=False).to_numpy()
+        later = df.duplicated(pk, keep="first").to_numpy()
+        if dup.any():
+            keyvals = df[pk].astype(str).agg("/".join, axis=1)
+            col.add(name, df, "+".join(pk), "primaryKey: duplicate key", dup, values=keyvals, reject=False)
+            # quarantine keeps the first occurrence
+            col.bad[name] = later if name not in col.bad else (col.bad[name] | later)
+            col.reasons.setdefault(name, []).append((later, f"{'+'.join(pk)}: primaryKey: duplicate key"))
+    # cross-field rules
+    for rule in ts.cross_field_rules:
+        _cross_field(name, df, rule, col)
+    return df
+
+
+def _cross_field(name: str, df: pd.DataFrame, rule: dict[str, Any], col: _Collector) -> None:
+    if "sum" in rule:
+        cols = [c for c in rule["sum"] if c in df.columns]
+        if not cols:
+            return
+        total = sum(pd.to_numeric(df[c], errors="coerce").fillna(0).to_numpy(dtype=float) for c in cols)
+        mask = total > float(rule["right"])
+        col.add(name, df, "+".join(cols), f"{rule['name']}: {rule['description']}", mask, values=total)
+        return
+    left, right = rule["left"], rule["right"]
+    if left not in df.columns or right not in df.columns:
+        return
+    lv = pd.to_numeric(df[left], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    rv = pd.to_numeric(df[right], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    ops = {">=": np.greater_equal, "<=": np.less_equal, ">": np.greater, "<": np.less}
+    with np.errstate(invalid="ignore"):
+        ok = ops[rule["op"]](lv, rv)
+    mask = np.isfinite(lv) & np.isfinite(rv) & ~ok
+    pairs = pd.Series([f"{left}={a:g}, {right}={b:g}" for a, b in zip(lv, rv, strict=True)])
+    col.add(name, df, f"{left},{right}", f"{rule['name']}: {rule['description']}", mask, values=pairs)
+
+
+def _check_foreign_keys(tables: dict[str, pd.DataFrame], col: _Collector, keep: dict[str, np.ndarray]) -> None:
+    for name, df in tables.items():
+        ts = schema.load(name)
+        for fk in ts.foreign_keys:
+            fields = fk["fields"]
+            ref_table = fk["reference"]["resource"] or name
+            ref_fields = fk["reference"]["fields"]
+            if ref_table not in tables or any(f not in df.columns for f in fields):
+                continue
+            ref = tables[ref_table]
+            if ref_table in keep:
+                ref = ref[keep[ref_table]]
+            if any(f not in ref.columns for f in ref_fields):
+                continue
+            child = df[fields].astype(object)
+            present = child.notna().all(axis=1).to_numpy()
+            ref_keys = set(map(tuple, ref[ref_fields].astype(object).itertuples(index=False, name=None)))
+            found = np.array([t in ref_keys for t in map(tuple, child.itertuples(index=False, name=None))], dtype=bool)
+            mask = present & ~found
+            target = f"{ref_table}.{'+'.join(ref_fields)}"
+            col.add(name, df, "+".join(fields), f"foreignKey: no matching {target}", mask,
+                    values=child.astype(str).agg("/".join, axis=1))
+
+
+def validate(panel_or_dir: Panel | str | Path, mode: str = "strict") -> ValidationReport:
+    """Validate every canonical table of a Panel (or a Panel directory).
+
+    Parameters
+    ----------
+    panel_or_dir : Panel or path
+        The panel, or a directory written by ``Panel.to_parquet``.
+    mode : {"strict", "quarantine", "report"}
+        See the module docstring.
+
+    Returns
+    -------
+    ValidationReport
+        ``.violations`` (empty when valid), ``.panel`` (typed; in quarantine mode without the failing
+        rows, which are in ``panel.rejects``), ``.rejected`` counts per table.
+
+    Raises
+    ------
+    SchemaError
+        In strict mode, if there is any violation; the message lists all of them.
+    """
+    from cluster_econ.panel import Panel, read_panel
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    panel = read_panel(str(panel_or_dir)) if isinstance(panel_or_dir, str | Path) else panel_or_dir
+    col = _Collector()
+    typed: dict[str, pd.DataFrame] = {}
+    for name in schema.TABLES:
+        df = panel.get(name)
+        if df is None:
+            continue
+        typed[name] = _check_table(name, df, col)
+    # rows rejected so far, then foreign keys against the kept parents (cascade)
+    keep = {n: ~col.bad.get(n, np.zeros(len(df), bool)) for n, df in typed.items()}
+    _check_foreign_keys(typed, col, keep if mode == "quarantine" else {})
+    report = ValidationReport(violations=col.violations)
+    if mode == "strict" and col.violations:
+        raise SchemaError(str(report), violations=report.to_frame())
+    if mode == "quarantine":
+        kept, rejects = {}, dict(panel.rejects)
+        audit_rows = []
+        for name, df in typed.items():
+            bad = col.bad.get(name, np.zeros(len(df), bool))
+            if bad.any():
+                reasons = np.array([""] * len(df), dtype=object)
+                for mask, why in col.reasons.get(name, []):
+                    reasons[mask] = np.where(reasons[mask] == "", why, reasons[mask] + "; " + why)
+                rej = df[bad].copy()
+                rej["_reject_reason"] = reasons[bad]
+                if "_source_row" not in rej.columns:
+                    rej["_source_row"] = np.flatnonzero(bad) + 1
+                rejects[name] = pd.concat([rejects[name], rej]) if name in rejects else rej
+                report.rejected[name] = int(bad.sum())
+                for (src, why), n in rej.groupby([rej.get("_source", pd.Series("", index=rej.index)).fillna(""),
+                                                   "_reject_reason"]).size().items():
+                    audit_rows.append({"source": src, "table": name, "step": "rejected", "rows": int(n), "reason": why})
+            kept[name] = df[~bad].reset_index(drop=True)
+        audit = panel.audit
+        if audit_rows:
+            audit = _rebalance_audit(audit, pd.DataFrame(audit_rows))
+        report.panel = Panel(kept, audit, rejects, panel.metadata)
+    else:
+        report.panel = Panel(typed, panel.audit, panel.rejects, panel.metadata)
+    return report
+
+
+def _rebalance_audit(audit: pd.DataFrame, rejected: pd.DataFrame) -> pd.DataFrame:
+    """Add rejected rows to the audit and take them off the ``kept`` count of their source."""
+    audit = audit.copy()
+    for (src, table), grp in rejected.groupby(["source", "table"]):
+        n = int(grp["rows"].sum())
+        if audit.empty:
+            continue
+        hit = (audit["step"] == "kept") & (audit["table"] == table) & (audit["source"] == src)
+        if hit.any():
+            i = audit.index[hit][0]
+            audit.loc[i, "rows"] = int(audit.loc[i, "rows"]) - n
+    return pd.concat([audit, rejected], ignore_index=True)
