@@ -16,7 +16,7 @@ from cluster_econ.errors import ClusterEconError
 
 # order = order in --help
 COMMAND_MODULES = [
-    "cluster_econ.harmonize.command",   # normalize, validate, schema
+    "cluster_econ.harmonize.command",  # normalize, validate, schema
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cluster-econ",
         description="Enterprise survey panels to tested propositions of cluster-based industrial "
-                    "development (Otsuka and Sonobe). Run 'cluster-econ COMMAND --help' for each command.",
+        "development (Otsuka and Sonobe). Run 'cluster-econ COMMAND --help' for each command.",
     )
     parser.add_argument("--version", action="version", version=f"cluster-econ {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

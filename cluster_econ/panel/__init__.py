@@ -6,6 +6,7 @@ from cluster_econ.panel.container import Panel
 def read_panel(directory: str) -> Panel:
     """Read a Panel written by :meth:`Panel.to_parquet` (checks the manifest's hashes)."""
     from cluster_econ.io.parquet import read_panel as _read
+
     return _read(directory)
 
 

@@ -46,8 +46,9 @@ class Panel:
         if missing:
             raise KeyError(f"a Panel needs the tables {', '.join(missing)}")
         self.tables: dict[str, pd.DataFrame] = {k: v for k, v in tables.items() if v is not None}
-        self.audit: pd.DataFrame = (audit.reset_index(drop=True) if audit is not None
-                                    else pd.DataFrame(columns=AUDIT_COLUMNS))
+        self.audit: pd.DataFrame = (
+            audit.reset_index(drop=True) if audit is not None else pd.DataFrame(columns=AUDIT_COLUMNS)
+        )
         self.rejects: dict[str, pd.DataFrame] = dict(rejects or {})
         self.metadata: dict[str, Any] = dict(metadata or {})
 
@@ -100,37 +101,44 @@ class Panel:
     def lag(self, column: str, periods: int = 1) -> pd.Series:
         """Value of ``column`` in ``year - periods`` for the same enterprise (missing across gaps)."""
         from cluster_econ.panel.derive import lag
+
         return lag(self.enterprise_year, column, periods)
 
     def lead(self, column: str, periods: int = 1) -> pd.Series:
         from cluster_econ.panel.derive import lag
+
         return lag(self.enterprise_year, column, -periods)
 
     def entry_exit(self) -> pd.DataFrame:
         from cluster_econ.panel.derive import entry_exit
+
         return entry_exit(self)
 
     def lineage(self) -> pd.DataFrame:
         from cluster_econ.panel.derive import lineage
+
         return lineage(self.enterprise)
 
     def with_cluster_year(self) -> Panel:
         """A Panel whose ``cluster_year`` holds the aggregates of ``enterprise_year`` (existing
         cluster-level columns such as ``price_index`` and ``phase`` are kept)."""
         from cluster_econ.panel.derive import aggregate_cluster_year
+
         return self.replace(cluster_year=aggregate_cluster_year(self))
 
     # -- persistence ------------------------------------------------------------------------
     def to_parquet(self, directory: str, **kwargs: Any) -> str:
         from cluster_econ.io.parquet import write_panel
+
         return write_panel(self, directory, **kwargs)
 
     def audit_summary(self) -> pd.DataFrame:
         """Rows read, kept and rejected per source and table."""
         if self.audit.empty:
             return pd.DataFrame(columns=["source", "table", "read", "kept", "rejected"])
-        pivot = self.audit.pivot_table(index=["source", "table"], columns="step", values="rows",
-                                       aggfunc="sum", fill_value=0)
+        pivot = self.audit.pivot_table(
+            index=["source", "table"], columns="step", values="rows", aggfunc="sum", fill_value=0
+        )
         for col in ("read", "kept", "rejected"):
             if col not in pivot.columns:
                 pivot[col] = 0
@@ -150,9 +158,11 @@ class Panel:
                 lines.append(f"  {name:16s} {len(df):>9,d} rows x {df.shape[1]:>3d} columns")
         ey = self.enterprise_year
         if len(ey) and "year" in ey:
-            lines.append(f"  years {int(ey['year'].min())}-{int(ey['year'].max())}, "
-                         f"{self.enterprise['cluster_id'].nunique()} clusters, "
-                         f"{ey['enterprise_id'].nunique():,d} enterprises observed")
+            lines.append(
+                f"  years {int(ey['year'].min())}-{int(ey['year'].max())}, "
+                f"{self.enterprise['cluster_id'].nunique()} clusters, "
+                f"{ey['enterprise_id'].nunique():,d} enterprises observed"
+            )
         cy = self.cluster_year
         if cy is not None and "phase" in cy and cy["phase"].notna().any():
             counts = cy["phase"].value_counts()

@@ -82,19 +82,26 @@ def load(table: str) -> TableSchema:
     raw = json.loads((schema_dir() / f"{table}.json").read_text(encoding="utf-8"))
     fields = tuple(
         Field(
-            name=f["name"], type=f["type"], title=f.get("title", f["name"]),
-            description=f.get("description", ""), unit=f.get("unit"),
+            name=f["name"],
+            type=f["type"],
+            title=f.get("title", f["name"]),
+            description=f.get("description", ""),
+            unit=f.get("unit"),
             constraints=dict(f.get("constraints", {})),
         )
         for f in raw["fields"]
     )
     pk = raw.get("primaryKey", [])
     return TableSchema(
-        name=raw["name"], title=raw.get("title", raw["name"]), description=raw.get("description", ""),
-        fields=fields, primary_key=tuple([pk] if isinstance(pk, str) else pk),
+        name=raw["name"],
+        title=raw.get("title", raw["name"]),
+        description=raw.get("description", ""),
+        fields=fields,
+        primary_key=tuple([pk] if isinstance(pk, str) else pk),
         foreign_keys=tuple(raw.get("foreignKeys", [])),
         cross_field_rules=tuple(raw.get("crossFieldRules", [])),
-        missing_values=tuple(raw.get("missingValues", [""])), raw=raw,
+        missing_values=tuple(raw.get("missingValues", [""])),
+        raw=raw,
     )
 
 

@@ -58,8 +58,7 @@ class Violation:
         more = f" (first {len(self.rows)})" if self.count > len(self.rows) else ""
         vals = ", ".join(repr(v) for v in self.values)
         src = f" in {', '.join(self.sources)}" if self.sources else ""
-        return (f"{self.table}.{self.column}: {self.rule}: {self.count} row(s){src}, "
-                f"rows {rows}{more}; values {vals}")
+        return f"{self.table}.{self.column}: {self.rule}: {self.count} row(s){src}, rows {rows}{more}; values {vals}"
 
 
 @dataclass
@@ -75,11 +74,21 @@ class ValidationReport:
         return not self.violations
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([
-            {"table": v.table, "column": v.column, "rule": v.rule, "count": v.count,
-             "rows": list(v.rows), "values": [str(x) for x in v.values], "sources": list(v.sources)}
-            for v in self.violations
-        ], columns=["table", "column", "rule", "count", "rows", "values", "sources"])
+        return pd.DataFrame(
+            [
+                {
+                    "table": v.table,
+                    "column": v.column,
+                    "rule": v.rule,
+                    "count": v.count,
+                    "rows": list(v.rows),
+                    "values": [str(x) for x in v.values],
+                    "sources": list(v.sources),
+                }
+                for v in self.violations
+            ],
+            columns=["table", "column", "rule", "count", "rows", "values", "sources"],
+        )
 
     def __str__(self) -> str:
         if self.ok:
@@ -108,8 +117,16 @@ class _Collector:
         self.bad: dict[str, np.ndarray] = {}
         self.reasons: dict[str, list[tuple[np.ndarray, str]]] = {}
 
-    def add(self, table: str, df: pd.DataFrame, column: str, rule: str, mask: np.ndarray,
-            values: pd.Series | np.ndarray | None = None, reject: bool = True) -> None:
+    def add(
+        self,
+        table: str,
+        df: pd.DataFrame,
+        column: str,
+        rule: str,
+        mask: np.ndarray,
+        values: pd.Series | np.ndarray | None = None,
+        reject: bool = True,
+    ) -> None:
         mask = np.asarray(mask, dtype=bool)
         n = int(mask.sum())
         if n == 0:
@@ -191,8 +208,14 @@ def _check_table(name: str, df: pd.DataFrame, col: _Collector) -> pd.DataFrame:
                 if "maximum" in c:
                     col.add(name, df, f.name, f"maximum: above {c['maximum']}", vals > c["maximum"], values=raw)
                 if "exclusiveMinimum" in c:
-                    col.add(name, df, f.name, f"exclusiveMinimum: not above {c['exclusiveMinimum']}",
-                            vals <= c["exclusiveMinimum"], values=raw)
+                    col.add(
+                        name,
+                        df,
+                        f.name,
+                        f"exclusiveMinimum: not above {c['exclusiveMinimum']}",
+                        vals <= c["exclusiveMinimum"],
+                        values=raw,
+                    )
         if "enum" in c:
             present = cast.notna().to_numpy()
             allowed = cast.isin(c["enum"]).to_numpy()
@@ -261,8 +284,14 @@ def _check_foreign_keys(tables: dict[str, pd.DataFrame], col: _Collector, keep: 
             found = np.array([t in ref_keys for t in map(tuple, child.itertuples(index=False, name=None))], dtype=bool)
             mask = present & ~found
             target = f"{ref_table}.{'+'.join(ref_fields)}"
-            col.add(name, df, "+".join(fields), f"foreignKey: no matching {target}", mask,
-                    values=child.astype(str).agg("/".join, axis=1))
+            col.add(
+                name,
+                df,
+                "+".join(fields),
+                f"foreignKey: no matching {target}",
+                mask,
+                values=child.astype(str).agg("/".join, axis=1),
+            )
 
 
 def validate(panel_or_dir: Panel | str | Path, mode: str = "strict") -> ValidationReport:
@@ -319,8 +348,11 @@ def validate(panel_or_dir: Panel | str | Path, mode: str = "strict") -> Validati
                     rej["_source_row"] = np.flatnonzero(bad) + 1
                 rejects[name] = pd.concat([rejects[name], rej]) if name in rejects else rej
                 report.rejected[name] = int(bad.sum())
-                for (src, why), n in rej.groupby([rej.get("_source", pd.Series("", index=rej.index)).fillna(""),
-                                                   "_reject_reason"]).size().items():
+                for (src, why), n in (
+                    rej.groupby([rej.get("_source", pd.Series("", index=rej.index)).fillna(""), "_reject_reason"])
+                    .size()
+                    .items()
+                ):
                     audit_rows.append({"source": src, "table": name, "step": "rejected", "rows": int(n), "reason": why})
             kept[name] = df[~bad].reset_index(drop=True)
         audit = panel.audit

@@ -1,0 +1,108 @@
+"""Command-line subcommands for the data layer: ``normalize``, ``validate`` and ``schema``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "normalize",
+        help="harmonize survey files into a canonical Panel folder",
+        description="Read survey source files (CSV, Excel, Stata .dta, SPSS .sav, Parquet), map each with a YAML "
+        "mapping specification, append the rounds, validate, and write a Panel folder (Parquet + manifest). "
+        "Exit 0 on success, 1 if validation fails in strict mode, 2 for unreadable input or a bad mapping.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="source files, one survey round each")
+    p.add_argument(
+        "--mapping",
+        "-m",
+        action="append",
+        required=True,
+        metavar="SPEC",
+        help="mapping YAML; give it once for all files or once per file, in the same order",
+    )
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output Panel folder")
+    p.add_argument(
+        "--quarantine", action="store_true", help="move failing rows to rejects with their reasons instead of failing"
+    )
+    p.add_argument("--deflator", metavar="FILE", help="deflator table (country, year, price_index)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_normalize)
+
+    v = sub.add_parser(
+        "validate",
+        help="validate a Panel folder against the canonical schema",
+        description="Check every table of a Panel folder (types, ranges, enums, keys, foreign keys, "
+        "cross-field rules). Prints every violation; exit 0 if valid, 1 if not.",
+    )
+    v.add_argument("panel", metavar="DIR")
+    v.set_defaults(func=_validate)
+
+    s = sub.add_parser(
+        "schema",
+        help="print the canonical schema",
+        description="Without TABLE: list the canonical tables. With TABLE: its fields, types, units, "
+        "constraints and keys. --json prints the Table Schema JSON itself.",
+    )
+    s.add_argument("table", nargs="?", metavar="TABLE")
+    s.add_argument("--json", action="store_true", help="print the JSON Table Schema")
+    s.set_defaults(func=_schema)
+
+
+def _normalize(args: argparse.Namespace) -> int:
+    from cluster_econ.errors import SchemaError
+    from cluster_econ.harmonize import normalize
+
+    mapping = args.mapping if len(args.mapping) > 1 else args.mapping[0]
+    try:
+        panel = normalize(
+            args.files,
+            mapping=mapping,
+            mode="quarantine" if args.quarantine else "strict",
+            deflator=args.deflator,
+            progress=not args.no_progress,
+        )
+    except SchemaError as exc:
+        print(f"validation failed:\n{exc}", file=sys.stderr)
+        print("no panel written; rerun with --quarantine to keep the valid rows", file=sys.stderr)
+        return EXIT_FAILED
+    panel.to_parquet(args.out)
+    summary = panel.audit_summary()
+    print(summary.to_string(index=False))
+    ey = summary[summary["table"] == "enterprise_year"]
+    rows_in, rows_out, rejected = int(ey["read"].sum()), int(ey["kept"].sum()), int(ey["rejected"].sum())
+    dropped = rows_in - rows_out - rejected
+    print(f"enterprise-year rows: {rows_in} in, {rows_out} out, {rejected} rejected, {dropped} duplicates dropped")
+    for table, n in panel.tables.items():
+        print(f"  {table}: {len(n)} rows")
+    print(f"wrote {args.out}")
+    return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from cluster_econ.schema.validate import validate
+
+    report = validate(args.panel, mode="report")
+    print(report)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _schema(args: argparse.Namespace) -> int:
+    import json
+
+    from cluster_econ import schema
+
+    if args.json:
+        payload = schema.load(args.table).raw if args.table else {t: schema.load(t).raw for t in schema.TABLES}
+        print(json.dumps(payload, indent=2))
+    else:
+        try:
+            print(schema.describe(args.table))
+        except KeyError as exc:
+            print(f"error: {exc.args[0]}", file=sys.stderr)
+            return 2
+    return EXIT_OK

@@ -1,0 +1,529 @@
+"""Source files and their mapping specifications to one validated canonical Panel.
+
+The steps, for each source file: read it (:mod:`cluster_econ.io.readers`), check that every source
+column the mapping names exists, map each canonical column (missing codes to missing, recode,
+scale, constants, ID templates and crosswalks), deflate monetary columns, derive columns (the
+mapping's ``derive`` and the schema's own derivations such as value added), keep unmapped source
+columns as ``src_<name>``, and split the row into the canonical tables. Then the rounds are appended:
+enterprise-level facts are combined (the latest round's non-missing value wins; disagreements are
+counted in the audit), an enterprise-year reported twice with identical values is kept once, and one
+reported twice with different values is an error (strict) or quarantined with both copies. Finally
+every table is validated and the cluster-year aggregates are computed.
+
+The audit accounts for every source row: read = kept + dropped (identical duplicates) + rejected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cluster_econ import schema
+from cluster_econ.errors import MappingError, SchemaError
+from cluster_econ.harmonize.expressions import evaluate, names_in
+from cluster_econ.harmonize.spec import MappingSpec, load_mapping, template_fields
+from cluster_econ.io.readers import SourceTable, read_source
+from cluster_econ.panel.container import Panel
+
+PROVENANCE = ("_source", "_source_row")
+SOURCE_PREFIX = "src_"
+
+
+# -- one column ---------------------------------------------------------------------------------
+def _norm_key(value: Any) -> Any:
+    """Recode lookup key: numbers as float, text stripped and lower-cased (numeric text as float)."""
+    if isinstance(value, bool | np.bool_):
+        return float(value)
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(text)
+        except ValueError:
+            return text.lower()
+    return value
+
+
+def _apply_missing(series: pd.Series, codes: Sequence[Any]) -> tuple[pd.Series, int]:
+    if not codes or len(series) == 0:
+        return series, 0
+    numeric_codes = [float(c) for c in codes if isinstance(c, int | float)]
+    text_codes = {str(c).strip() for c in codes} | {f"{float(c):g}" for c in numeric_codes}
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        hit = series.isin(numeric_codes).to_numpy()
+    else:
+        hit = series.astype("string").str.strip().isin(text_codes).fillna(False).to_numpy(dtype=bool)
+    n = int(hit.sum())
+    return (series.mask(hit) if n else series), n
+
+
+def _recode(
+    series: pd.Series, mapping: dict[Any, Any], unmatched: str, where: str, source: SourceTable, source_col: str
+) -> tuple[pd.Series, int]:
+    lookup = {_norm_key(k): v for k, v in mapping.items()}
+    keys = series.map(_norm_key)
+    present = series.notna().to_numpy()
+    matched = keys.isin(list(lookup)).to_numpy()
+    bad = present & ~matched
+    if bad.any() and unmatched == "error":
+        vals = pd.Series(series[bad]).value_counts().head(8)
+        rows = (np.flatnonzero(bad)[:10] + 1).tolist()
+        listed = ", ".join(f"{v!r} ({n} rows)" for v, n in vals.items())
+        raise MappingError(
+            f"{where}: column {source_col!r} of {source.name} has values the recode does not list: {listed}; "
+            f"first rows {rows}. Known values: {sorted(map(str, mapping))}. If this round codes the item "
+            "differently (for example 0/1 instead of 1/2), give it its own recode; or set unmatched: missing"
+        )
+    out = keys.map(lookup)
+    if unmatched == "keep":
+        out = out.where(matched | ~present, series)
+    n_unmatched = int(bad.sum()) if unmatched == "missing" else 0
+    return out.astype(object).where(out.notna(), None), n_unmatched
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    def one(v: Any) -> Any:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return None
+        if isinstance(v, float | np.floating) and float(v).is_integer():
+            return str(int(v))
+        return str(v).strip()
+
+    return series.map(one)
+
+
+def _template(data: pd.DataFrame, template: str, where: str) -> pd.Series:
+    fields = template_fields(template, where)
+    parts = {f: _as_text(data[f]) for f in fields}
+    out = []
+    missing = np.zeros(len(data), bool)
+    for f in fields:
+        missing |= parts[f].isna().to_numpy()
+    frame = pd.DataFrame(parts)
+    for row in frame.itertuples(index=False, name=None):
+        out.append(template.format(**dict(zip(fields, row, strict=True))))
+    result = pd.Series(out, index=data.index, dtype=object)
+    return result.where(~missing, None)
+
+
+def _crosswalk(ids: pd.Series, path: Path, where: str) -> pd.Series:
+    if not path.exists():
+        raise MappingError(f"{where}: crosswalk file {path} not found")
+    table = read_source(path).data
+    if not {"source_id", "enterprise_id"} <= set(table.columns):
+        raise MappingError(
+            f"{where}: crosswalk {path} needs columns source_id and enterprise_id "
+            f"(found {', '.join(map(str, table.columns))})"
+        )
+    cw = dict(zip(_as_text(table["source_id"]), _as_text(table["enterprise_id"]), strict=True))
+    return ids.map(lambda v: cw.get(v, v) if v is not None else None)
+
+
+# -- one source file ----------------------------------------------------------------------------
+def map_source(
+    source: SourceTable, spec: MappingSpec, deflators: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Apply a mapping to one source table: the wide canonical frame and audit notes."""
+    data = source.data.reset_index(drop=True)
+    spec.check_against(list(data.columns), source.name)
+    notes: list[dict[str, Any]] = []
+    out: dict[str, pd.Series] = {}
+    used_source: set[str] = set()
+    n = len(data)
+    for name, col in spec.columns.items():
+        where = spec.where("columns", name)
+        if "from" in col:
+            src_col = str(col["from"])
+            used_source.add(src_col)
+            s = data[src_col]
+            s, n_missing = _apply_missing(s, list(spec.missing_codes) + list(col.get("missing", [])))
+            if n_missing:
+                notes.append(
+                    {
+                        "step": "note",
+                        "rows": n_missing,
+                        "reason": f"{name}: {n_missing} special missing codes in {src_col} set to missing",
+                    }
+                )
+            rec = spec.recode_map(name)
+            if rec is not None:
+                s, n_unmatched = _recode(s, rec, col.get("unmatched", "error"), where, source, src_col)
+                if n_unmatched:
+                    notes.append(
+                        {
+                            "step": "note",
+                            "rows": n_unmatched,
+                            "reason": f"{name}: {n_unmatched} values of {src_col} not in the recode set to missing",
+                        }
+                    )
+            if "scale" in col:
+                num = pd.to_numeric(s, errors="coerce")
+                # text that is not a number stays as it is, for validation to report
+                s = (num * float(col["scale"])).astype(object).where(num.notna(), s)
+            out[name] = s
+        elif "const" in col:
+            out[name] = pd.Series([col["const"]] * n, index=data.index, dtype=object)
+        elif "template" in col:
+            used_source.update(template_fields(col["template"], where))
+            out[name] = _template(data, col["template"], where)
+        if "crosswalk" in col and name in out:
+            out[name] = _crosswalk(out[name], spec.base_dir / col["crosswalk"], where)
+    wide = pd.DataFrame(out, index=data.index)
+    if "deflate" in spec.data:
+        wide = _deflate(wide, spec, deflators)
+    for name, col in spec.columns.items():
+        if "derive" in col:
+            wide[name] = evaluate(col["derive"], wide)
+    wide = _schema_derivations(wide, spec)
+    if spec.keep_unmapped:
+        rest = [c for c in data.columns if str(c) not in used_source]
+        for c in rest:
+            wide[f"{SOURCE_PREFIX}{c}"] = data[c]
+    wide["_source"] = source.name
+    wide["_source_row"] = np.arange(1, n + 1)
+    return wide, notes
+
+
+def _schema_derivations(wide: pd.DataFrame, spec: MappingSpec) -> pd.DataFrame:
+    """Fill schema-derived columns (for example value added) when the source does not report them."""
+    for table in schema.TABLES:
+        for field in schema.load(table).raw["fields"]:
+            expr = field.get("derived")
+            if not expr or field["name"] in spec.columns:
+                continue
+            needed = names_in(expr)
+            if needed[0] in wide.columns:  # the leading term must be there; others count as 0 when absent
+                frame = pd.DataFrame(
+                    {
+                        c: (
+                            pd.to_numeric(wide[c], errors="coerce")
+                            if c in wide.columns
+                            else pd.Series(0.0, index=wide.index)
+                        )
+                        for c in needed
+                    }
+                )
+                wide[field["name"]] = evaluate(expr, frame)
+    return wide
+
+
+def _deflate(wide: pd.DataFrame, spec: MappingSpec, deflators: pd.DataFrame | None) -> pd.DataFrame:
+    conf = spec.data["deflate"]
+    where = spec.where("deflate")
+    if deflators is None:
+        path = spec.base_dir / conf["deflator"]
+        if not path.exists():
+            raise MappingError(f"{where}: deflator file {path} not found")
+        deflators = read_source(path).data
+    need = {"country", "year", "price_index"}
+    if not need <= set(deflators.columns):
+        raise MappingError(f"{where}: the deflator table needs columns {sorted(need)}")
+    for c in ("country", "year"):
+        if c not in wide.columns:
+            raise MappingError(f"{where}: deflating needs the canonical column {c!r} to be mapped")
+    d = deflators.assign(year=pd.to_numeric(deflators["year"]).astype(int))
+    idx = d.set_index(["country", "year"])["price_index"].astype(float)
+    base_year = conf.get("base_year")
+    keys = list(zip(wide["country"].astype(str), pd.to_numeric(wide["year"]).astype(int), strict=True))
+    level = np.array([idx.get(k, np.nan) for k in keys])
+    if base_year is not None:
+        base = np.array([idx.get((c, int(base_year)), np.nan) for c, _ in keys])
+    else:
+        base = np.ones(len(keys))
+    missing = ~np.isfinite(level / base)
+    if missing.any():
+        absent = sorted({f"{c} {y}" for (c, y), m in zip(keys, missing, strict=True) if m})[:10]
+        raise MappingError(
+            f"{where}: no deflator for {', '.join(absent)} ({int(missing.sum())} rows; base year {base_year})"
+        )
+    factor = level / base
+    for c in conf["columns"]:
+        if c not in wide.columns:
+            raise MappingError(f"{spec.where('deflate', 'columns')}: {c!r} is not a mapped column")
+        num = pd.to_numeric(wide[c], errors="coerce")
+        wide[c] = (num / factor).astype(object).where(num.notna(), wide[c])
+    wide["price_base_year"] = base_year
+    return wide
+
+
+# -- splitting into tables and appending rounds ------------------------------------------------
+def _extras(wide: pd.DataFrame, spec: MappingSpec) -> list[str]:
+    extra = [n for n, c in spec.columns.items() if c.get("extra")]
+    return extra + [c for c in wide.columns if str(c).startswith(SOURCE_PREFIX)]
+
+
+def split_tables(wide: pd.DataFrame, spec: MappingSpec) -> dict[str, pd.DataFrame]:
+    unit = spec.unit
+    tables: dict[str, pd.DataFrame] = {}
+    unit_fields = [f for f in schema.load(unit).field_names if f in wide.columns]
+    tables[unit] = wide[unit_fields + _extras(wide, spec) + list(PROVENANCE)]
+    if unit == "enterprise_year":
+        ent_fields = [f for f in schema.load("enterprise").field_names if f in wide.columns]
+        tables["enterprise"] = wide[[*ent_fields, "year", *PROVENANCE]]
+        man_fields = [f for f in schema.load("manager").field_names if f in wide.columns and f != "enterprise_id"]
+        if [f for f in man_fields if f != "manager_id"]:
+            man = wide[["enterprise_id", *man_fields, "year", *PROVENANCE]].copy()
+            if "manager_id" not in man.columns:
+                man.insert(1, "manager_id", "1")
+            tables["manager"] = man
+    return tables
+
+
+def _latest_per_key(df: pd.DataFrame, key: list[str], table: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """One row per key: the latest non-missing value of each column; count keys whose values disagree."""
+    notes: list[dict[str, Any]] = []
+    if df.empty:
+        return df, notes
+    order = (
+        df.sort_values([c for c in ("year",) if c in df.columns] + ["_order"], kind="stable")
+        if "_order" in df.columns
+        else df
+    )
+    value_cols = [c for c in df.columns if c not in key and c not in ("year", "_order", *PROVENANCE)]
+    dup = order.duplicated(key, keep=False)
+    if dup.any():
+        sub = order[dup]
+        counts = sub.groupby(key, sort=False)[value_cols].nunique() if value_cols else pd.DataFrame()
+        for c in value_cols:
+            n_conf = int((counts[c] > 1).sum())
+            if n_conf:
+                notes.append(
+                    {
+                        "step": "note",
+                        "table": table,
+                        "rows": n_conf,
+                        "reason": f"{c}: {n_conf} {table}(s) reported different values across rows; "
+                        "the latest non-missing value is kept",
+                    }
+                )
+    last = order.groupby(key, sort=False, dropna=False).last().reset_index()
+    last = last.drop(columns=[c for c in ("year", "_order") if c in last.columns])
+    return last, notes
+
+
+def _resolve_duplicates(ey: pd.DataFrame, mode: str) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
+    """Enterprise-years reported twice: identical copies are kept once; different ones are an error."""
+    key = ["enterprise_id", "year"]
+    audit: list[dict[str, Any]] = []
+    if not {"enterprise_id", "year"} <= set(ey.columns):
+        return ey, ey.iloc[0:0], audit
+    yr = pd.to_numeric(ey["year"], errors="coerce")
+    keyframe = pd.DataFrame({"enterprise_id": ey["enterprise_id"].astype(str), "year": yr})
+    dup = keyframe.duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return ey, ey.iloc[0:0], audit
+    compare = [
+        c
+        for c in ey.columns
+        if c in schema.load("enterprise_year").field_names and c not in (*key, "survey_round", "recall")
+    ]
+    sub = ey[dup].assign(_k1=keyframe["enterprise_id"][dup], _k2=keyframe["year"][dup])
+    nun = sub.groupby(["_k1", "_k2"])[compare].nunique(dropna=False) if compare else None
+    differ_keys = nun.index[(nun > 1).any(axis=1)] if nun is not None else pd.Index([])
+    in_conflict = pd.MultiIndex.from_frame(sub[["_k1", "_k2"]]).isin(differ_keys)
+    conflict_rows = sub[in_conflict]
+    identical_later = sub[~in_conflict].duplicated(["_k1", "_k2"], keep="first")
+    drop_idx = sub[~in_conflict].index[identical_later.to_numpy()]
+    for src, n in ey.loc[drop_idx, "_source"].value_counts().sort_index().items():
+        audit.append(
+            {
+                "source": src,
+                "table": "enterprise_year",
+                "step": "dropped",
+                "rows": int(n),
+                "reason": "duplicate enterprise-year reported with identical values (kept once)",
+            }
+        )
+    rejects = ey.iloc[0:0]
+    if len(conflict_rows):
+        details = []
+        for (eid, year), grp in list(conflict_rows.groupby(["_k1", "_k2"]))[:10]:
+            cols = [c for c in compare if grp[c].nunique(dropna=False) > 1]
+            where = ", ".join(f"{s} row {r}" for s, r in zip(grp["_source"], grp["_source_row"], strict=True))
+            details.append(f"  - enterprise {eid}, year {int(year)}: {', '.join(cols)} differ ({where})")
+        n_keys = conflict_rows.groupby(["_k1", "_k2"]).ngroups
+        message = (
+            f"enterprise_year.enterprise_id+year: duplicate enterprise-year with different values: "
+            f"{n_keys} enterprise-year(s), {len(conflict_rows)} rows:\n" + "\n".join(details)
+        )
+        if mode == "strict":
+            raise SchemaError(message)
+        rejects = conflict_rows.drop(columns=["_k1", "_k2"]).copy()
+        diff_cols = {}
+        for (eid, year), grp in conflict_rows.groupby(["_k1", "_k2"]):
+            diff_cols[(eid, year)] = ", ".join(c for c in compare if grp[c].nunique(dropna=False) > 1)
+        rejects["_reject_reason"] = [
+            f"enterprise_id+year: duplicate with different values in {diff_cols[(a, b)]}"
+            for a, b in zip(conflict_rows["_k1"], conflict_rows["_k2"], strict=True)
+        ]
+        for (src, why), n in rejects.groupby(["_source", "_reject_reason"]).size().items():
+            audit.append({"source": src, "table": "enterprise_year", "step": "rejected", "rows": int(n), "reason": why})
+    keep = ey.index.difference(drop_idx).difference(conflict_rows.index)
+    return ey.loc[keep], rejects, audit
+
+
+def _spec_for(mapping: Any, i: int, n_files: int) -> MappingSpec:
+    if isinstance(mapping, MappingSpec):
+        return mapping
+    if isinstance(mapping, str | Path):
+        return load_mapping(mapping)
+    if isinstance(mapping, Sequence):
+        if len(mapping) == 1:
+            return _spec_for(mapping[0], 0, 1)
+        if len(mapping) != n_files:
+            raise MappingError(
+                f"give one mapping for all files or one per file: {len(mapping)} mappings for {n_files} files"
+            )
+        return _spec_for(mapping[i], i, n_files)
+    raise MappingError(f"mapping must be a path or a MappingSpec, not {type(mapping).__name__}")
+
+
+def normalize(
+    files: str | Path | Sequence[str | Path],
+    mapping: Any,
+    mode: str = "strict",
+    deflator: pd.DataFrame | str | Path | None = None,
+    progress: bool = False,
+    cluster_year: bool = True,
+) -> Panel:
+    """Harmonize survey source files into one validated canonical Panel.
+
+    Parameters
+    ----------
+    files : path or list of paths
+        Source files (CSV, Excel, Stata, SPSS, Parquet), one survey round each.
+    mapping : path, MappingSpec, or list of them
+        One mapping for all files, or one per file.
+    mode : {"strict", "quarantine"}
+        ``strict`` raises :class:`SchemaError` listing every violation; ``quarantine`` moves failing
+        rows to ``panel.rejects`` with their reasons and keeps the rest.
+    deflator : DataFrame or path, optional
+        A deflator table (country, year, price_index) that overrides the mappings' ``deflate.deflator``
+        and is stored as the panel's ``deflator`` table.
+    progress : bool
+        Show a progress bar over files.
+    cluster_year : bool
+        Compute the cluster-year aggregates (default True).
+
+    Returns
+    -------
+    Panel
+        Typed, validated tables; ``panel.audit`` accounts for every source row.
+    """
+    from cluster_econ.schema.validate import validate
+
+    if mode not in ("strict", "quarantine"):
+        raise ValueError("mode must be 'strict' or 'quarantine'")
+    paths = [files] if isinstance(files, str | Path) else list(files)
+    if not paths:
+        raise MappingError("no source files given")
+    defl_df = None
+    if deflator is not None:
+        defl_df = deflator if isinstance(deflator, pd.DataFrame) else read_source(deflator).data
+    pieces: dict[str, list[pd.DataFrame]] = {}
+    audit: list[dict[str, Any]] = []
+    sources_meta: list[dict[str, Any]] = []
+    var_labels: dict[str, Any] = {}
+    val_labels: dict[str, Any] = {}
+    iterator: Any = enumerate(paths)
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(iterator, total=len(paths), desc="normalize", unit="file")
+    for i, path in iterator:
+        spec = _spec_for(mapping, i, len(paths))
+        src_conf = spec.data.get("source", {})
+        source = read_source(
+            path,
+            src_conf.get("format"),
+            sheet=src_conf.get("sheet"),
+            encoding=src_conf.get("encoding"),
+            delimiter=src_conf.get("delimiter"),
+        )
+        wide, notes = map_source(source, spec, defl_df)
+        wide["_order"] = i
+        for note in notes:
+            audit.append({"source": source.name, "table": spec.unit, **note})
+        audit.append(
+            {
+                "source": source.name,
+                "table": spec.unit,
+                "step": "read",
+                "rows": len(wide),
+                "reason": f"mapping {spec.name}",
+            }
+        )
+        for table, df in split_tables(wide, spec).items():
+            pieces.setdefault(table, []).append(df.assign(_order=i) if table in ("enterprise", "manager") else df)
+        sources_meta.append(
+            {
+                "file": source.name,
+                "path": str(path),
+                "format": source.format,
+                "sha256": source.sha256,
+                "rows": len(wide),
+                "encoding": source.encoding,
+                "mapping": spec.path,
+                "mapping_name": spec.name,
+                "mapping_sha256": spec.sha256,
+            }
+        )
+        if source.variable_labels:
+            var_labels[source.name] = source.variable_labels
+        if source.value_labels:
+            val_labels[source.name] = {k: {str(a): b for a, b in v.items()} for k, v in source.value_labels.items()}
+    tables: dict[str, pd.DataFrame] = {}
+    rejects: dict[str, pd.DataFrame] = {}
+    for table, dfs in pieces.items():
+        df = pd.concat(dfs, ignore_index=True)
+        if table == "enterprise":
+            df, notes = _latest_per_key(df, ["enterprise_id"], table)
+            audit.extend({"source": "(all)", **n} for n in notes)
+        elif table == "manager":
+            df, notes = _latest_per_key(df, ["enterprise_id", "manager_id"], table)
+            audit.extend({"source": "(all)", **n} for n in notes)
+        elif table == "enterprise_year":
+            df, rej, dup_audit = _resolve_duplicates(df, mode)
+            audit.extend(dup_audit)
+            if len(rej):
+                rejects[table] = rej
+        tables[table] = df.reset_index(drop=True)
+    if defl_df is not None:
+        tables["deflator"] = defl_df
+    for table, df in tables.items():
+        if "_source" in df.columns:
+            for src, n in df["_source"].value_counts().sort_index().items():
+                audit.append({"source": src, "table": table, "step": "kept", "rows": int(n), "reason": ""})
+    if "enterprise" not in tables:
+        raise MappingError("the sources produced no enterprise table: map enterprise_id and cluster_id")
+    if "enterprise_year" not in tables:
+        tables["enterprise_year"] = pd.DataFrame(columns=["enterprise_id", "year"])
+    metadata = {
+        "sources": sources_meta,
+        "variable_labels": var_labels,
+        "value_labels": val_labels,
+        "label": ", ".join(s["file"] for s in sources_meta),
+    }
+    panel = Panel(tables, pd.DataFrame(audit), rejects, metadata)
+    report = validate(panel, mode=mode)
+    panel = report.panel
+    if cluster_year and panel.has_column("enterprise", "cluster_id"):
+        panel = panel.with_cluster_year()
+    return panel
+
+
+def dataset_hash(panel: Panel) -> str:
+    """Hash of the canonical tables' contents (for manifests and result provenance)."""
+    h = hashlib.sha256()
+    for name in schema.TABLES:
+        df = panel.get(name)
+        if df is not None:
+            h.update(name.encode())
+            h.update(pd.util.hash_pandas_object(df.reset_index(drop=True), index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]

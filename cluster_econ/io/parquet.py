@@ -1,0 +1,159 @@
+"""The Panel on disk: one Parquet file per canonical table, with a manifest.
+
+Layout of a panel directory::
+
+    manifest.json            schema version, package version, row counts, file hashes, provenance
+    enterprise.parquet       ... one file per canonical table present
+    audit.parquet            row accounting per source
+    rejects/<table>.parquet  rows quarantined by validation, with their reasons
+
+Files are written atomically (temporary name in the same folder, then ``os.replace``); the
+manifest is written last, so a directory with a manifest is complete. Output is byte-identical for
+the same Panel: no timestamps, no pandas index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cluster_econ import schema
+from cluster_econ._version import __version__
+from cluster_econ.errors import InputError
+from cluster_econ.io.readers import file_sha256
+
+MANIFEST = "manifest.json"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    df = df.reset_index(drop=True)
+    # object columns of mixed types (raw source columns) are stored as text so Arrow accepts them
+    for c in df.columns:
+        if df[c].dtype == object:
+            inferred = pd.api.types.infer_dtype(df[c], skipna=True)
+            if inferred not in ("string", "empty", "boolean"):
+                df[c] = df[c].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if obj is None or isinstance(obj, str | int | float | bool):
+        return obj
+    return str(obj)
+
+
+def write_panel(panel: Any, directory: str | Path) -> str:
+    """Write a Panel as a Parquet dataset with a manifest; returns the directory."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)  # incomplete until the manifest is back
+    files: dict[str, dict[str, Any]] = {}
+    for name in schema.TABLES:
+        df = panel.get(name)
+        if df is None:
+            continue
+        path = out / f"{name}.parquet"
+        _write_parquet(df, path)
+        files[f"{name}.parquet"] = {"table": name, "rows": len(df), "sha256": file_sha256(path)}
+    _write_parquet(panel.audit, out / "audit.parquet")
+    files["audit.parquet"] = {"table": "audit", "rows": len(panel.audit), "sha256": file_sha256(out / "audit.parquet")}
+    for name, df in sorted(panel.rejects.items()):
+        path = out / "rejects" / f"{name}.parquet"
+        _write_parquet(df, path)
+        files[f"rejects/{name}.parquet"] = {"table": f"rejects/{name}", "rows": len(df), "sha256": file_sha256(path)}
+    manifest = {
+        "format": "cluster_econ panel",
+        "schema_version": schema.SCHEMA_VERSION,
+        "package_version": __version__,
+        "files": files,
+        "metadata": _jsonable(panel.metadata),
+    }
+    atomic_write_bytes(out / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    return str(out)
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    d = Path(directory)
+    if not d.exists():
+        raise InputError(f"{d}: panel folder not found")
+    m = d / MANIFEST
+    if not m.exists():
+        raise InputError(
+            f"{d}: not a cluster_econ panel folder (no {MANIFEST}; write one with "
+            "'cluster-econ normalize' or Panel.to_parquet)"
+        )
+    try:
+        return json.loads(m.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{m}: corrupt manifest ({exc})") from exc
+
+
+def read_panel(directory: str | Path, verify: bool = True) -> Any:
+    """Read a panel folder; with ``verify`` check each file's hash against the manifest."""
+    import pyarrow.parquet as pq
+
+    from cluster_econ.panel.container import Panel
+
+    d = Path(directory)
+    manifest = read_manifest(d)
+    tables: dict[str, pd.DataFrame] = {}
+    rejects: dict[str, pd.DataFrame] = {}
+    audit = None
+    for rel, info in manifest["files"].items():
+        path = d / rel
+        if not path.exists():
+            raise InputError(f"{path}: listed in the manifest but missing")
+        if verify and file_sha256(path) != info["sha256"]:
+            raise InputError(f"{path}: contents changed since the manifest was written (hash mismatch)")
+        df = pq.read_table(path).to_pandas()
+        if rel == "audit.parquet":
+            audit = df
+        elif rel.startswith("rejects/"):
+            rejects[info["table"].split("/", 1)[1]] = df
+        else:
+            tables[info["table"]] = df
+    return Panel(tables, audit, rejects, manifest.get("metadata", {}))

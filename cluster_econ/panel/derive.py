@@ -1,0 +1,228 @@
+"""Derived panel variables: gap-aware lags, entry and exit, spin-off lineage, cluster-year aggregates.
+
+Definitions (used everywhere in the package):
+
+- **lag**: the value of the same enterprise in calendar year ``t - k``. A lag across a year the
+  enterprise was not observed is missing, never the previous row.
+- **entry year**: ``year_established`` where known, else the first year observed. Enterprises first
+  observed in a cluster's first survey year with no founding year are left-censored: not counted as
+  entries.
+- **exit**: a true exit is a row with ``exit`` true, or ``enterprise.exit_year``. An enterprise last
+  observed before its cluster's last survey year with no exit recorded has *attrited* (left the
+  sample, not the industry). One observed in the last survey year is *censored*.
+- **lineage**: the chain of ``spinoff_parent_id`` up to a root founder; depth 0 for a non-spin-off.
+- **cluster-year aggregates**: computed over operating enterprises (``operating`` not false).
+  CR4 and HHI use sales shares; innovation shares are means over enterprises that answered the item.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from cluster_econ import schema
+from cluster_econ.errors import SchemaError
+
+if TYPE_CHECKING:
+    from cluster_econ.panel.container import Panel
+
+INNOVATION_ITEMS = (
+    "new_product",
+    "new_process",
+    "own_brand",
+    "direct_sales",
+    "long_term_subcontract",
+    "vertical_integration",
+    "quality_certification",
+)
+
+
+def lag(
+    ey: pd.DataFrame, column: str, periods: int = 1, entity: str = "enterprise_id", time: str = "year"
+) -> pd.Series:
+    """Gap-aware lag (``periods`` > 0) or lead (``periods`` < 0) of ``column``, aligned to ``ey``."""
+    years = pd.to_numeric(ey[time]).astype("int64")
+    source = pd.Series(
+        ey[column].to_numpy(), index=pd.MultiIndex.from_arrays([ey[entity].to_numpy(), years.to_numpy()])
+    )
+    if source.index.has_duplicates:
+        raise SchemaError(f"lag of {column}: {entity}+{time} is not unique; validate the panel first")
+    wanted = pd.MultiIndex.from_arrays([ey[entity].to_numpy(), (years - periods).to_numpy()])
+    out = source.reindex(wanted)
+    return pd.Series(
+        out.to_numpy(), index=ey.index, name=f"{column}_lag{periods}" if periods > 0 else f"{column}_lead{-periods}"
+    )
+
+
+def _with_cluster(panel: Panel) -> pd.DataFrame:
+    ey = panel.enterprise_year
+    if "cluster_id" in ey.columns:
+        return ey
+    return ey.merge(panel.enterprise[["enterprise_id", "cluster_id"]], on="enterprise_id", how="left")
+
+
+def entry_exit(panel: Panel) -> pd.DataFrame:
+    """One row per enterprise: first and last year observed, entry year, exit year and status.
+
+    ``status`` is ``exited`` (true exit recorded), ``censored`` (observed in its cluster's last
+    survey year) or ``attrited`` (stopped being observed without a recorded exit).
+    """
+    ey = _with_cluster(panel)
+    ent = panel.enterprise.set_index("enterprise_id")
+    years = pd.to_numeric(ey["year"])
+    g = ey.assign(_y=years).groupby("enterprise_id")
+    out = pd.DataFrame({"first_year": g["_y"].min(), "last_year": g["_y"].max(), "n_years": g["_y"].size()})
+    out["cluster_id"] = g["cluster_id"].first()
+    cluster_last = ey.assign(_y=years).groupby("cluster_id")["_y"].max()
+    cluster_first = ey.assign(_y=years).groupby("cluster_id")["_y"].min()
+    if "exit" in ey.columns:
+        ex = ey.loc[ey["exit"].fillna(False).astype(bool)]
+        exit_from_rows = pd.to_numeric(ex["year"]).groupby(ex["enterprise_id"]).min()
+    else:
+        exit_from_rows = pd.Series(dtype=float)
+    exit_year = exit_from_rows.reindex(out.index)
+    if "exit_year" in ent.columns:
+        exit_year = exit_year.fillna(pd.to_numeric(ent["exit_year"]).reindex(out.index))
+    out["exit_year"] = exit_year
+    established = (
+        pd.to_numeric(ent["year_established"]).reindex(out.index)
+        if "year_established" in ent.columns
+        else pd.Series(np.nan, index=out.index)
+    )
+    out["year_established"] = established
+    left_censored = established.isna() & (out["first_year"] == out["cluster_id"].map(cluster_first))
+    out["entry_year"] = established.fillna(out["first_year"].where(~left_censored))
+    last_survey = out["cluster_id"].map(cluster_last)
+    out["status"] = np.where(
+        out["exit_year"].notna(), "exited", np.where(out["last_year"] >= last_survey, "censored", "attrited")
+    )
+    out["exit"] = out["status"].eq("exited")
+    return out.reset_index()
+
+
+def lineage(enterprise: pd.DataFrame) -> pd.DataFrame:
+    """Spin-off lineage: parent, root ancestor and depth (0 for enterprises that are not spin-offs)."""
+    ids = enterprise["enterprise_id"].astype(str).to_numpy()
+    parent = (
+        enterprise["spinoff_parent_id"]
+        if "spinoff_parent_id" in enterprise.columns
+        else pd.Series([None] * len(enterprise))
+    )
+    parent_of = {i: (str(p) if pd.notna(p) else None) for i, p in zip(ids, parent, strict=True)}
+    roots, depths = [], []
+    for i in ids:
+        node, depth, seen = i, 0, {i}
+        while parent_of.get(node) is not None and parent_of[node] in parent_of:
+            node = parent_of[node]
+            depth += 1
+            if node in seen:
+                raise SchemaError(f"enterprise.spinoff_parent_id: cycle in spin-off lineage through {i!r}")
+            seen.add(node)
+        roots.append(node)
+        depths.append(depth)
+    return pd.DataFrame(
+        {"enterprise_id": ids, "spinoff_parent_id": [parent_of[i] for i in ids], "root_id": roots, "depth": depths}
+    )
+
+
+def _count_events(ee: pd.DataFrame, column: str, index: pd.MultiIndex) -> pd.Series:
+    """Events per cluster-year; an event between survey years counts in the next surveyed year and
+    one before a cluster's first surveyed year is not counted (it predates the sample)."""
+    counts = pd.Series(0, index=index, dtype="int64")
+    years_by_cluster = {
+        c: np.sort(index.get_level_values("year")[index.get_level_values("cluster_id") == c])
+        for c in index.get_level_values("cluster_id").unique()
+    }
+    events = ee.dropna(subset=[column])
+    for cluster, grp in events.groupby("cluster_id"):
+        yrs = years_by_cluster.get(cluster)
+        if yrs is None or not len(yrs):
+            continue
+        when = grp[column].to_numpy(dtype=float)
+        pos = np.searchsorted(yrs, when, side="left")
+        ok = (when >= yrs[0]) & (pos < len(yrs))
+        hit = pd.Series(yrs[pos[ok]]).value_counts()
+        for year, n in hit.items():
+            counts.loc[(cluster, int(year))] += int(n)
+    return counts
+
+
+def current_manager_schooling(panel: Panel) -> pd.Series:
+    """Schooling of each enterprise's current manager (highest generation, then last manager_id)."""
+    man = panel.manager
+    if man is None or "schooling_years" not in man.columns:
+        return pd.Series(dtype=float)
+    order = [c for c in ("generation", "manager_id") if c in man.columns]
+    m = man.sort_values(order, kind="stable") if order else man
+    return pd.to_numeric(m.groupby("enterprise_id")["schooling_years"].last(), errors="coerce")
+
+
+def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
+    """Cluster-year aggregates of enterprise_year, merged with existing cluster-level columns."""
+    ey = _with_cluster(panel)
+    ey = ey.assign(year=pd.to_numeric(ey["year"]).astype("int64"))
+    operating = (
+        ey["operating"].fillna(True).astype(bool) if "operating" in ey.columns else pd.Series(True, index=ey.index)
+    )
+    op = ey.loc[operating.to_numpy()].copy()
+    keys = ["cluster_id", "year"]
+    g = op.groupby(keys)
+    agg = pd.DataFrame({"n_firms": g.size()})
+    # entries and exits, each counted in the first cluster-year at or after it happened
+    ee = entry_exit(panel)
+    agg["n_entries"] = _count_events(ee, "entry_year", agg.index)
+    agg["n_exits"] = _count_events(ee, "exit_year", agg.index)
+    prev = agg["n_firms"].groupby(level="cluster_id").shift(1)
+    prev_year_ok = (
+        pd.Series(agg.index.get_level_values("year"), index=agg.index).groupby(level="cluster_id").diff().eq(1)
+    )
+    agg["entry_rate"] = (agg["n_entries"] / prev).where(prev_year_ok & (prev > 0))
+    agg["exit_rate"] = (agg["n_exits"] / agg["n_firms"]).clip(upper=1.0)
+    if "employment" in op.columns:
+        emp = pd.to_numeric(op["employment"], errors="coerce")
+        agg["mean_employment"] = emp.groupby([op["cluster_id"], op["year"]]).mean()
+        agg["median_employment"] = emp.groupby([op["cluster_id"], op["year"]]).median()
+    if "sales" in op.columns:
+        sales = pd.to_numeric(op["sales"], errors="coerce").clip(lower=0)
+        frame = pd.DataFrame(
+            {"cluster_id": op["cluster_id"].to_numpy(), "year": op["year"].to_numpy(), "sales": sales.to_numpy()}
+        ).dropna(subset=["sales"])
+        total = frame.groupby(keys)["sales"].sum()
+        share = frame["sales"] / frame.set_index(keys).index.map(total).to_numpy()
+        frame["share"] = share.to_numpy() if hasattr(share, "to_numpy") else share
+        frame = frame.sort_values([*keys, "sales"], ascending=[True, True, False], kind="stable")
+        frame["rank"] = frame.groupby(keys).cumcount()
+        agg["total_sales"] = total
+        agg["cr4"] = frame.loc[frame["rank"] < 4].groupby(keys)["share"].sum().where(total > 0)
+        agg["hhi"] = (frame["share"] ** 2).groupby([frame["cluster_id"], frame["year"]]).sum().where(total > 0)
+    for item in INNOVATION_ITEMS:
+        if item in op.columns:
+            vals = op[item].astype("float64")
+            agg[f"share_{item}"] = vals.groupby([op["cluster_id"], op["year"]]).mean()
+    export_cols = [c for c in ("export_share", "indirect_export_share") if c in op.columns]
+    if export_cols:
+        exp = sum(pd.to_numeric(op[c], errors="coerce").fillna(0) for c in export_cols)
+        answered = pd.concat([op[c].notna() for c in export_cols], axis=1).any(axis=1)
+        agg["share_exporter"] = (exp > 0).astype(float).where(answered).groupby([op["cluster_id"], op["year"]]).mean()
+    if "parts_market_share" in op.columns:
+        pms = pd.to_numeric(op["parts_market_share"], errors="coerce")
+        agg["mean_parts_market_share"] = pms.groupby([op["cluster_id"], op["year"]]).mean()
+    school = current_manager_schooling(panel)
+    if len(school):
+        s = op["enterprise_id"].map(school)
+        agg["mean_schooling"] = s.groupby([op["cluster_id"], op["year"]]).mean()
+    agg = agg.reset_index()
+    existing = panel.cluster_year
+    if existing is not None and len(existing):
+        ex = existing.assign(year=pd.to_numeric(existing["year"]).astype("int64"))
+        keep_cols = [c for c in ex.columns if c not in agg.columns or c in keys]
+        agg = ex[keep_cols].merge(agg, on=keys, how="outer")
+    order = [f for f in schema.load("cluster_year").field_names if f in agg.columns]
+    rest = [c for c in agg.columns if c not in order]
+    out = agg[order + rest].sort_values(keys, kind="stable").reset_index(drop=True)
+    for c in ("n_firms", "n_entries", "n_exits"):
+        if c in out.columns:
+            out[c] = out[c].astype("Int64")
+    return out
