@@ -1,0 +1,414 @@
+"""Left-to-right Gaussian hidden Markov model of the phases.
+
+Model
+-----
+Each cluster is a sequence of hidden states ``s_t`` in {0, 1, 2} (read as initiation, quantity
+expansion, quality improvement once labelled) that can only stay or move one step forward:
+``P(s_t = j | s_{t-1} = i) = a_ij`` with ``a_ij = 0`` unless ``j in {i, i + 1}``. The observed
+vector ``x_t`` of standardised phase signals is Gaussian with a diagonal covariance given the
+state, ``x_t | s_t = k ~ N(mu_k, diag(sigma2_k))``; a missing component is left out of the
+likelihood (integrated out). The initial distribution is free, so a cluster first observed in
+the middle of its expansion starts there. All clusters share the parameters.
+
+Estimation is by EM (Baum-Welch) in log space; zero transition probabilities stay zero under
+EM, which keeps the chain left to right. Several starts are run and the one with the highest
+log-likelihood is kept: the first from the labels of the rule-based method (or an even split of
+every sequence into consecutive thirds), the others perturbed with a seeded generator. The
+output gives smoothed state probabilities (forward-backward) and the Viterbi path.
+
+States are named by their emission means, not by their index: the state with the highest mean
+innovation (or, without innovation data, quality-institution share) is quality improvement; of
+the other two, the one with the smaller relative cluster size (or, without it, the lower firm
+growth) is initiation. A cluster that never reaches quality improvement and stays in expansion
+for more than ``stagnation_years`` years is then reported as stagnation from that year on.
+
+Why hand-written: hmmlearn (the well-kept Python HMM library) can hold a left-to-right structure
+only through initial zeros in its transition matrix and has no way to leave missing signal
+components out of the likelihood; it would also add scikit-learn as a dependency. The model
+here is small (three states, a handful of signals) and the tests compare its forward algorithm
+to brute-force enumeration and, where installed, its fit to hmmlearn's.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+from scipy.special import logsumexp
+
+from cluster_econ.errors import ConfigError, EstimationError
+from cluster_econ.phases.result import LABELS, PhaseResult, apply_stagnation, ordered_path
+from cluster_econ.phases.signals import compute_signals, prepare_cluster_year, smooth
+
+__all__ = ["GaussianLeftRightHMM", "HMMConfig", "detect_hmm"]
+
+DEFAULT_SIGNALS = ("rel_size", "firm_growth", "net_entry", "price_trend", "productivity_trend",
+                   "innovation", "institutions", "exit_rate")
+
+
+@dataclass(frozen=True)
+class HMMConfig:
+    """Settings of the HMM phase detection.
+
+    Attributes
+    ----------
+    signals : tuple of str
+        Signals used as emissions (those available are used).
+    window : int
+        Centred moving average applied to the signals first (1: none).
+    n_init : int
+        EM starts; the best log-likelihood wins.
+    max_iter : int
+        EM iterations per start.
+    tol : float
+        Stop when the log-likelihood improves by less than this.
+    min_var : float
+        Floor on the emission variances (of standardised signals).
+    seed : int
+        Seed of the numpy Generator used for the perturbed starts.
+    stagnation_years : int or None
+        See :func:`cluster_econ.phases.result.apply_stagnation`.
+    init : {"rules", "split"}
+        Starting values: from the rule-based labels (default) or from splitting each cluster's
+        years into consecutive thirds.
+    """
+
+    signals: tuple[str, ...] = DEFAULT_SIGNALS
+    window: int = 1
+    n_init: int = 5
+    max_iter: int = 200
+    tol: float = 1e-6
+    min_var: float = 1e-3
+    seed: int = 0
+    stagnation_years: int | None = 14
+    init: str = "rules"
+
+    def __post_init__(self) -> None:
+        if self.init not in ("rules", "split"):
+            raise ConfigError(f"phases hmm: init must be 'rules' or 'split', got {self.init!r}")
+        if self.n_init < 1 or self.max_iter < 1:
+            raise ConfigError("phases hmm: n_init and max_iter must be positive")
+        if self.min_var <= 0:
+            raise ConfigError("phases hmm: min_var must be positive")
+
+    @classmethod
+    def from_mapping(cls, mapping: dict | None) -> HMMConfig:
+        mapping = dict(mapping or {})
+        bad = set(mapping) - set(cls.__dataclass_fields__)
+        if bad:
+            raise ConfigError(f"phases hmm: unknown keys {sorted(bad)}")
+        if "signals" in mapping:
+            mapping["signals"] = tuple(mapping["signals"])
+        return cls(**mapping)
+
+
+# ---------------------------------------------------------------------------------------------
+class GaussianLeftRightHMM:
+    """Gaussian HMM with diagonal covariances and stay-or-advance transitions.
+
+    Parameters
+    ----------
+    n_states : int
+        Number of ordered states.
+    allowed : array of bool, shape (K, K), optional
+        Allowed transitions; default: stay or move one state forward.
+    """
+
+    def __init__(self, n_states: int = 3, allowed: np.ndarray | None = None) -> None:
+        K = n_states
+        if allowed is None:
+            allowed = np.eye(K, dtype=bool) | np.eye(K, k=1, dtype=bool)
+        self.K = K
+        self.allowed = np.asarray(allowed, dtype=bool)
+        self.startprob: np.ndarray | None = None
+        self.transmat: np.ndarray | None = None
+        self.means: np.ndarray | None = None
+        self.vars: np.ndarray | None = None
+        self.loglik: float = -np.inf
+        self.n_iter: int = 0
+        self.converged: bool = False
+
+    # -- likelihood pieces -----------------------------------------------------------------------
+    def log_emission(self, X: np.ndarray) -> np.ndarray:
+        """``log p(x_t | s_t = k)``, shape (T, K); missing components are left out."""
+        ok = np.isfinite(X)
+        Xz = np.where(ok, X, 0.0)
+        out = np.empty((X.shape[0], self.K))
+        for k in range(self.K):
+            ll = -0.5 * (np.log(2 * np.pi * self.vars[k]) + (Xz - self.means[k]) ** 2 / self.vars[k])
+            out[:, k] = np.where(ok, ll, 0.0).sum(axis=1)
+        return out
+
+    def _logA(self) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(np.where(self.allowed, self.transmat, 0.0))
+
+    def forward_backward(self, logB: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """Log-likelihood, posterior state probabilities (T, K) and summed pair posteriors."""
+        T, K = logB.shape
+        logA = self._logA()
+        with np.errstate(divide="ignore"):
+            logpi = np.log(self.startprob)
+        la = np.empty((T, K))
+        lb = np.zeros((T, K))
+        la[0] = logpi + logB[0]
+        for t in range(1, T):
+            la[t] = logsumexp(la[t - 1][:, None] + logA, axis=0) + logB[t]
+        for t in range(T - 2, -1, -1):
+            lb[t] = logsumexp(logA + (logB[t + 1] + lb[t + 1])[None, :], axis=1)
+        ll = float(logsumexp(la[-1]))
+        gamma = np.exp(la + lb - ll)
+        xi = np.zeros((K, K))
+        for t in range(T - 1):
+            m = la[t][:, None] + logA + (logB[t + 1] + lb[t + 1])[None, :] - ll
+            xi += np.exp(m)
+        return ll, gamma, xi
+
+    def viterbi(self, logB: np.ndarray) -> np.ndarray:
+        T, K = logB.shape
+        logA = self._logA()
+        with np.errstate(divide="ignore"):
+            d = np.log(self.startprob) + logB[0]
+        back = np.zeros((T, K), dtype=int)
+        for t in range(1, T):
+            m = d[:, None] + logA
+            back[t] = m.argmax(axis=0)
+            d = m.max(axis=0) + logB[t]
+        path = np.empty(T, dtype=int)
+        path[-1] = int(d.argmax())
+        for t in range(T - 1, 0, -1):
+            path[t - 1] = back[t, path[t]]
+        return path
+
+    # -- EM ----------------------------------------------------------------------------------------
+    def _init_params(self, seqs: list[np.ndarray], rng: np.random.Generator | None) -> None:
+        K = self.K
+        D = seqs[0].shape[1]
+        sums = np.zeros((K, D))
+        sq = np.zeros((K, D))
+        cnt = np.zeros((K, D))
+        for X in seqs:
+            T = X.shape[0]
+            cut = np.minimum((np.arange(T) * K) // max(T, 1), K - 1)
+            if rng is not None:
+                # perturb the split points of each sequence
+                shift = rng.integers(-max(T // 6, 1), max(T // 6, 1) + 1)
+                cut = np.minimum(np.maximum((np.arange(T) + shift) * K // max(T, 1), 0), K - 1)
+            for k in range(K):
+                sel = X[cut == k]
+                ok = np.isfinite(sel)
+                sums[k] += np.where(ok, sel, 0).sum(0)
+                sq[k] += np.where(ok, sel**2, 0).sum(0)
+                cnt[k] += ok.sum(0)
+        cnt = np.maximum(cnt, 1)
+        self.means = sums / cnt
+        self.vars = np.maximum(sq / cnt - self.means**2, 0.1)
+        if rng is not None:
+            self.means = self.means + rng.normal(0, 0.1, size=self.means.shape)
+        self.startprob = np.full(K, 1.0 / K)
+        A = np.where(self.allowed, 1.0, 0.0)
+        A[self.allowed & ~np.eye(K, dtype=bool)] = 0.1
+        A[np.eye(K, dtype=bool)] = 0.9
+        A[K - 1, K - 1] = 1.0
+        self.transmat = A / A.sum(axis=1, keepdims=True)
+
+    def _init_from_labels(self, seqs: list[np.ndarray], labels: list[np.ndarray],
+                          rng: np.random.Generator | None) -> None:
+        K = self.K
+        X = np.vstack(seqs)
+        lab = np.concatenate(labels)
+        allm = np.nanmean(np.where(np.isfinite(X), X, np.nan), axis=0)
+        allm = np.where(np.isfinite(allm), allm, 0.0)
+        self.means = np.tile(allm, (K, 1))
+        self.vars = np.ones((K, X.shape[1]))
+        for k in range(K):
+            sel = X[lab == k]
+            if len(sel):
+                with np.errstate(all="ignore"):
+                    m = np.nanmean(np.where(np.isfinite(sel), sel, np.nan), axis=0)
+                    v = np.nanvar(np.where(np.isfinite(sel), sel, np.nan), axis=0)
+                self.means[k] = np.where(np.isfinite(m), m, allm)
+                self.vars[k] = np.where(np.isfinite(v), np.maximum(v, 0.05), 1.0)
+        if rng is not None:
+            self.means = self.means + rng.normal(0, 0.25, size=self.means.shape)
+        counts = np.where(self.allowed, 1.0, 0.0)       # one pseudo-count per allowed move
+        start = np.ones(K)
+        for lab_i in labels:
+            start[lab_i[0]] += 1
+            for a, b in itertools.pairwise(lab_i):
+                if self.allowed[a, b]:
+                    counts[a, b] += 1
+        self.startprob = start / start.sum()
+        self.transmat = counts / counts.sum(axis=1, keepdims=True)
+
+    def _em(self, seqs: list[np.ndarray], max_iter: int, tol: float, min_var: float) -> None:
+        K = self.K
+        prev = -np.inf
+        self.converged = False
+        for it in range(1, max_iter + 1):
+            total = 0.0
+            s_pi = np.zeros(K)
+            s_xi = np.zeros((K, K))
+            D = seqs[0].shape[1]
+            w = np.zeros((K, D))
+            wx = np.zeros((K, D))
+            wxx = np.zeros((K, D))
+            for X in seqs:
+                ll, gamma, xi = self.forward_backward(self.log_emission(X))
+                total += ll
+                s_pi += gamma[0]
+                s_xi += xi
+                ok = np.isfinite(X)
+                Xz = np.where(ok, X, 0.0)
+                okf = ok.astype(float)
+                w += gamma.T @ okf
+                wx += gamma.T @ Xz
+                wxx += gamma.T @ (Xz**2)
+            self.loglik = total
+            self.n_iter = it
+            if total - prev < tol * max(1.0, abs(total)) and it > 1:
+                self.converged = True
+                break
+            prev = total
+            self.startprob = s_pi / s_pi.sum()
+            s_xi = np.where(self.allowed, s_xi, 0.0)
+            rows = s_xi.sum(axis=1, keepdims=True)
+            A = np.where(rows > 0, s_xi / np.where(rows > 0, rows, 1.0), self.transmat)
+            self.transmat = A
+            wsafe = np.maximum(w, 1e-12)
+            means = np.where(w > 1e-9, wx / wsafe, self.means)
+            var = np.where(w > 1e-9, wxx / wsafe - means**2, self.vars)
+            self.means = means
+            self.vars = np.maximum(var, min_var)
+
+    def fit(self, seqs: list[np.ndarray], n_init: int = 5, max_iter: int = 200, tol: float = 1e-6,
+            min_var: float = 1e-3, seed: int = 0,
+            init_labels: list[np.ndarray] | None = None) -> GaussianLeftRightHMM:
+        """Fit by EM from ``n_init`` starts; keeps the best log-likelihood.
+
+        The first start takes its parameters from ``init_labels`` (one integer state sequence
+        per sequence) if given, else from splitting every sequence into consecutive equal
+        parts; later starts perturb that with a Generator seeded by ``seed``.
+        """
+        if not seqs:
+            raise EstimationError("the HMM needs at least one sequence")
+        rng = np.random.default_rng(seed)
+        best = None
+        for i in range(n_init):
+            if init_labels is not None:
+                self._init_from_labels(seqs, init_labels, None if i == 0 else rng)
+            else:
+                self._init_params(seqs, None if i == 0 else rng)
+            self._em(seqs, max_iter, tol, min_var)
+            if best is None or self.loglik > best[0] + 1e-9:
+                best = (self.loglik, self.startprob.copy(), self.transmat.copy(),
+                        self.means.copy(), self.vars.copy(), self.n_iter, self.converged, i)
+        (self.loglik, self.startprob, self.transmat, self.means, self.vars, self.n_iter,
+         self.converged, self.best_start) = best
+        return self
+
+
+def _name_states(means: pd.DataFrame) -> dict[int, int]:
+    """Map HMM state index -> ordered phase index (0 initiation, 1 expansion, 2 quality)."""
+    K = len(means)
+    states = list(range(K))
+    for col, high in (("innovation", True), ("institutions", True), ("exit_rate", True),
+                      ("productivity_trend", True), ("firm_growth", False)):
+        if col in means:
+            qual = int(means[col].idxmax() if high else means[col].idxmin())
+            break
+    else:
+        qual = K - 1
+    rest = [s for s in states if s != qual]
+    if "rel_size" in means:
+        init = min(rest, key=lambda s: means.loc[s, "rel_size"])
+    elif "firm_growth" in means:
+        init = min(rest, key=lambda s: means.loc[s, "firm_growth"])
+    else:
+        init = rest[0]
+    exp = next(s for s in rest if s != init)
+    return {init: 0, exp: 1, qual: 2}
+
+
+def detect_hmm(data: object, config: HMMConfig | dict | None = None) -> PhaseResult:
+    """Phases by a left-to-right Gaussian HMM; see the module docstring for the model."""
+    if config is None:
+        cfg = HMMConfig()
+    elif isinstance(config, HMMConfig):
+        cfg = config
+    else:
+        cfg = HMMConfig.from_mapping(config)
+    cy = prepare_cluster_year(data)
+    raw = compute_signals(cy)
+    use = [s for s in cfg.signals if s in raw.columns]
+    if not use:
+        raise EstimationError(f"none of the HMM signals ({', '.join(cfg.signals)}) can be "
+                              "computed from this cluster_year table")
+    sm = smooth(raw[use], cy["cluster_id"], int(cfg.window))
+    mu = sm.mean()
+    sd = sm.std(ddof=0).replace(0, 1.0)
+    Z = ((sm - mu) / sd).to_numpy()
+    groups = cy.groupby("cluster_id", sort=False).indices
+    order = [np.sort(ix) for ix in groups.values()]
+    seqs = [Z[ix] for ix in order]
+    init_labels = None
+    if cfg.init == "rules":
+        from cluster_econ.phases.rules import detect_rules
+        ph = detect_rules(cy).cluster_year["phase"].map(
+            {"initiation": 0, "quantity_expansion": 1, "stagnation": 1,
+             "quality_improvement": 2}).to_numpy()
+        init_labels = [ph[ix].astype(int) for ix in order]
+    model = GaussianLeftRightHMM(3).fit(seqs, n_init=cfg.n_init, max_iter=cfg.max_iter,
+                                        tol=cfg.tol, min_var=cfg.min_var, seed=cfg.seed,
+                                        init_labels=init_labels)
+    means = pd.DataFrame(model.means, columns=use)
+    mapping = _name_states(means)
+    state_order_ok = [mapping[k] for k in range(3)] == [0, 1, 2]
+    probs = np.zeros((len(cy), 3))
+    vit = np.zeros(len(cy), dtype=int)
+    final = np.zeros(len(cy), dtype=int)
+    n_reordered = 0
+    for ix, X in zip(order, seqs, strict=False):
+        logB = model.log_emission(X)
+        _, gamma, _ = model.forward_backward(logB)
+        path = model.viterbi(logB)
+        for k, ph in mapping.items():
+            probs[ix, ph] = gamma[:, k]
+        vit[ix] = path
+        named = np.array([mapping[s] for s in path])
+        if np.any(np.diff(named) < 0):
+            # the emission labelling disagrees with the chain order: keep the order
+            named = ordered_path(1.0 - probs[ix])
+            n_reordered += 1
+        final[ix] = apply_stagnation(named, cfg.stagnation_years)
+    names = np.array(LABELS)
+    out = cy[["cluster_id", "year"]].copy()
+    out["phase"] = names[final]
+    out["viterbi"] = vit
+    for k in range(3):
+        out[f"p_{LABELS[k]}"] = probs[:, k]
+    for col in use:
+        out[col] = raw[col].to_numpy()
+    prob_df = out[["cluster_id", "year", *[f"p_{LABELS[k]}" for k in range(3)]]].copy()
+    emis = means.copy()
+    emis.index = [f"state {k} ({LABELS[mapping[k]]})" for k in range(3)]
+    diag = {
+        "signals": use,
+        "loglik": model.loglik,
+        "n_iter": model.n_iter,
+        "converged": model.converged,
+        "best_start": int(model.best_start),
+        "startprob": model.startprob.tolist(),
+        "transmat": model.transmat.tolist(),
+        "emission_means": emis,
+        "state_to_phase": {int(k): LABELS[v] for k, v in mapping.items()},
+        "state_order_matches_labels": state_order_ok,
+        "n_clusters_reordered": n_reordered,
+        "standardisation": pd.DataFrame({"mean": mu, "sd": sd}),
+        "n_stagnation": int((final == 3).sum()),
+    }
+    return PhaseResult(method="hmm", cluster_year=out, diagnostics=MappingProxyType(diag),
+                       config=cfg, probabilities=prob_df)

@@ -1,0 +1,148 @@
+"""The result of phase detection and the pieces every method shares (ordered relabelling,
+the stagnation rule, phase spans)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cluster_econ.phases.signals import ORDERED, STAGNATION
+
+__all__ = ["PhaseResult", "apply_stagnation", "ordered_path", "phase_spans"]
+
+
+def ordered_path(cost: np.ndarray) -> np.ndarray:
+    """Minimum-cost non-decreasing label sequence.
+
+    Parameters
+    ----------
+    cost : array, shape (T, K)
+        Cost of giving label ``k`` (0 = initiation, 1 = quantity expansion, 2 = quality
+        improvement) to period ``t``.
+
+    Returns
+    -------
+    ndarray of int, shape (T,)
+        Labels ``l_0 <= l_1 <= ... <= l_{T-1}`` minimising the summed cost (dynamic programming
+        over monotone sequences: ``D[t, k] = cost[t, k] + min_{j <= k} D[t-1, j]``). Ties go to
+        the later phase at the end and the earlier phase along the path.
+    """
+    cost = np.asarray(cost, dtype=float)
+    T, K = cost.shape
+    if T == 0:
+        return np.zeros(0, dtype=int)
+    D = np.empty((T, K))
+    back = np.zeros((T, K), dtype=int)
+    D[0] = cost[0]
+    for t in range(1, T):
+        prev = D[t - 1]
+        best = np.minimum.accumulate(prev)           # min_{j <= k} D[t-1, j]
+        arg = np.zeros(K, dtype=int)
+        for k in range(1, K):
+            arg[k] = arg[k - 1] if prev[arg[k - 1]] <= prev[k] else k
+        D[t] = cost[t] + best
+        back[t] = arg
+    path = np.empty(T, dtype=int)
+    last = D[-1]
+    path[-1] = int(np.flatnonzero(last == last.min())[-1])
+    for t in range(T - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+def apply_stagnation(labels: np.ndarray, stagnation_years: int | None) -> np.ndarray:
+    """Relabel a cluster's long expansion that never reaches quality improvement.
+
+    ``labels`` are ordered integer labels of one cluster in year order. If the cluster never
+    reaches quality improvement (label 2) and its quantity expansion (label 1) lasts more than
+    ``stagnation_years`` years, the expansion years after the first ``stagnation_years`` are
+    labelled stagnation (returned as label 3). ``None`` switches the rule off.
+    """
+    out = np.asarray(labels, dtype=int).copy()
+    if stagnation_years is None or (out == 2).any():
+        return out
+    exp = np.flatnonzero(out == 1)
+    if exp.size > stagnation_years:
+        out[exp[stagnation_years:]] = 3
+    return out
+
+
+LABELS: tuple[str, ...] = (*ORDERED, STAGNATION)
+
+
+def phase_spans(cluster_year: pd.DataFrame, column: str = "phase") -> pd.DataFrame:
+    """Consecutive runs of one phase per cluster: cluster_id, phase, start_year, end_year, years."""
+    rows = []
+    for cid, grp in cluster_year.sort_values(["cluster_id", "year"]).groupby("cluster_id",
+                                                                               sort=True):
+        ph = grp[column].to_numpy()
+        yr = grp["year"].to_numpy()
+        start = 0
+        for i in range(1, len(ph) + 1):
+            if i == len(ph) or ph[i] != ph[start]:
+                rows.append({"cluster_id": cid, "phase": ph[start], "start_year": int(yr[start]),
+                             "end_year": int(yr[i - 1]), "years": i - start})
+                start = i
+    return pd.DataFrame(rows, columns=["cluster_id", "phase", "start_year", "end_year", "years"])
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    """Phases detected for every cluster-year.
+
+    Attributes
+    ----------
+    method : str
+        ``"rules"``, ``"breaks"``, ``"hmm"`` or ``"user"``.
+    cluster_year : DataFrame
+        ``cluster_id``, ``year``, ``phase`` and the per-year signals the method used (smoothed
+        signals are prefixed ``s_``; rules add the raw label and scores, hmm the smoothed state
+        probabilities ``p_<phase>`` and the ``viterbi`` state).
+    diagnostics : mapping
+        Method-specific summaries (for example the number of years the ordering step changed,
+        the HMM log-likelihood and parameters, the break tables).
+    config : object
+        The configuration used.
+    break_dates : DataFrame or None
+        ``breaks``: one row per break with the last year of the regime and its confidence
+        interval.
+    probabilities : DataFrame or None
+        ``hmm``: smoothed state probabilities per cluster-year.
+    n_changed : int or None
+        ``rules``: cluster-years whose raw label the ordering step changed.
+    """
+
+    method: str
+    cluster_year: pd.DataFrame
+    diagnostics: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    config: Any = None
+    break_dates: pd.DataFrame | None = None
+    probabilities: pd.DataFrame | None = None
+    n_changed: int | None = None
+
+    @property
+    def phases(self) -> pd.DataFrame:
+        """``cluster_id``, ``year``, ``phase`` only."""
+        return self.cluster_year[["cluster_id", "year", "phase"]].copy()
+
+    def spans(self) -> pd.DataFrame:
+        """Phase spans per cluster (first and last year of each run of a phase)."""
+        return phase_spans(self.cluster_year)
+
+    def summary(self) -> str:
+        sp = self.spans()
+        lines = [f"Phases by {self.method}: {self.cluster_year['cluster_id'].nunique()} clusters, "
+                 f"{len(self.cluster_year)} cluster-years"]
+        if self.n_changed is not None:
+            lines.append(f"ordering step changed {self.n_changed} cluster-years")
+        for cid, grp in sp.groupby("cluster_id", sort=True):
+            parts = [f"{r.phase} {r.start_year}-{r.end_year}" for r in grp.itertuples()]
+            lines.append(f"  {cid}: " + ", ".join(parts))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
