@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--quarantine", action="store_true", help="move failing rows to rejects with their reasons instead of failing"
     )
     p.add_argument("--deflator", metavar="FILE", help="deflator table (country, year, price_index)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="params",
+                   help="value of a mapping parameter, e.g. --set country=KEN --set year=2013")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_normalize)
 
@@ -54,10 +56,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _normalize(args: argparse.Namespace) -> int:
-    from cluster_econ.errors import SchemaError
+    from cluster_econ.errors import MappingError, SchemaError
     from cluster_econ.harmonize import normalize
 
     mapping = args.mapping if len(args.mapping) > 1 else args.mapping[0]
+    params = {}
+    for item in args.params:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise MappingError(f"--set expects NAME=VALUE, got {item!r}")
+        params[name.strip()] = int(value) if value.strip().lstrip("-").isdigit() else value.strip()
     try:
         panel = normalize(
             args.files,
@@ -65,6 +73,7 @@ def _normalize(args: argparse.Namespace) -> int:
             mode="quarantine" if args.quarantine else "strict",
             deflator=args.deflator,
             progress=not args.no_progress,
+            params=params,
         )
     except SchemaError as exc:
         print(f"validation failed:\n{exc}", file=sys.stderr)
@@ -74,9 +83,12 @@ def _normalize(args: argparse.Namespace) -> int:
     summary = panel.audit_summary()
     print(summary.to_string(index=False))
     ey = summary[summary["table"] == "enterprise_year"]
-    rows_in, rows_out, rejected = int(ey["read"].sum()), int(ey["kept"].sum()), int(ey["rejected"].sum())
-    dropped = rows_in - rows_out - rejected
-    print(f"enterprise-year rows: {rows_in} in, {rows_out} out, {rejected} rejected, {dropped} duplicates dropped")
+    rows_in, added = int(ey["read"].sum()), int(ey["added"].sum())
+    rows_out, rejected, dropped = int(ey["kept"].sum()), int(ey["rejected"].sum()), int(ey["dropped"].sum())
+    print(
+        f"enterprise-year rows: {rows_in} read, {added} recalled years added, {rows_out} kept, "
+        f"{rejected} rejected, {dropped} duplicates dropped"
+    )
     for table, n in panel.tables.items():
         print(f"  {table}: {len(n)} rows")
     print(f"wrote {args.out}")

@@ -126,18 +126,20 @@ def _crosswalk(ids: pd.Series, path: Path, where: str) -> pd.Series:
 
 
 # -- one source file ----------------------------------------------------------------------------
-def map_source(
-    source: SourceTable, spec: MappingSpec, deflators: pd.DataFrame | None = None
-) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Apply a mapping to one source table: the wide canonical frame and audit notes."""
-    data = source.data.reset_index(drop=True)
-    spec.check_against(list(data.columns), source.name)
-    notes: list[dict[str, Any]] = []
+def _map_columns(
+    data: pd.DataFrame,
+    spec: MappingSpec,
+    columns: dict[str, dict[str, Any]],
+    path: tuple[str | int, ...],
+    params: dict[str, Any],
+    source: SourceTable,
+    notes: list[dict[str, Any]],
+    used_source: set[str],
+) -> pd.DataFrame:
     out: dict[str, pd.Series] = {}
-    used_source: set[str] = set()
     n = len(data)
-    for name, col in spec.columns.items():
-        where = spec.where("columns", name)
+    for name, col in columns.items():
+        where = spec.where(*path, name)
         if "from" in col:
             src_col = str(col["from"])
             used_source.add(src_col)
@@ -151,7 +153,7 @@ def map_source(
                         "reason": f"{name}: {n_missing} special missing codes in {src_col} set to missing",
                     }
                 )
-            rec = spec.recode_map(name)
+            rec = spec.recode_map(name, col, path)
             if rec is not None:
                 s, n_unmatched = _recode(s, rec, col.get("unmatched", "error"), where, source, src_col)
                 if n_unmatched:
@@ -167,14 +169,52 @@ def map_source(
                 # text that is not a number stays as it is, for validation to report
                 s = (num * float(col["scale"])).astype(object).where(num.notna(), s)
             out[name] = s
-        elif "const" in col:
-            out[name] = pd.Series([col["const"]] * n, index=data.index, dtype=object)
+        elif "const" in col or "param" in col:
+            if "param" in col and col["param"] not in params:
+                raise MappingError(
+                    f"{where}: needs the parameter {col['param']!r}: pass --set {col['param']}=VALUE "
+                    f"(or normalize(..., params={{'{col['param']}': ...}}))"
+                )
+            value = params[col["param"]] if "param" in col else col["const"]
+            out[name] = pd.Series([value] * n, index=data.index, dtype=object)
         elif "template" in col:
             used_source.update(template_fields(col["template"], where))
             out[name] = _template(data, col["template"], where)
         if "crosswalk" in col and name in out:
             out[name] = _crosswalk(out[name], spec.base_dir / col["crosswalk"], where)
-    wide = pd.DataFrame(out, index=data.index)
+    return pd.DataFrame(out, index=data.index)
+
+
+RECALL_CARRY = ("enterprise_id", "cluster_id", "country", "survey_round", "currency")
+
+
+def map_source(
+    source: SourceTable, spec: MappingSpec, deflators: pd.DataFrame | None = None, params: dict[str, Any] | None = None
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Apply a mapping to one source table: the wide canonical frame (recalled years appended, with
+    ``recall`` true) and audit notes."""
+    data = source.data.reset_index(drop=True)
+    spec.check_against(list(data.columns), source.name)
+    params = dict(params or {})
+    notes: list[dict[str, Any]] = []
+    used_source: set[str] = set()
+    n = len(data)
+    wide = _map_columns(data, spec, spec.columns, ("columns",), params, source, notes, used_source)
+    wide["_source_row"] = np.arange(1, n + 1)
+    frames = [wide]
+    for i, block in enumerate(spec.recall_blocks):
+        rec = _map_columns(data, spec, block["columns"], ("recall", i, "columns"), params, source, notes, used_source)
+        for c in RECALL_CARRY:
+            if c in wide.columns and c not in rec.columns:
+                rec[c] = wide[c]
+        rec["year"] = pd.to_numeric(wide["year"], errors="coerce") + int(block["year_offset"])
+        rec["recall"] = True
+        rec["_source_row"] = wide["_source_row"]
+        frames.append(rec)
+        notes.append({"step": "added", "rows": n, "reason": f"recall rows for year {block['year_offset']:+d}"})
+    if len(frames) > 1:
+        wide["recall"] = wide["recall"] if "recall" in wide.columns else False
+        wide = pd.concat(frames, ignore_index=True)
     if "deflate" in spec.data:
         wide = _deflate(wide, spec, deflators)
     for name, col in spec.columns.items():
@@ -183,10 +223,9 @@ def map_source(
     wide = _schema_derivations(wide, spec)
     if spec.keep_unmapped:
         rest = [c for c in data.columns if str(c) not in used_source]
-        for c in rest:
-            wide[f"{SOURCE_PREFIX}{c}"] = data[c]
+        # kept on the source's own rows (the first n); recalled rows have none
+        wide = wide.join(data[rest].add_prefix(SOURCE_PREFIX))
     wide["_source"] = source.name
-    wide["_source_row"] = np.arange(1, n + 1)
     return wide, notes
 
 
@@ -264,6 +303,8 @@ def split_tables(wide: pd.DataFrame, spec: MappingSpec) -> dict[str, pd.DataFram
     unit_fields = [f for f in schema.load(unit).field_names if f in wide.columns]
     tables[unit] = wide[unit_fields + _extras(wide, spec) + list(PROVENANCE)]
     if unit == "enterprise_year":
+        if spec.recall_blocks:
+            wide = wide[wide["recall"].ne(True).to_numpy()]
         ent_fields = [f for f in schema.load("enterprise").field_names if f in wide.columns]
         tables["enterprise"] = wide[[*ent_fields, "year", *PROVENANCE]]
         man_fields = [f for f in schema.load("manager").field_names if f in wide.columns and f != "enterprise_id"]
@@ -323,6 +364,29 @@ def _resolve_duplicates(ey: pd.DataFrame, mode: str) -> tuple[pd.DataFrame, pd.D
         for c in ey.columns
         if c in schema.load("enterprise_year").field_names and c not in (*key, "survey_round", "recall")
     ]
+    if "recall" in ey.columns:
+        # a year reported in its own round beats the same year recalled in a later round
+        flagged = ey["recall"].eq(True).fillna(False).to_numpy(dtype=bool)
+        has_reported = (
+            keyframe[dup & ~flagged].drop_duplicates().merge(keyframe[dup], how="right", indicator=True)["_merge"]
+        )
+        superseded = np.zeros(len(ey), bool)
+        superseded[np.flatnonzero(dup)] = has_reported.eq("both").to_numpy() & flagged[dup]
+        if superseded.any():
+            for src, n in ey.loc[superseded, "_source"].value_counts().sort_index().items():
+                audit.append(
+                    {
+                        "source": src,
+                        "table": "enterprise_year",
+                        "step": "dropped",
+                        "rows": int(n),
+                        "reason": "recalled year superseded by the row reported for that year",
+                    }
+                )
+            ey, keyframe = ey[~superseded], keyframe[~superseded]
+            dup = keyframe.duplicated(keep=False).to_numpy()
+            if not dup.any():
+                return ey, ey.iloc[0:0], audit
     sub = ey[dup].assign(_k1=keyframe["enterprise_id"][dup], _k2=keyframe["year"][dup])
     nun = sub.groupby(["_k1", "_k2"])[compare].nunique(dropna=False) if compare else None
     differ_keys = nun.index[(nun > 1).any(axis=1)] if nun is not None else pd.Index([])
@@ -391,6 +455,7 @@ def normalize(
     deflator: pd.DataFrame | str | Path | None = None,
     progress: bool = False,
     cluster_year: bool = True,
+    params: dict[str, Any] | None = None,
 ) -> Panel:
     """Harmonize survey source files into one validated canonical Panel.
 
@@ -408,6 +473,10 @@ def normalize(
         and is stored as the panel's ``deflator`` table.
     progress : bool
         Show a progress bar over files.
+    params : dict, optional
+        Values for the mappings' ``param`` columns (for example ``{"country": "KEN", "year": 2013}``).
+    params : dict, optional
+        Values for the mappings' ``param`` columns (for example ``{"country": "KEN", "year": 2013}``).
     cluster_year : bool
         Compute the cluster-year aggregates (default True).
 
@@ -446,7 +515,7 @@ def normalize(
             encoding=src_conf.get("encoding"),
             delimiter=src_conf.get("delimiter"),
         )
-        wide, notes = map_source(source, spec, defl_df)
+        wide, notes = map_source(source, spec, defl_df, params)
         wide["_order"] = i
         for note in notes:
             audit.append({"source": source.name, "table": spec.unit, **note})
@@ -455,7 +524,7 @@ def normalize(
                 "source": source.name,
                 "table": spec.unit,
                 "step": "read",
-                "rows": len(wide),
+                "rows": len(source.data),
                 "reason": f"mapping {spec.name}",
             }
         )
@@ -467,7 +536,7 @@ def normalize(
                 "path": str(path),
                 "format": source.format,
                 "sha256": source.sha256,
-                "rows": len(wide),
+                "rows": len(source.data),
                 "encoding": source.encoding,
                 "mapping": spec.path,
                 "mapping_name": spec.name,

@@ -37,7 +37,7 @@ from typing import Any
 
 from cluster_econ import schema
 from cluster_econ.errors import MappingError
-from cluster_econ.harmonize.expressions import names_in, parse_arithmetic
+from cluster_econ.harmonize.expressions import names_in
 from cluster_econ.schema.yamlconf import YamlDocument, load_json_schema
 
 DEFAULT_MISSING_CODES = (-9, -8, -7, -6)
@@ -83,43 +83,55 @@ class MappingSpec:
     def where(self, *path: str | int) -> str:
         return self.doc.where(path) if self.doc else f"{self.path}, key '{'.'.join(map(str, path))}'"
 
-    def recode_map(self, column: str) -> dict[Any, Any] | None:
-        rec = self.columns[column].get("recode")
+    @property
+    def recall_blocks(self) -> list[dict[str, Any]]:
+        return list(self.data.get("recall", []))
+
+    def column_blocks(self) -> list[tuple[tuple[str | int, ...], dict[str, dict[str, Any]]]]:
+        """(path in the YAML, columns) for the main columns and each recall block."""
+        blocks: list[tuple[tuple[str | int, ...], dict[str, dict[str, Any]]]] = [(("columns",), self.columns)]
+        blocks += [(("recall", i, "columns"), b["columns"]) for i, b in enumerate(self.recall_blocks)]
+        return blocks
+
+    def recode_map(
+        self, column: str, col: dict[str, Any] | None = None, path: tuple[str | int, ...] = ("columns",)
+    ) -> dict[Any, Any] | None:
+        col = self.columns[column] if col is None else col
+        rec = col.get("recode")
         if rec is None:
             return None
         if isinstance(rec, str):
             named = self.data.get("recodes", {})
             if rec not in named:
                 raise MappingError(
-                    f"{self.where('columns', column, 'recode')}: no recode named {rec!r} under "
+                    f"{self.where(*path, column, 'recode')}: no recode named {rec!r} under "
                     f"'recodes' (defined: {', '.join(named) or 'none'})"
                 )
             rec = named[rec]
         return rec
 
-    def source_columns_used(self) -> dict[str, list[str]]:
-        """Canonical column -> source columns it reads."""
-        used: dict[str, list[str]] = {}
-        for name, col in self.columns.items():
-            if "from" in col:
-                used[name] = [str(col["from"])]
-            elif "template" in col:
-                used[name] = template_fields(col["template"], self.where("columns", name, "template"))
+    def source_columns_used(self) -> dict[tuple[str | int, ...], list[str]]:
+        """YAML path of each mapped column -> source columns it reads."""
+        used: dict[tuple[str | int, ...], list[str]] = {}
+        for path, cols in self.column_blocks():
+            for name, col in cols.items():
+                if "from" in col:
+                    used[(*path, name, "from")] = [str(col["from"])]
+                elif "template" in col:
+                    where = self.where(*path, name, "template")
+                    used[(*path, name, "template")] = template_fields(col["template"], where)
         return used
 
     def check_against(self, source_columns: list[str], source_name: str) -> None:
         """Every source column the spec names must exist; suggest the closest names when not."""
         problems = []
         available = [str(c) for c in source_columns]
-        for target, needed in self.source_columns_used().items():
-            key = "from" if "from" in self.columns[target] else "template"
+        for path, needed in self.source_columns_used().items():
             for col in needed:
                 if col not in available:
                     close = difflib.get_close_matches(col, available, n=3, cutoff=0.5)
                     hint = f"; closest: {', '.join(close)}" if close else ""
-                    problems.append(
-                        f"  - {self.where('columns', target, key)}: source column {col!r} is not in {source_name}{hint}"
-                    )
+                    problems.append(f"  - {self.where(*path)}: source column {col!r} is not in {source_name}{hint}")
         if problems:
             raise MappingError(f"mapping {self.path} does not fit {source_name}:\n" + "\n".join(problems))
 
@@ -139,45 +151,51 @@ def template_fields(template: str, where: str) -> list[str]:
     return fields
 
 
+def _check_column(
+    spec: MappingSpec, path: tuple[str | int, ...], name: str, col: dict[str, Any], canonical: set[str]
+) -> list[str]:
+    problems = []
+    if name not in canonical and not col.get("extra"):
+        close = difflib.get_close_matches(name, sorted(canonical), n=3, cutoff=0.6)
+        hint = (
+            f"; did you mean {', '.join(close)}?" if close else "; mark it 'extra: true' to keep a non-canonical column"
+        )
+        problems.append(f"  - {spec.where(*path, name)}: {name!r} is not a canonical column{hint}")
+    if "derive" in col:
+        try:
+            for ref in names_in(col["derive"]):
+                if ref not in spec.columns and ref not in canonical:
+                    problems.append(f"  - {spec.where(*path, name, 'derive')}: {ref!r} is neither mapped nor canonical")
+        except Exception as exc:  # FormulaError
+            problems.append(f"  - {spec.where(*path, name, 'derive')}: {exc}")
+    if "template" in col:
+        try:
+            template_fields(col["template"], spec.where(*path, name, "template"))
+        except MappingError as exc:
+            problems.append(f"  - {exc}")
+    if "recode" in col:
+        try:
+            spec.recode_map(name, col, path)
+        except MappingError as exc:
+            problems.append(f"  - {exc}")
+    return problems
+
+
 def _check_semantics(spec: MappingSpec) -> None:
     unit_table = spec.unit
     problems = []
     canonical = {f for t in schema.TABLES for f in schema.load(t).field_names}
-    for name, col in spec.columns.items():
-        if name not in canonical and not col.get("extra"):
-            close = difflib.get_close_matches(name, sorted(canonical), n=3, cutoff=0.6)
-            hint = (
-                f"; did you mean {', '.join(close)}?"
-                if close
-                else "; mark it 'extra: true' to keep a non-canonical column"
-            )
-            problems.append(f"  - {spec.where('columns', name)}: {name!r} is not a canonical column{hint}")
-        if "derive" in col:
-            try:
-                parse_arithmetic(col["derive"])
-                for ref in names_in(col["derive"]):
-                    if ref not in spec.columns and ref not in canonical:
-                        problems.append(
-                            f"  - {spec.where('columns', name, 'derive')}: {ref!r} is neither mapped nor canonical"
-                        )
-            except Exception as exc:  # FormulaError
-                problems.append(f"  - {spec.where('columns', name, 'derive')}: {exc}")
-        if "template" in col:
-            try:
-                template_fields(col["template"], spec.where("columns", name, "template"))
-            except MappingError as exc:
-                problems.append(f"  - {exc}")
-        if "recode" in col:
-            try:
-                spec.recode_map(name)
-            except MappingError as exc:
-                problems.append(f"  - {exc}")
+    for path, cols in spec.column_blocks():
+        for name, col in cols.items():
+            problems.extend(_check_column(spec, path, name, col, canonical))
     keys = schema.load(unit_table).primary_key
     missing_keys = [k for k in keys if k not in spec.columns]
     if missing_keys:
         problems.append(
             f"  - {spec.where('columns')}: unit {unit_table!r} needs the key column(s) {', '.join(missing_keys)}"
         )
+    if spec.recall_blocks and unit_table != "enterprise_year":
+        problems.append(f"  - {spec.where('recall')}: recall rows need unit enterprise_year")
     if unit_table == "enterprise_year" and "cluster_id" not in spec.columns:
         problems.append(f"  - {spec.where('columns')}: enterprise_year sources must map cluster_id (const or from)")
     if problems:

@@ -133,16 +133,20 @@ class Panel:
         return write_panel(self, directory, **kwargs)
 
     def audit_summary(self) -> pd.DataFrame:
-        """Rows read, kept and rejected per source and table."""
+        """Rows per source and table: read from the file, added (recalled years), kept, dropped
+        (identical duplicates, superseded recalls) and rejected. For the unit table of each source
+        ``read + added == kept + dropped + rejected``."""
+        steps = ["read", "added", "kept", "dropped", "rejected"]
         if self.audit.empty:
-            return pd.DataFrame(columns=["source", "table", "read", "kept", "rejected"])
-        pivot = self.audit.pivot_table(
+            return pd.DataFrame(columns=["source", "table", *steps])
+        counted = self.audit[self.audit["step"].isin(steps)]
+        pivot = counted.pivot_table(
             index=["source", "table"], columns="step", values="rows", aggfunc="sum", fill_value=0
         )
-        for col in ("read", "kept", "rejected"):
+        for col in steps:
             if col not in pivot.columns:
                 pivot[col] = 0
-        return pivot[["read", "kept", "rejected"]].reset_index()
+        return pivot[steps].astype("int64").reset_index().rename_axis(columns=None)
 
     # -- display ------------------------------------------------------------------------------
     def summary(self) -> str:
