@@ -1,0 +1,448 @@
+"""Linear models with absorbed fixed effects: OLS (``feols``) and two-stage least squares (``iv``).
+
+The model is
+
+.. math:: y_i = x_i'\\beta + \\alpha_{1,g_1(i)} + \\dots + \\alpha_{J,g_J(i)} + \\varepsilon_i,
+
+estimated by ordinary (or analytically weighted) least squares after sweeping the fixed effects
+out of :math:`y` and :math:`X` (Frisch-Waugh-Lovell; see :mod:`cluster_econ.estimate.demean`). With
+an IV part ``endog ~ instruments`` the endogenous regressors are replaced by their first-stage
+projection on the exogenous regressors and the excluded instruments (2SLS), everything within
+the fixed effects.
+
+Why our own code: pyfixest does the same computations but is an optional peer (with numba) and
+has no cache across calls; statsmodels and linearmodels do not absorb several high-dimensional
+fixed effects. Correctness is checked against all three in ``tests/estimate_linear``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import linalg
+from scipy import stats as sps
+
+from cluster_econ._version import __version__
+from cluster_econ.errors import EstimationError, FormulaError
+from cluster_econ.estimate.covariance import CovInputs, compute_vcov, parse_vcov
+from cluster_econ.estimate.demean import Absorber, singleton_mask
+from cluster_econ.estimate.formula import FormulaSpec, _design, as_frame, model_frame, parse_formula
+from cluster_econ.estimate.result import Audit, Result, data_hash
+
+__all__ = ["feols", "feols_many", "iv"]
+
+ENGINE = f"cluster_econ {__version__}"
+COLLINEAR_TOL = 1e-10
+
+
+def _panel_defaults(data: Any, entity: str | None, time: str | None) -> tuple[pd.DataFrame, str | None, str | None]:
+    is_panel = not isinstance(data, pd.DataFrame)
+    frame = as_frame(data)
+    if is_panel:
+        entity = entity or "enterprise_id"
+        time = time or "year"
+    return frame, entity, time
+
+
+def feols(formula: str | Sequence[str], data: Any, vcov: str | Mapping[str, str] | None = "iid",
+          weights: str | None = None, ssc: str = "stata", entity: str | None = None,
+          time: str | None = None, tol: float = 1e-10, maxiter: int = 10_000,
+          drop_singletons: bool = True) -> Result | list[Result]:
+    """OLS (or 2SLS with an IV part) with any number of absorbed fixed effects.
+
+    Parameters
+    ----------
+    formula : str or list of str
+        ``"y ~ x1 + x2 | firm + year"``; ``"y ~ x | firm | d ~ z"`` for 2SLS; ``a^b`` interacts
+        fixed effects. A list estimates each formula, sharing the demeaning (see
+        :func:`feols_many`).
+    data : DataFrame or Panel
+        A Panel is used as ``enterprise_year`` joined with ``enterprise``.
+    vcov : ``"iid"``, ``"HC1"``, ``"HC3"``, ``{"CRV1": "firm"}``, ``{"CRV1": "firm+year"}``,
+        ``{"CRV3": "firm"}``; see :mod:`cluster_econ.estimate.covariance`.
+    weights : str, optional
+        Column of analytic weights (positive; rows with weight 0 are dropped and counted).
+    ssc : ``"stata"``, ``"fixest"`` or ``"none"``: the small-sample correction preset.
+    entity, time : str, optional
+        Panel identifiers (recorded in the result; default to ``enterprise_id`` and ``year`` for a
+        Panel).
+    tol, maxiter : demeaning tolerance and maximum sweeps.
+    drop_singletons : bool
+        Iteratively drop observations alone in a fixed-effect group (counted in
+        ``audit.dropped["singletons"]``), as reghdfe and fixest do.
+
+    Returns
+    -------
+    Result
+        ``stats``: ``r2``, ``adj_r2``, ``rmse``, ``within_r2`` (with fixed effects) and, for 2SLS,
+        ``first_stage_F`` (Wald F of the excluded instruments in the first stage, with the same
+        covariance type as the second stage).
+    """
+    if not isinstance(formula, str):
+        return feols_many(formula, data, vcov=vcov, weights=weights, ssc=ssc, entity=entity,
+                          time=time, tol=tol, maxiter=maxiter, drop_singletons=drop_singletons)
+    frame, entity, time = _panel_defaults(data, entity, time)
+    spec = parse_formula(formula)
+    return _fit(spec, frame, vcov, weights, ssc, tol, maxiter, drop_singletons, entity, time, {})
+
+
+def feols_many(formulas: Sequence[str], data: Any, **kwargs: Any) -> list[Result]:
+    """Estimate several formulas on the same data, demeaning each column once.
+
+    Fixed-effect codes, singleton removal and demeaned columns are shared between formulas with
+    the same estimation sample and fixed effects.
+    """
+    entity, time = kwargs.pop("entity", None), kwargs.pop("time", None)
+    frame, entity, time = _panel_defaults(data, entity, time)
+    shared: dict[str, Any] = {}
+    opts = {"vcov": "iid", "weights": None, "ssc": "stata", "tol": 1e-10, "maxiter": 10_000,
+            "drop_singletons": True}
+    unknown = set(kwargs) - set(opts)
+    if unknown:
+        raise TypeError(f"unknown arguments {sorted(unknown)}")
+    opts.update(kwargs)
+    return [_fit(parse_formula(f), frame, opts["vcov"], opts["weights"], opts["ssc"], opts["tol"],
+                 opts["maxiter"], opts["drop_singletons"], entity, time, shared) for f in formulas]
+
+
+def iv(formula: str, data: Any, **kwargs: Any) -> Result:
+    """Two-stage least squares: ``y ~ exog | fe | endog ~ instruments`` or ``y ~ exog | endog ~ z``.
+
+    Same engine and arguments as :func:`feols`; the formula must have an IV part.
+    """
+    spec = parse_formula(formula)
+    if not spec.endog:
+        raise FormulaError(f"iv: formula {formula!r} has no 'endog ~ instruments' part")
+    res = feols(formula, data, **kwargs)
+    assert isinstance(res, Result)
+    return res
+
+
+# ----------------------------------------------------------------------------------------------
+def _hash_bytes(*arrays: np.ndarray) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).view(np.uint8).tobytes())
+    return h.hexdigest()
+
+
+def _select_independent(G: np.ndarray, diag_ref: np.ndarray, forced: int = 0) -> list[int]:
+    """Indices of columns kept, in order, dropping any column whose residual sum of squares after
+    projection on the earlier kept columns is <= COLLINEAR_TOL times its reference size.
+    The first ``forced`` columns are checked only among themselves (they are kept if possible)."""
+    keep: list[int] = []
+    for j in range(G.shape[0]):
+        if diag_ref[j] <= 0 or G[j, j] <= COLLINEAR_TOL * diag_ref[j]:
+            continue
+        if keep:
+            S = np.array(keep)
+            try:
+                coef = linalg.solve(G[np.ix_(S, S)], G[S, j], assume_a="pos")
+            except (linalg.LinAlgError, ValueError):
+                coef = np.linalg.lstsq(G[np.ix_(S, S)], G[S, j], rcond=None)[0]
+            r = G[j, j] - G[j, S] @ coef
+        else:
+            r = G[j, j]
+        if r > COLLINEAR_TOL * G[j, j]:
+            keep.append(j)
+    return keep
+
+
+def _wsum(a: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    return a * w[:, None] if w is not None and a.ndim == 2 else (a * w if w is not None else a)
+
+
+def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None, ssc: str,
+         tol: float, maxiter: int, drop_singletons: bool, entity: str | None, time: str | None,
+         shared: dict[str, Any]) -> Result:
+    kind, cl_names = parse_vcov(vcov)
+    extra = list(cl_names) + ([weights] if weights else [])
+    reasons = {c: "missing cluster" for c in cl_names}
+    if weights:
+        reasons[weights] = "missing weights"
+    mf = model_frame(spec, frame, extra=extra, extra_reasons=reasons)
+    dropped = dict(mf.dropped)
+    n0 = len(mf.y)
+    keep = np.ones(n0, dtype=bool)
+    w = None
+    if weights:
+        w_all = pd.to_numeric(mf.extra[weights], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(w_all) | (w_all < 0))
+        if bad.size:
+            rows = ", ".join(map(str, mf.index[bad[:10]].tolist()))
+            raise EstimationError(f"weights column {weights!r} must be finite and non-negative; "
+                                  f"bad values in rows {rows}")
+        zero = w_all == 0
+        if zero.any():
+            dropped["zero weights"] = int(zero.sum())
+            keep &= ~zero
+    # fixed effects: codes, singletons
+    fe_names = list(mf.fe.columns)
+    if fe_names:
+        raw_codes = [pd.factorize(mf.fe[c])[0].astype(np.int64) for c in fe_names]
+        if drop_singletons:
+            key = "single:" + _hash_bytes(keep, *raw_codes)
+            if key not in shared:
+                shared[key] = singleton_mask([c[keep] for c in raw_codes]) if keep.any() else keep[keep]
+            sm = shared[key]
+            idx = np.flatnonzero(keep)
+            n_single = int((~sm).sum())
+            if n_single:
+                dropped["singletons"] = n_single
+                keep[idx[~sm]] = False
+    if not keep.any():
+        raise EstimationError(f"no observations left to estimate {spec.text!r} "
+                              f"(input {mf.n_input} rows; dropped: {dropped})")
+    n = int(keep.sum())
+    index = mf.index[keep]
+    w = w_all[keep] if weights else None
+    fe_levels: list[np.ndarray] = []
+    codes: list[np.ndarray] = []
+    for c in fe_names:
+        cd, uniq = pd.factorize(mf.fe[c].to_numpy()[keep])
+        codes.append(cd.astype(np.int64))
+        fe_levels.append(np.asarray(uniq))
+    y_raw = mf.y.to_numpy(dtype=float)[keep]
+    X_raw = mf.X.to_numpy(dtype=float)[keep]
+    E_raw = mf.endog.to_numpy(dtype=float)[keep]
+    Z_raw = mf.Z.to_numpy(dtype=float)[keep]
+    xnames = list(mf.X.columns)
+    enames = list(mf.endog.columns)
+    znames = list(mf.Z.columns)
+    notes: list[str] = []
+    # demean (cached across calls on the same sample and fixed effects)
+    absorber = None
+    if codes:
+        akey = "abs:" + _hash_bytes(*codes) + (_hash_bytes(w) if w is not None else "") + repr((tol, maxiter))
+        absorber = shared.get(akey)
+        if absorber is None:
+            absorber = Absorber(codes, w, tol, maxiter)
+            shared[akey] = absorber
+        cols = {"y|" + spec.lhs: y_raw}
+        cols.update({"x|" + nm: X_raw[:, j] for j, nm in enumerate(xnames)})
+        cols.update({"e|" + nm: E_raw[:, j] for j, nm in enumerate(enames)})
+        cols.update({"z|" + nm: Z_raw[:, j] for j, nm in enumerate(znames)})
+        dm = absorber.demean_named(cols)
+        info = absorber.info
+        notes.append(f"fixed effects absorbed by alternating projections: {info.computed} columns "
+                     f"demeaned in {info.iterations} sweeps (largest relative change in the last sweep "
+                     f"{info.achieved_tol:.1e}, tol {tol:g}), {info.reused} reused from the cache")
+        y = dm["y|" + spec.lhs]
+        X = np.column_stack([dm["x|" + nm] for nm in xnames]) if xnames else np.zeros((n, 0))
+        E = np.column_stack([dm["e|" + nm] for nm in enames]) if enames else np.zeros((n, 0))
+        Z = np.column_stack([dm["z|" + nm] for nm in znames]) if znames else np.zeros((n, 0))
+    else:
+        y, X, E, Z = y_raw, X_raw, E_raw, Z_raw
+    # collinearity: regressors [X, E] in order; then instruments [X kept, Z]
+    R = np.hstack([X, E])
+    R_raw = np.hstack([X_raw, E_raw])
+    rnames = xnames + enames
+    GR = _wsum(R, w).T @ R
+    ref = np.einsum("ij,ij->j", _wsum(R_raw, w), R_raw) if codes else np.diag(GR).copy()
+    absorbed = [j for j in range(R.shape[1]) if ref[j] > 0 and GR[j, j] <= COLLINEAR_TOL * ref[j]]
+    kept = _select_independent(GR, ref)
+    collinear = [rnames[j] for j in range(len(rnames)) if j not in kept]
+    if absorbed:
+        notes.append("absorbed by the fixed effects: " + ", ".join(rnames[j] for j in absorbed))
+    nx = len(xnames)
+    kx = [j for j in kept if j < nx]
+    ke = [j - nx for j in kept if j >= nx]
+    if enames and len(ke) < len(enames):
+        bad_e = ", ".join(enames[j] for j in range(len(enames)) if j not in ke)
+        raise EstimationError("an endogenous regressor is collinear with the exogenous regressors or "
+                              f"absorbed by the fixed effects: {bad_e}")
+    X, xnames_k = X[:, kx], [xnames[j] for j in kx]
+    E, enames_k = E[:, ke], [enames[j] for j in ke]
+    is_iv = bool(enames)
+    if is_iv:
+        W = np.hstack([X, Z])
+        GW = _wsum(W, w).T @ W
+        refw = np.diag(GW).copy()
+        kw = _select_independent(GW, refw)
+        zk = [j - X.shape[1] for j in kw if j >= X.shape[1]]
+        dropped_z = [znames[j] for j in range(len(znames)) if j not in zk]
+        if dropped_z:
+            collinear += dropped_z
+        Z, znames_k = Z[:, zk], [znames[j] for j in zk]
+        if len(znames_k) < len(enames_k):
+            raise EstimationError(f"under-identified: {len(enames_k)} endogenous regressors but only "
+                                  f"{len(znames_k)} usable excluded instruments")
+        W = np.hstack([X, Z])
+    names = xnames_k + enames_k
+    Rk = np.hstack([X, E])
+    k = Rk.shape[1]
+    if k == 0:
+        raise EstimationError(f"no regressors left in {spec.text!r} after removing collinear terms")
+    if n <= k:
+        raise EstimationError(f"{n} observations are too few for {k} coefficients")
+    if is_iv:
+        WtW = _wsum(W, w).T @ W
+        Pi = linalg.solve(WtW, _wsum(W, w).T @ Rk, assume_a="pos")
+        Rhat = W @ Pi
+        A = _wsum(Rhat, w).T @ Rk
+        beta = linalg.solve(A, _wsum(Rhat, w).T @ y)
+        Xs = Rhat
+    else:
+        Xs = Rk
+        A = _wsum(Rk, w).T @ Rk
+        beta = linalg.solve(A, _wsum(Rk, w).T @ y, assume_a="pos")
+    u = y - Rk @ beta
+    XtX = _wsum(Xs, w).T @ Xs
+    bread = linalg.inv(XtX)
+    bread = (bread + bread.T) / 2
+
+    def leverage() -> np.ndarray:
+        h = np.einsum("ij,jk,ik->i", Xs, bread, Xs)
+        return h * w if w is not None else h
+
+    def jackknife(cl: np.ndarray) -> np.ndarray:
+        """Leave-one-cluster-out coefficients. Exact: when a fixed effect is not nested in the
+        clusters, the remaining sample is demeaned again for each cluster left out."""
+        if is_iv:
+            raise EstimationError("CRV3 is implemented for OLS only")
+        order = np.argsort(cl, kind="stable")
+        bounds = np.flatnonzero(np.diff(cl[order])) + 1
+        groups_idx = np.split(order, bounds)
+        G = int(cl.max()) + 1
+        nested = all(len(np.unique(c * G + cl)) == int(c.max()) + 1 for c in codes)
+        out = []
+        if nested:
+            Xw = _wsum(Xs, w)
+            Xty = Xw.T @ y
+            for grp in groups_idx:
+                Xg, yg, Xwg = Xs[grp], y[grp], Xw[grp]
+                out.append(np.linalg.lstsq(XtX - Xwg.T @ Xg, Xty - Xwg.T @ yg, rcond=None)[0])
+            return np.array(out)
+        raw = np.column_stack([y_raw, Rraw_k])
+        for grp in groups_idx:
+            m = np.ones(n, dtype=bool)
+            m[grp] = False
+            sub_codes = [pd.factorize(c[m])[0].astype(np.int64) for c in codes]
+            ws = w[m] if w is not None else None
+            D = Absorber(sub_codes, ws, tol, maxiter).demean(raw[m])
+            ys, Xsub = D[:, 0], D[:, 1:]
+            out.append(np.linalg.lstsq(_wsum(Xsub, ws).T @ Xsub, _wsum(Xsub, ws).T @ ys, rcond=None)[0])
+        return np.array(out)
+
+    Rraw_k = np.hstack([X_raw, E_raw])[:, [*kx, *[nx + j for j in ke]]]
+    fe_dof: dict[str, int] = {}
+    if absorber is not None:
+        fe_dof = {"fixest": absorber.fe_dof(False), "none": absorber.fe_dof(False)}
+        fe_dof["stata"] = absorber.fe_dof(True) if ssc == "stata" else fe_dof["fixest"]
+    cl_codes = [pd.factorize(mf.extra[c].to_numpy()[keep])[0].astype(np.int64) for c in cl_names]
+    inputs = CovInputs(X=Xs, u=u, bread=bread, beta=beta, weights=w, fe_codes=codes, fe_dof=fe_dof,
+                       leverage=leverage, jackknife=jackknife)
+    V, vinfo = compute_vcov(inputs, kind, cl_codes, cl_names, ssc)
+    notes.extend(vinfo.details.get("notes", ()))
+    # fit statistics
+    wt = w if w is not None else np.ones(n)
+    rss = float(np.sum(wt * u**2))
+    has_const = bool(codes) or "Intercept" in names
+    ybar = float(np.sum(wt * y_raw) / np.sum(wt))
+    tss = float(np.sum(wt * (y_raw - ybar) ** 2)) if has_const else float(np.sum(wt * y_raw**2))
+    K_full = k + (fe_dof.get("fixest", 0) if codes else 0)
+    r2 = 1 - rss / tss if tss > 0 else float("nan")
+    stats: dict[str, float] = {
+        "r2": r2,
+        "adj_r2": 1 - (1 - r2) * ((n - 1) if has_const else n) / (n - K_full) if n > K_full else float("nan"),
+        "rmse": float(np.sqrt(rss / np.sum(wt))) if w is not None else float(np.sqrt(rss / n)),
+        "rss": rss,
+    }
+    if codes:
+        tss_w = float(np.sum(wt * y**2))
+        stats["within_r2"] = 1 - rss / tss_w if tss_w > 0 else float("nan")
+    extra: dict[str, Any] = {"residuals": pd.Series(u, index=index, name="residual")}
+    if is_iv:
+        fs = _first_stage_F(X, Z, E, enames_k, w, kind, cl_codes, cl_names, ssc, codes, fe_dof)
+        for nm, val in fs.items():
+            stats[f"first_stage_F[{nm}]"] = val
+        stats["first_stage_F"] = min(fs.values())
+        extra["first_stage_F_type"] = (f"Wald F of the excluded instruments in each first-stage "
+                                       f"regression, {vinfo.type} covariance, ssc={ssc}")
+    groups = {fe: int(c.max()) + 1 for fe, c in zip(fe_names, codes, strict=True)}
+    if entity:
+        extra["entity"] = entity
+    if time:
+        extra["time"] = time
+    audit = Audit(n_input=mf.n_input, dropped=dropped, collinear=tuple(collinear), notes=tuple(notes))
+    dh = data_hash(y_raw, R_raw, *(codes or []), *(cl_codes or []), *( [w] if w is not None else []))
+    params = pd.Series(beta, index=names, name="coef")
+    cov = pd.DataFrame(V, index=names, columns=names)
+    fitted = pd.Series(y_raw - u, index=index, name="fitted")
+    predictor = _Predictor(spec, names, beta, fitted, fe_names, fe_levels, absorber,
+                           y_raw - u - Rraw_k @ beta)
+    model = "iv" if is_iv else "feols"
+    return Result(params=params, cov=cov, nobs=n, vcov_info=vinfo, formula=spec.text, model=model,
+                  engine=ENGINE, audit=audit, data_hash=dh, groups=groups, stats=stats, extra=extra,
+                  predictor=predictor)
+
+
+def _first_stage_F(X: np.ndarray, Z: np.ndarray, E: np.ndarray, enames: list[str], w: np.ndarray | None,
+                   kind: str, cl_codes: list[np.ndarray], cl_names: Sequence[str], ssc: str,
+                   codes: list[np.ndarray], fe_dof: Mapping[str, int]) -> dict[str, float]:
+    import warnings
+    W = np.hstack([X, Z])
+    WtW = _wsum(W, w).T @ W
+    bread = linalg.inv(WtW)
+    bread = (bread + bread.T) / 2
+    kz = Z.shape[1]
+    sel = np.arange(X.shape[1], W.shape[1])
+    out = {}
+    fs_kind = "HC1" if kind == "CRV3" and not cl_codes else ("CRV1" if kind == "CRV3" else kind)
+    for j, nm in enumerate(enames):
+        b = bread @ (_wsum(W, w).T @ E[:, j])
+        u = E[:, j] - W @ b
+
+        def lev(W: np.ndarray = W, bread: np.ndarray = bread) -> np.ndarray:
+            h = np.einsum("ij,jk,ik->i", W, bread, W)
+            return h * w if w is not None else h
+
+        inp = CovInputs(X=W, u=u, bread=bread, beta=b, weights=w, fe_codes=codes, fe_dof=fe_dof,
+                        leverage=lev)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            V, _ = compute_vcov(inp, fs_kind, cl_codes, cl_names, ssc)
+        bz = b[sel]
+        Vz = V[np.ix_(sel, sel)]
+        out[nm] = float(bz @ np.linalg.solve(Vz, bz) / kz)
+    return out
+
+
+class _Predictor:
+    """Predictions of a fitted linear model: fitted values on the estimation sample, or the
+    linear index plus the recovered fixed effects on new data (unseen levels give NaN)."""
+
+    def __init__(self, spec: FormulaSpec, names: list[str], beta: np.ndarray, fitted: pd.Series,
+                 fe_names: list[str], fe_levels: list[np.ndarray], absorber: Absorber | None,
+                 fe_sum: np.ndarray) -> None:
+        self.spec, self.names, self.beta, self.fitted = spec, names, beta, fitted
+        self.fe_names, self.fe_levels, self.absorber, self.fe_sum = fe_names, fe_levels, absorber, fe_sum
+        self._fe_values: list[np.ndarray] | None = None
+
+    def __call__(self, result: Result, data: pd.DataFrame | None) -> pd.Series:
+        if data is None:
+            return self.fitted.copy()
+        data = as_frame(data)
+        terms = list(self.spec.rhs) + list(self.spec.endog)
+        D = _design(terms, data, self.spec.intercept)
+        D = D.reindex(columns=self.names, fill_value=0.0)
+        pred = D.to_numpy(dtype=float) @ self.beta
+        if self.fe_names:
+            if self._fe_values is None:
+                assert self.absorber is not None
+                self._fe_values = self.absorber.recover(self.fe_sum)
+            from cluster_econ.estimate.formula import _fe_column
+            for fe, levels, vals in zip(self.fe_names, self.fe_levels, self._fe_values, strict=True):
+                col = _fe_column(data, fe)
+                mapping = pd.Series(vals, index=pd.Index(levels))
+                pred = pred + col.map(mapping).to_numpy(dtype=float)
+        return pd.Series(pred, index=data.index, name="prediction")
+
+
+def _t_crit(df: float | None, level: float = 0.95) -> float:
+    q = 0.5 + level / 2
+    return float(sps.t.ppf(q, df) if df is not None else sps.norm.ppf(q))
