@@ -37,13 +37,20 @@ from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
-from scipy.special import logsumexp
 
 from cluster_econ.errors import ConfigError, EstimationError
 from cluster_econ.phases.result import LABELS, PhaseResult, apply_stagnation, ordered_path
 from cluster_econ.phases.signals import compute_signals, prepare_cluster_year, smooth
 
 __all__ = ["GaussianLeftRightHMM", "HMMConfig", "detect_hmm"]
+
+
+def _lse(a: np.ndarray, axis: int) -> np.ndarray:
+    """log(sum(exp(a))) along an axis, safe for rows that are all -inf."""
+    m = np.max(a, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.sum(np.exp(a - m), axis=axis)) + np.squeeze(m, axis=axis)
 
 DEFAULT_SIGNALS = ("rel_size", "firm_growth", "net_entry", "price_trend", "productivity_trend",
                    "innovation", "institutions", "exit_rate")
@@ -156,15 +163,16 @@ class GaussianLeftRightHMM:
         lb = np.zeros((T, K))
         la[0] = logpi + logB[0]
         for t in range(1, T):
-            la[t] = logsumexp(la[t - 1][:, None] + logA, axis=0) + logB[t]
+            la[t] = _lse(la[t - 1][:, None] + logA, axis=0) + logB[t]
         for t in range(T - 2, -1, -1):
-            lb[t] = logsumexp(logA + (logB[t + 1] + lb[t + 1])[None, :], axis=1)
-        ll = float(logsumexp(la[-1]))
+            lb[t] = _lse(logA + (logB[t + 1] + lb[t + 1])[None, :], axis=1)
+        ll = float(_lse(la[-1], axis=0))
         gamma = np.exp(la + lb - ll)
-        xi = np.zeros((K, K))
-        for t in range(T - 1):
-            m = la[t][:, None] + logA + (logB[t + 1] + lb[t + 1])[None, :] - ll
-            xi += np.exp(m)
+        if T > 1:
+            m = la[:-1, :, None] + logA[None] + (logB[1:] + lb[1:])[:, None, :] - ll
+            xi = np.exp(m).sum(axis=0)
+        else:
+            xi = np.zeros((K, K))
         return ll, gamma, xi
 
     def viterbi(self, logB: np.ndarray) -> np.ndarray:
