@@ -10,6 +10,7 @@ correction. A within R² is only ever shown as "Within R²".
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -158,22 +159,18 @@ class RegressionTable(RenderedTable):
         """Displayed strings; the index is (row label, ``"estimate"``/statistic/``""``)."""
         frame = super().to_frame()
         keys: list[tuple[str, str]] = []
-        last = ""
-        for sec in self.layout.sections:
+        for k, sec in enumerate(self.layout.sections):
+            last = ""
             for row in sec:
-                if row.kind == "sub":
+                if k == 0 and self.terms and row.kind == "sub":
                     keys.append((last, self.stat))
-                elif row.label in self._coef_labels:
+                elif k == 0 and self.terms:
                     last = row.label
                     keys.append((row.label, "estimate"))
                 else:
                     keys.append((row.label, ""))
         frame.index = pd.MultiIndex.from_tuples(keys, names=["row", "statistic"])
         return frame
-
-    @property
-    def _coef_labels(self) -> set[str]:
-        return {r.label for r in self.layout.sections[0] if r.kind == "body"}
 
 
 def regression_table(
@@ -336,9 +333,11 @@ def regression_table(
         for v in vals:
             if v is None:
                 cells.append(Cell(""))
-            else:
+            elif isinstance(v, numbers.Real):
                 fv = float(v)
                 cells.append(Cell(fmt_number(fv, digits), fv if np.isfinite(fv) else None, fmt))
+            else:
+                cells.append(Cell(str(v)))
         fit_rows.append(Row(label, tuple(cells)))
     fit_rows.append(Row("Standard errors", tuple(Cell(short_vcov(r.vcov_info)) for r in res_list)))
 
