@@ -176,3 +176,22 @@ def test_event_study_plot(tmp_path):
     assert re.search(rb"<svg", (tmp_path / "es.svg").read_bytes())
     with pytest.raises(FigureError, match="several rows for rel_time = 0"):
         event_study_plot(pd.concat([df, df.iloc[[3]]]))
+
+
+def test_timeline_on_the_demo_panel_shades_its_phases(tmp_path):
+    from cluster_econ import datasets
+
+    if not hasattr(datasets, "demo"):
+        pytest.skip("demo panel not available")
+    cy = datasets.demo().cluster_year
+    cid = cy["cluster_id"].iloc[0]
+    fig = cluster_timeline(cy, cid, path=tmp_path / "demo.png")
+    one = cy[cy["cluster_id"] == cid].sort_values("year")
+    runs = (one["phase"] != one["phase"].shift()).cumsum()
+    expected = [(phase_color(g["phase"].iloc[0]), g["year"].min() - 0.5, g["year"].max() + 0.5)
+                for _, g in one.groupby(runs, sort=True)]
+    for ax in fig.axes:
+        got = [(to_hex(p.get_facecolor()), p.get_x(), p.get_x() + p.get_width())
+               for p in ax.patches]
+        assert got == expected
+    assert (tmp_path / "demo.png").stat().st_size > 0

