@@ -165,27 +165,37 @@ def check_binary(y: pd.Series, name: str) -> np.ndarray:
     return v
 
 
-def drop_collinear(X: pd.DataFrame, tol: float = 1e-9) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """Drop columns that are linear combinations of earlier ones (pivoted QR on scaled columns)."""
+def drop_collinear(X: pd.DataFrame, tol: float = 1e-10) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Drop columns that are (numerically) linear combinations of earlier columns.
+
+    Sequential Cholesky on the Gram matrix of the unit-norm columns: column ``j`` is kept when its
+    squared residual on the kept columns exceeds ``tol`` (an ``R^2`` above ``1 - tol``).
+    """
     if X.shape[1] == 0:
         return X, ()
     A = X.to_numpy(dtype=float)
-    scale = np.sqrt((A ** 2).sum(axis=0))
-    zero = scale == 0
+    scale = np.sqrt(np.einsum("ij,ij->j", A, A))
+    G = (A.T @ A) / np.outer(np.where(scale > 0, scale, 1), np.where(scale > 0, scale, 1))
     keep: list[int] = []
-    Q = np.zeros((A.shape[0], 0))
+    L = np.zeros((0, 0))
     for j in range(A.shape[1]):
-        if zero[j]:
+        if scale[j] == 0:
             continue
-        v = A[:, j] / scale[j]
-        if Q.shape[1]:
-            v = v - Q @ (Q.T @ v)
-            v = v - Q @ (Q.T @ v)
-        nv = np.linalg.norm(v)
-        if nv > np.sqrt(tol):
+        if keep:
+            lj = np.linalg.solve(L, G[keep, j]) if L.size else np.zeros(0)
+            res = G[j, j] - lj @ lj
+        else:
+            lj, res = np.zeros(0), G[j, j]
+        if res > tol:
+            k = len(keep)
+            L2 = np.zeros((k + 1, k + 1))
+            L2[:k, :k] = L
+            L2[k, :k] = lj
+            L2[k, k] = np.sqrt(res)
+            L = L2
             keep.append(j)
-            Q = np.column_stack([Q, v / nv])
-    dropped = tuple(c for i, c in enumerate(X.columns) if i not in set(keep))
+    kept = set(keep)
+    dropped = tuple(c for i, c in enumerate(X.columns) if i not in kept)
     return X.iloc[:, keep], dropped
 
 

@@ -47,78 +47,75 @@ __all__ = ["cox", "hazard", "kaplan_meier", "logrank_test"]
 # ---------------------------------------------------------------------------------------------
 # Cox partial likelihood: array core
 # ---------------------------------------------------------------------------------------------
-class _CoxData:
-    """Sorted index structures of a Cox problem that do not depend on ``beta``.
+def _group_sum(idx: np.ndarray, V: np.ndarray, m: int) -> np.ndarray:
+    """Row sums of ``V`` (n x p) by integer group ``idx`` in ``[0, m)``: one bincount call."""
+    p = V.shape[1]
+    flat = (idx[:, None] * p + np.arange(p)).ravel()
+    return np.bincount(flat, weights=V.ravel(), minlength=m * p).reshape(m, p)
 
-    Times (entry and stop) are replaced by integer ranks, and strata are laid end to end by an
-    integer offset so that risk sets of different strata never overlap; ties are exact equality of
-    the original times.
+
+class _CoxData:
+    """Index structures of a Cox problem that do not depend on ``beta``.
+
+    Entry and stop times are replaced by compact integer codes of (stratum, time) pairs, ordered
+    by stratum then time, so that risk-set sums of every stratum come out of one reverse
+    cumulative sum over the codes; ties are exact equality of the original times.
     """
 
     def __init__(self, stop: np.ndarray, event: np.ndarray, X: np.ndarray,
                  start: np.ndarray | None, strata: np.ndarray | None, ties: str) -> None:
+        if ties not in ("efron", "breslow"):
+            raise EstimationError(f"ties must be 'efron' or 'breslow', not {ties!r}")
         n = len(stop)
         self.n, self.p = n, X.shape[1]
         self.X = X
         self.event = event.astype(bool)
         stop = np.asarray(stop, dtype=float)
-        if start is None:
-            all_times = np.unique(stop)
-            stop_rank = np.searchsorted(all_times, stop) + 1
-            start_rank = np.zeros(n, dtype=np.int64)  # before every time
-        else:
-            start = np.asarray(start, dtype=float)
-            all_times = np.unique(np.concatenate([start, stop]))
-            stop_rank = np.searchsorted(all_times, stop) + 1
-            start_rank = np.searchsorted(all_times, start) + 1
-        span = len(all_times) + 2
+        times = np.unique(stop if start is None else np.concatenate([start, stop]))
+        span = len(times) + 1
+        stop_key = np.searchsorted(times, stop).astype(np.int64) + 1
+        start_key = (np.zeros(n, dtype=np.int64) if start is None  # before every time
+                     else np.searchsorted(times, np.asarray(start, dtype=float)).astype(np.int64) + 1)
         if strata is not None:
             _, scode = np.unique(strata, return_inverse=True)
-            offset = scode.astype(np.int64) * span
-        else:
-            offset = np.zeros(n, dtype=np.int64)
-        stop_c = stop_rank.astype(np.int64) + offset
-        start_c = start_rank.astype(np.int64) + offset
-        self.stop_c, self.start_c = stop_c, start_c
+            offset = scode.astype(np.int64).ravel() * span
+            stop_key, start_key = stop_key + offset, start_key + offset
+        keys, inv = np.unique(np.concatenate([stop_key, start_key]), return_inverse=True)
+        self.K = len(keys)
+        self.stop_c, self.start_c = inv[:n], inv[n:]
 
-        # event times (per stratum), tie groups
+        # event times (per stratum) and their tie groups
         ev_idx = np.flatnonzero(self.event)
-        ev_codes = stop_c[ev_idx]
-        etimes, ev_group, d = np.unique(ev_codes, return_inverse=True, return_counts=True)
+        etimes, ev_group, d = np.unique(self.stop_c[ev_idx], return_inverse=True, return_counts=True)
+        self.etimes = etimes
         self.n_times = len(etimes)
-        self.ev_idx, self.ev_group, self.d = ev_idx, ev_group, d
-        # risk-set sums at event time t = (sum over stop >= t) - (sum over start >= t)
-        self.order_stop = np.argsort(stop_c, kind="stable")
-        self.order_start = np.argsort(start_c, kind="stable")
-        stop_sorted = stop_c[self.order_stop]
-        start_sorted = start_c[self.order_start]
-        self.pos_stop = np.searchsorted(stop_sorted, etimes, side="left")
-        self.pos_start = np.searchsorted(start_sorted, etimes, side="left")
-        # for each row, event times t with start < t <= stop: cum[hi] - cum[lo]
-        self.row_hi = np.searchsorted(etimes, stop_c, side="right")
-        self.row_lo = np.searchsorted(etimes, start_c, side="right")
+        self.ev_idx, self.ev_group, self.d = ev_idx, ev_group.ravel(), d
+        # for each row, the event times t with start < t <= stop are cum[hi] - cum[lo]
+        self.row_hi = np.searchsorted(etimes, self.stop_c, side="right")
+        self.row_lo = np.searchsorted(etimes, self.start_c, side="right")
         # Efron: one entry per event, fraction l/d within its tie group
         n_ev = len(ev_idx)
         self.n_events = n_ev
-        order = np.argsort(ev_group, kind="stable")
-        grp_sorted = ev_group[order]
+        grp_sorted = np.sort(self.ev_group, kind="stable")
         first = np.searchsorted(grp_sorted, np.arange(self.n_times))
         rank_in_group = np.arange(n_ev) - first[grp_sorted]
         self.e_group = grp_sorted  # entry e belongs to tie group e_group[e]
-        if ties == "efron":
-            self.e_frac = rank_in_group / d[grp_sorted]
-        elif ties == "breslow":
-            self.e_frac = np.zeros(n_ev)
-        else:
-            raise EstimationError(f"ties must be 'efron' or 'breslow', not {ties!r}")
+        self.e_frac = rank_in_group / d[grp_sorted] if ties == "efron" else np.zeros(n_ev)
         self.Xd_sum = X[ev_idx].sum(axis=0)
         self.ties = ties
+        # flat bincount indices of (code, column) for [stop rows; entry rows], built once
+        q = self.p + 1
+        codes = np.concatenate([self.stop_c, self.start_c]).astype(np.int64)
+        self._flat = (codes[:, None] * q + np.arange(q)).ravel()
 
-    def _revsum_at(self, v: np.ndarray, order: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        """Sums of ``v`` over rows whose sorted key is >= each event time."""
-        vs = v[order]
-        csum = np.concatenate([np.cumsum(vs[::-1], axis=0)[::-1], np.zeros((1, *vs.shape[1:]))])
-        return csum[pos]
+    def _risk_sums(self, W: np.ndarray) -> np.ndarray:
+        """Sums of the columns of ``W`` over the risk set of each event time:
+        (rows with stop >= t) - (rows with entry >= t), within the stratum."""
+        q = W.shape[1]
+        b = np.bincount(self._flat, weights=np.concatenate([W, -W]).ravel(),
+                        minlength=self.K * q).reshape(self.K, q)
+        rev = np.cumsum(b[::-1], axis=0)[::-1]
+        return rev[self.etimes]
 
     def evaluate(self, beta: np.ndarray, need: str = "hess") -> dict[str, Any]:
         """Log partial likelihood, gradient, information, and (on request) score residuals."""
@@ -128,13 +125,11 @@ class _CoxData:
         r = np.exp(eta - shift)
         rX = r[:, None] * X
         both = np.column_stack([r, rX])
-        risk = (self._revsum_at(both, self.order_stop, self.pos_stop)
-                - self._revsum_at(both, self.order_start, self.pos_start))
+        risk = self._risk_sums(both)
         S0, S1 = risk[:, 0], risk[:, 1:]
         ev = self.ev_idx
-        E0 = np.bincount(self.ev_group, weights=r[ev], minlength=self.n_times)
-        E1 = np.zeros((self.n_times, self.p))
-        np.add.at(E1, self.ev_group, rX[ev])
+        tied = _group_sum(self.ev_group, both[ev], self.n_times)
+        E0, E1 = tied[:, 0], tied[:, 1:]
         g, f = self.e_group, self.e_frac
         denom = S0[g] - f * E0[g]
         if np.any(denom <= 0):
@@ -156,21 +151,16 @@ class _CoxData:
         info = (X * (r * A)[:, None]).T @ X - xbar.T @ xbar
         out["info"] = info
         if need == "resid":
-            v1 = np.zeros((self.n_times, self.p))
-            np.add.at(v1, g, xbar / denom[:, None])
-            v2 = np.zeros((self.n_times, self.p))
-            np.add.at(v2, g, xbar * (f / denom)[:, None])
+            nt = self.n_times
+            v1 = _group_sum(g, xbar / denom[:, None], nt)
+            v2 = _group_sum(g, xbar * (f / denom)[:, None], nt)
             cv1 = np.vstack([np.zeros((1, self.p)), np.cumsum(v1, axis=0)])
             B = cv1[self.row_hi] - cv1[self.row_lo]
             B[ev] -= v2[ev_grp_row]
-            xbar_mean = np.zeros((self.n_times, self.p))
-            np.add.at(xbar_mean, g, xbar)
-            xbar_mean /= self.d[:, None]
+            xbar_mean = _group_sum(g, xbar, nt) / self.d[:, None]
             U = -(r[:, None] * (A[:, None] * X - B))
             U[ev] += X[ev] - xbar_mean[ev_grp_row]
             out["score_resid"] = U
-            out["risk"] = r
-            out["S0"], out["denom"], out["shift"] = S0, denom, shift
         return out
 
 
