@@ -7,8 +7,7 @@ between -1 and 1 by a threshold from :class:`RulesConfig`, for example
 ``price_fall = clip(-price_trend / price_decline, -1, 1)``. Each phase gets a score, the weighted
 mean of the evidence that speaks for (+) or against (-) it, over the signals available:
 
-* initiation: few firms relative to the cluster's peak (+), fast growth of the firm count (-),
-  falling prices (-), innovation (-), quality institutions (-);
+* initiation: few firms relative to the cluster's peak (+), innovation (-), quality institutions (-);
 * quantity expansion: growth of the firm count (+), net entry (+), falling real prices (+),
   few firms (-), innovation (-), quality institutions (-), productivity growth (-);
 * quality improvement: innovation (+), brands, direct sales, subcontracts, certification (+),
@@ -43,10 +42,9 @@ __all__ = ["RulesConfig", "detect_rules", "evidence", "phase_scores"]
 
 def _default_weights() -> dict[str, dict[str, float]]:
     return {
-        "initiation": {"small": 2.0, "growth": -0.5, "price_fall": -0.5, "innovation": -1.0,
-                       "institutions": -1.0},
+        "initiation": {"small": 3.0, "innovation": -1.0, "institutions": -1.0},
         "quantity_expansion": {"growth": 1.0, "net_entry": 1.0, "price_fall": 1.0,
-                               "small": -1.0, "innovation": -1.0, "institutions": -1.0,
+                               "small": -2.0, "innovation": -1.0, "institutions": -1.0,
                                "productivity": -0.5},
         "quality_improvement": {"innovation": 1.5, "institutions": 1.0, "exit": 0.5,
                                 "productivity": 0.5, "concentration": 0.5, "growth": -1.0},

@@ -2,8 +2,8 @@
 
 Model
 -----
-For one cluster the standardised signals ``z_t`` (firm growth, net entry, real price trend,
-innovation, quality institutions, exit rate; those available) follow a mean-shift model with
+For one cluster the standardised signals ``z_t`` (relative size, firm growth, net entry, real
+price trend, innovation, quality institutions, exit rate; those available) follow a mean-shift model with
 breaks common to all signals,
 
     z_t = mu_j + e_t,   T_{j-1} < t <= T_j,
@@ -39,8 +39,8 @@ from cluster_econ.phases.signals import compute_signals, prepare_cluster_year, s
 
 __all__ = ["BreaksConfig", "detect_breaks"]
 
-BREAK_SIGNALS = ("firm_growth", "net_entry", "price_trend", "innovation", "institutions",
-                 "exit_rate")
+BREAK_SIGNALS = ("rel_size", "firm_growth", "net_entry", "price_trend", "innovation",
+                 "institutions", "exit_rate")
 
 
 @dataclass(frozen=True)

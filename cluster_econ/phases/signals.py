@@ -129,7 +129,7 @@ def compute_signals(cy: pd.DataFrame) -> pd.DataFrame:
     """
     g = cy["cluster_id"]
     year = cy["year"].astype(float)
-    num = {c: pd.to_numeric(cy[c], errors="coerce") for c in cy.columns
+    num = {c: pd.to_numeric(cy[c], errors="coerce").astype("float64") for c in cy.columns
            if c in schema.load("cluster_year").field_names and c not in ("cluster_id", "year",
                                                                           "phase")}
     sig = pd.DataFrame(index=cy.index)
@@ -166,13 +166,25 @@ def compute_signals(cy: pd.DataFrame) -> pd.DataFrame:
         sig["concentration_trend"] = _per_year_change(num["cr4"], year, g)
     if _has(cy, "mean_schooling"):
         sig["schooling"] = num["mean_schooling"]
-    sig = sig.replace([np.inf, -np.inf], np.nan)
+    sig = sig.astype("float64").replace([np.inf, -np.inf], np.nan)
     return sig.dropna(axis=1, how="all")
 
 
+#: level signals that mark a phase change by a jump: not smoothed
+UNSMOOTHED: tuple[str, ...] = ("rel_size",)
+
+
 def smooth(signals: pd.DataFrame, groups: pd.Series, window: int) -> pd.DataFrame:
-    """Centred moving average of each signal within cluster (missing values skipped)."""
+    """Centred moving average of each signal within cluster (missing values skipped).
+
+    The relative size of the cluster is left as it is: the jump in the number of firms at the
+    start of quantity expansion is itself the signal, and averaging would move it earlier.
+    """
+    out = signals.copy()
     if window <= 1:
-        return signals.copy()
-    return signals.groupby(groups.to_numpy(), sort=False).transform(
-        lambda s: s.rolling(window, center=True, min_periods=1).mean())
+        return out
+    cols = [c for c in signals.columns if c not in UNSMOOTHED]
+    if cols:
+        out[cols] = signals[cols].groupby(groups.to_numpy(), sort=False).transform(
+            lambda s: s.rolling(window, center=True, min_periods=1).mean())
+    return out

@@ -1,0 +1,106 @@
+"""``cluster-econ phases``: detect the phase of every cluster-year of a panel."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cluster_econ.errors import InputError
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``phases`` subcommand to an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "phases",
+        help="detect the development phase of every cluster-year",
+        description="Detect the phase (initiation, quantity expansion, quality improvement, "
+                    "stagnation) of every cluster-year of a panel from its cluster-level "
+                    "signals: firm counts, entry and exit, the real price, innovation and "
+                    "institution shares. Prints each cluster's phase spans and optionally writes "
+                    "the labelled cluster_year table.",
+    )
+    p.add_argument("panel", metavar="DIR",
+                   help="panel directory written by normalize (or Panel.to_parquet), a "
+                        "cluster_year .csv/.parquet file, or the word 'demo' for the demo panel")
+    p.add_argument("--method", choices=["rules", "breaks", "hmm"], default="rules",
+                   help="rules: thresholds on smoothed signals with the phase order enforced "
+                        "(default); breaks: common structural breaks in the signals; hmm: "
+                        "left-to-right hidden Markov model")
+    p.add_argument("--out", metavar="FILE",
+                   help="write the labelled cluster_year table (.parquet or .csv)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the HMM's random starts")
+    p.set_defaults(func=run)
+    return p
+
+
+def _load(source: str) -> Any:
+    if source == "demo":
+        from cluster_econ import datasets
+        if not hasattr(datasets, "demo"):
+            raise InputError("the demo panel is not available in this version")
+        return datasets.demo()
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"{source}: no such file or directory")
+    if path.is_dir():
+        from cluster_econ.panel import read_panel
+        return read_panel(str(path))
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{source}: cannot be read ({exc})") from exc
+    raise InputError(f"{source}: expected a panel directory or a .csv/.parquet cluster_year file")
+
+
+def _write(df: pd.DataFrame, out: str) -> None:
+    path = Path(out)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise InputError(f"--out {out}: use a .parquet or .csv file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".phases-", suffix=suffix, dir=str(path.parent))
+    os.close(fd)
+    try:
+        if suffix == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cluster_econ import phases
+
+    data = _load(args.panel)
+    kw = {"seed": args.seed} if args.method == "hmm" else {}
+    res = phases.detect(data, method=args.method, **kw)
+    print(res.summary())
+    if res.break_dates is not None and len(res.break_dates):
+        tr = res.break_dates[res.break_dates["transition"]]
+        if len(tr):
+            print("phase transitions (last year of the earlier phase, "
+                  f"{int(100 * res.break_dates.attrs.get('level', 0.95))}% interval):")
+            for r in tr.itertuples():
+                lo = "?" if r.lower is None or pd.isna(r.lower) else int(r.lower)
+                hi = "?" if r.upper is None or pd.isna(r.upper) else int(r.upper)
+                print(f"  {r.cluster_id}: {r.from_phase} -> {r.to_phase} after {r.year} "
+                      f"[{lo}, {hi}]")
+    if args.out:
+        _write(res.cluster_year, args.out)
+        print(f"wrote {len(res.cluster_year)} cluster-years to {args.out}", file=sys.stderr)
+    return 0
