@@ -72,7 +72,7 @@ __all__ = [
 ]
 
 # firms ever founded by each preset at seed 0, used to scale to ``n_firms`` (measured once)
-NOMINAL_FIRMS = {"demo": 5500.0, "small": 1500.0, "large": 105000.0}
+NOMINAL_FIRMS = {"demo": 5050.0, "small": 1390.0, "large": 111000.0}
 
 
 @dataclass(frozen=True)

@@ -307,8 +307,9 @@ class InstitutionsConfig:
 class TrainingConfig:
     """Randomized management-training experiment in stagnant clusters with ``training=True``.
 
-    In year ``stagnation start + years_after_stagnation`` the firms operating and still surveyed in
-    the cluster are stratified into ``n_strata`` employment quantile groups and within each
+    In year ``stagnation start + years_after_stagnation`` all firms operating in the cluster
+    (recruited from a listing, so later survey attrition does not decide who is in it) are
+    stratified into ``n_strata`` employment quantile groups and within each
     stratum ``share_treated`` are assigned to training (complete randomization). A treated firm
     attends with probability ``takeup``; attendees attend a share ~ Beta(attendance_a,
     attendance_b) of sessions. From the next year on, the management score rises by

@@ -440,8 +440,10 @@ def simulate_cluster(spec: ClusterSpec, cfg: SimulationConfig, eff: dict[str, An
 
 def _assign_training(a: dict[str, np.ndarray], firms: np.ndarray, y: int, T: Any,
                      mgmt_effect: float, rng: np.random.Generator) -> None:
-    """Stratified complete randomization among operating, still-surveyed firms."""
-    sample = firms[a["attrit_year"][firms] > y]
+    """Stratified complete randomization among all operating firms of the cluster (the
+    experiment recruits from a listing of the cluster, so survey attrition does not decide who
+    is in it; firms that later attrit are simply unobserved afterwards)."""
+    sample = firms
     if sample.size < 2 * T.n_strata:
         return
     size = a["L_prev"][sample]

@@ -90,7 +90,7 @@ def small() -> SimulationConfig:
     return SimulationConfig(clusters=clusters, label="cluster_econ small simulated panel (SYNTHETIC)")
 
 
-LARGE_SCALE = 19.0
+LARGE_SCALE = 23.0
 
 
 def large() -> SimulationConfig:
