@@ -195,3 +195,13 @@ def test_timeline_on_the_demo_panel_shades_its_phases(tmp_path):
                for p in ax.patches]
         assert got == expected
     assert (tmp_path / "demo.png").stat().st_size > 0
+
+
+def test_unknown_phases_get_distinct_colours():
+    cy = cluster_year().query("cluster_id == 'C1'").copy()
+    cy["phase"] = ["take-off"] * 8 + ["plateau"] * 8
+    fig = cluster_timeline(cy, "C1", series=["n_firms"])
+    colours = [to_hex(p.get_facecolor()) for p in fig.axes[0].patches]
+    assert len(colours) == 2 and colours[0] != colours[1]
+    assert not set(colours) & {phase_color(p) for p in phases()}
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["take-off", "Plateau"]

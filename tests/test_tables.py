@@ -425,3 +425,14 @@ def test_descriptive_table_sections_groups_and_errors():
         [("g", "a"), ("h", "b"), ("g", "c")]))
     with pytest.raises(TableError, match="not contiguous"):
         descriptive_table(bad)
+
+
+def test_control_characters_do_not_break_word_or_excel(two_models, tmp_path):
+    docx = pytest.importorskip("docx")
+    openpyxl = pytest.importorskip("openpyxl")
+    r1, _ = two_models
+    tab = regression_table([r1], labels={"schooling_years": "School\x00ing\x07"}, title="T\x1b")
+    doc = docx.Document(str(tab.save(tmp_path / "c.docx")))
+    assert "Schooling" in [row.cells[0].text for row in doc.tables[0].rows]
+    ws = openpyxl.load_workbook(tab.save(tmp_path / "c.xlsx")).active
+    assert "Schooling" in [c.value for c in ws["A"]]

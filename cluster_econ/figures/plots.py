@@ -139,6 +139,8 @@ def cluster_timeline(
                           f"{', '.join(str(int(y)) for y in dup.unique()[:5])}")
     years = sub["year"].to_numpy()
     runs = _phase_runs(years, sub["phase"]) if "phase" in sub.columns else []
+    present = order_groups([r[0] for r in runs])
+    colors = group_colors(present)
 
     with style():
         from matplotlib.patches import Patch
@@ -147,7 +149,7 @@ def cluster_timeline(
         for ax_row, col in zip(axes, chosen, strict=True):
             ax = ax_row[0]
             for ph, start, stop in runs:
-                ax.axvspan(start, stop, color=phase_color(ph), alpha=SHADE_ALPHA, lw=0)
+                ax.axvspan(start, stop, color=colors[ph], alpha=SHADE_ALPHA, lw=0)
             ax.plot(years, sub[col].to_numpy(), color=NEUTRAL, marker="o")
             ax.set_ylabel(_label(col, labels))
             ax.margins(x=0)
@@ -157,9 +159,8 @@ def cluster_timeline(
 
         axes[-1][0].xaxis.set_major_locator(MaxNLocator(integer=True))
         axes[-1][0].set_xlabel(_label("year", labels))
-        present = order_groups([r[0] for r in runs])
         if present:
-            handles = [Patch(facecolor=phase_color(p), alpha=min(1.0, 2.5 * SHADE_ALPHA),
+            handles = [Patch(facecolor=colors[p], alpha=min(1.0, 2.5 * SHADE_ALPHA),
                              label=pretty(p)) for p in present]
             fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
         fig.suptitle(title if title is not None else f"Cluster {cluster_id}")

@@ -85,9 +85,10 @@ def phase_color(phase: str) -> str:
 
 
 def group_colors(values: Sequence[Any]) -> dict[Any, str]:
-    """Colours for groups: phase colours for canonical phases, the palette for the rest."""
-    used = {phase_color(str(v)) for v in values if str(v) in phases()}
-    free = [c for c in PALETTE if c not in used]
+    """Colours for groups: phase colours for canonical phases; other groups take the palette
+    colours no phase uses, so a non-phase group never looks like a phase."""
+    reserved = {phase_color(p) for p in phases()}
+    free = [c for c in PALETTE if c not in reserved]
     out: dict[Any, str] = {}
     k = 0
     for v in values:

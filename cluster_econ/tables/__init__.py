@@ -15,6 +15,7 @@ from cluster_econ.tables._escape import (
     latex_escape,
     markdown_escape,
     neutralise_cell,
+    xml_safe,
 )
 from cluster_econ.tables._io import atomic_write
 from cluster_econ.tables._render import Cell, Layout, RenderedTable, Row, TableError
@@ -43,4 +44,5 @@ __all__ = [
     "markdown_escape",
     "neutralise_cell",
     "regression_table",
+    "xml_safe",
 ]

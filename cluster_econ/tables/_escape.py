@@ -87,3 +87,11 @@ def neutralise_cell(text: object) -> str:
     if s.startswith(FORMULA_PREFIXES) and not is_plain_number(s):
         return "'" + s
     return s
+
+
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def xml_safe(text: object) -> str:
+    """Drop control characters that XML 1.0 (Word, Excel) cannot store."""
+    return _XML_ILLEGAL.sub("", str(text))

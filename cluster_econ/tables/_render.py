@@ -27,6 +27,7 @@ from cluster_econ.tables._escape import (
     latex_escape,
     markdown_escape,
     neutralise_cell,
+    xml_safe,
 )
 from cluster_econ.tables._io import atomic_write, stable_zip
 
@@ -365,6 +366,22 @@ def _csv(lay: Layout) -> str:
     return buf.getvalue()
 
 
+def _xml_safe_layout(lay: Layout) -> Layout:
+    """The layout with every text stripped of characters XML cannot hold."""
+    def row(r: Row) -> Row:
+        return Row(xml_safe(r.label), tuple(Cell(xml_safe(c.text), c.value, c.number_format)
+                                           for c in r.cells), r.kind)
+
+    return Layout(
+        ncols=lay.ncols,
+        headers=tuple(tuple(xml_safe(h) for h in hdr) for hdr in lay.headers),
+        sections=tuple(tuple(row(r) for r in sec) for sec in lay.sections),
+        spans=tuple((xml_safe(label), a, b) for label, a, b in lay.spans),
+        stub=xml_safe(lay.stub), notes=tuple(xml_safe(n) for n in lay.notes),
+        title=xml_safe(lay.title) if lay.title is not None else None,
+    )
+
+
 # -- Word ------------------------------------------------------------------------------------
 def _set_border(cell: object, **edges: str) -> None:
     from docx.oxml import OxmlElement
@@ -388,6 +405,8 @@ def _docx(lay: Layout) -> bytes:
     import docx
     from docx.enum.text import WD_ALIGN_PARAGRAPH
     from docx.shared import Pt
+
+    lay = _xml_safe_layout(lay)
 
     n = lay.ncols
     doc = docx.Document()
@@ -461,6 +480,8 @@ def _docx(lay: Layout) -> bytes:
 def _xlsx(lay: Layout) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Border, Font, Side
+
+    lay = _xml_safe_layout(lay)
 
     n = lay.ncols
     wb = Workbook()
