@@ -205,3 +205,18 @@ def test_unknown_phases_get_distinct_colours():
     assert len(colours) == 2 and colours[0] != colours[1]
     assert not set(colours) & {phase_color(p) for p in phases()}
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["take-off", "Plateau"]
+
+
+def test_km_plot_of_the_survival_helper_output_starts_at_one():
+    lifelines_datasets = pytest.importorskip("lifelines.datasets")
+    from cluster_econ.estimate import kaplan_meier
+
+    km = kaplan_meier(lifelines_datasets.load_rossi(), "week", "arrest", group="fin")
+    fig = km_plot(km, labels={0: "No aid", 1: "Financial aid"}, xlabel="Weeks")
+    ax = fig.axes[0]
+    assert [ln.get_label() for ln in ax.lines] == ["No aid", "Financial aid"]
+    for line, g in zip(ax.lines, [0, 1], strict=True):
+        part = km[km["group"] == g].sort_values("time")
+        assert line.get_xdata()[0] == 0.0 and line.get_ydata()[0] == 1.0
+        np.testing.assert_allclose(line.get_xdata()[1:], part["time"])
+        np.testing.assert_allclose(line.get_ydata()[1:], part["survival"])

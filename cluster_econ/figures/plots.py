@@ -49,6 +49,14 @@ def _label(name: str, labels: Mapping[str, str] | None = None) -> str:
     return pretty_level(text) if text == name else text
 
 
+def _group_label(value: Any, labels: Mapping[Any, str] | None) -> str:
+    if labels:
+        for key in (value, str(value)):
+            if key in labels:
+                return str(labels[key])
+    return pretty(value)
+
+
 def _require(df: Any, columns: Sequence[str], what: str) -> pd.DataFrame:
     if not isinstance(df, pd.DataFrame):
         raise FigureError(f"{what} needs a pandas DataFrame, got {type(df).__name__}")
@@ -113,6 +121,10 @@ def cluster_timeline(
         Column -> panel label (default the schema label).
     title : str, optional
         Figure title (default ``Cluster <id>``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     df = _require(cluster_year, ["cluster_id", "year"], "cluster_timeline")
     if series is None:
@@ -192,6 +204,18 @@ def coefficient_plot(
     by : str
         Grouping column of the DataFrame (the axis); canonical phases are ordered and coloured
         as everywhere in the package.
+    path : path or sequence of paths, optional
+        ``.png`` / ``.svg`` files to write.
+    level : float
+        Confidence level of the intervals computed from Results.
+    labels : mapping, optional
+        Labels of the term, of ``by`` and of the groups (tick labels).
+    title : str, optional
+        Axes title (default the term's label).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     if isinstance(estimates, Mapping):
         from cluster_econ.estimate.result import Result
@@ -241,7 +265,7 @@ def coefficient_plot(
             est, lo, hi = df.loc[g, ["estimate", "conf_low", "conf_high"]].to_numpy(dtype=float)
             ax.errorbar([i], [est], yerr=[[est - lo], [hi - est]], fmt="o", color=colors[g],
                         capsize=3.5, markersize=6, lw=1.6)
-        ax.set_xticks(range(len(groups)), [pretty(g) for g in groups])
+        ax.set_xticks(range(len(groups)), [_group_label(g, labels) for g in groups])
         ax.set_xlim(-0.6, len(groups) - 0.4)
         ax.set_xlabel(_label(by, labels))
         ax.set_ylabel(f"Estimate ({level:.0%} CI)")
@@ -258,12 +282,16 @@ def km_plot(
     title: str | None = None,
     xlabel: str = "Years since entry",
     ylabel: str = "Survival probability",
+    start: float | None = 0.0,
+    labels: Mapping[Any, str] | None = None,
 ) -> Figure:
     """Kaplan-Meier survival curves by group with confidence bands.
 
     ``km_df`` is tidy: columns ``group``, ``time``, ``survival``, ``lower``, ``upper`` (the
-    shape returned by ``cluster_econ.estimate.kaplan_meier``). Curves are step functions,
-    continuous from the right; bands are drawn as steps too.
+    shape returned by ``cluster_econ.estimate.kaplan_meier``, one row per event time). Curves
+    are step functions, continuous from the right; bands are drawn as steps too. Each curve
+    starts at ``S(start) = 1`` (band collapsed) when its first row is later than ``start``;
+    ``start=None`` draws the rows only. ``labels`` maps group values to legend labels.
     """
     cols = ["group", "time", "survival", "lower", "upper"]
     df = _numeric(_require(km_df, cols, "km_plot"), cols[1:], "km_plot")
@@ -280,10 +308,15 @@ def km_plot(
         ax = axes[0][0]
         for g in groups:
             part = df[df["group"] == g].sort_values("time", kind="mergesort")
+            if start is not None and part["time"].iloc[0] > start:
+                origin = pd.DataFrame({"group": [g], "time": [float(start)], "survival": [1.0],
+                                       "lower": [1.0], "upper": [1.0]})
+                part = pd.concat([origin, part[origin.columns]], ignore_index=True)
             t = part["time"].to_numpy()
             ax.fill_between(t, part["lower"].to_numpy(), part["upper"].to_numpy(), step="post",
                             color=colors[g], alpha=BAND_ALPHA, lw=0)
-            ax.step(t, part["survival"].to_numpy(), where="post", color=colors[g], label=pretty(g))
+            ax.step(t, part["survival"].to_numpy(), where="post", color=colors[g],
+                    label=_group_label(g, labels))
         ax.set_ylim(0, 1.02)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
