@@ -6,43 +6,47 @@
 
 Tables read only :class:`cluster_econ.estimate.result.Result` objects (and DataFrames for
 descriptive tables). Every file is written atomically (see :func:`atomic_write`).
+
+Names resolve lazily, so ``from cluster_econ.tables import atomic_write`` stays cheap (no scipy).
 """
 
 from __future__ import annotations
 
-from cluster_econ.tables._escape import (
-    html_escape,
-    latex_escape,
-    markdown_escape,
-    neutralise_cell,
-    xml_safe,
-)
-from cluster_econ.tables._io import atomic_write
-from cluster_econ.tables._render import Cell, Layout, RenderedTable, Row, TableError
-from cluster_econ.tables.descriptive import DescriptiveTable, descriptive_table
-from cluster_econ.tables.regression import (
-    FIT_STATS,
-    RegressionTable,
-    fixed_effects,
-    regression_table,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "FIT_STATS",
-    "Cell",
-    "DescriptiveTable",
-    "Layout",
-    "RegressionTable",
-    "RenderedTable",
-    "Row",
-    "TableError",
-    "atomic_write",
-    "descriptive_table",
-    "fixed_effects",
-    "html_escape",
-    "latex_escape",
-    "markdown_escape",
-    "neutralise_cell",
-    "regression_table",
-    "xml_safe",
-]
+_LAZY: dict[str, str] = {
+    "atomic_write": "cluster_econ.tables._io",
+    "html_escape": "cluster_econ.tables._escape",
+    "latex_escape": "cluster_econ.tables._escape",
+    "markdown_escape": "cluster_econ.tables._escape",
+    "neutralise_cell": "cluster_econ.tables._escape",
+    "xml_safe": "cluster_econ.tables._escape",
+    "Cell": "cluster_econ.tables._render",
+    "Layout": "cluster_econ.tables._render",
+    "RenderedTable": "cluster_econ.tables._render",
+    "Row": "cluster_econ.tables._render",
+    "TableError": "cluster_econ.tables._render",
+    "DescriptiveTable": "cluster_econ.tables.descriptive",
+    "descriptive_table": "cluster_econ.tables.descriptive",
+    "FIT_STATS": "cluster_econ.tables.regression",
+    "RegressionTable": "cluster_econ.tables.regression",
+    "fixed_effects": "cluster_econ.tables.regression",
+    "regression_table": "cluster_econ.tables.regression",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'cluster_econ.tables' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
