@@ -308,3 +308,17 @@ def test_accuracy_by_hand() -> None:
     # starts: initiation 0 error, expansion 1 year late; quality never detected
     assert acc.start_mae == pytest.approx(0.5)
     assert acc.n_compared == 6 and acc.n_unmatched == 0
+
+
+def test_hmm_finds_no_quality_phase_where_there_is_none() -> None:
+    # every cluster stagnates: a three-state HMM still splits the years into three states,
+    # but the would-be quality state has a low innovation share and is not called quality.
+    # (Measured accuracy: breaks and hmm 1.00; rules 0.72, because with a gradual expansion
+    # the early expansion years are still small relative to the peak and read as initiation.)
+    plans = [[("initiation", 5), ("quantity_expansion", 14), ("stagnation", 6)]] * 4
+    cy = synthetic_cluster_year(plans, seed=4)
+    for method, floor in (("rules", 0.65), ("breaks", 0.9), ("hmm", 0.9)):
+        res = ph.detect(cy.drop(columns="phase"), method=method)
+        assert "quality_improvement" not in set(res.cluster_year["phase"]), method
+        assert ph.accuracy(res, cy).overall >= floor, method
+    assert not ph.detect(cy, method="hmm").diagnostics["quality_state_supported"]

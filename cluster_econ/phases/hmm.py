@@ -32,6 +32,7 @@ to brute-force enumeration and, where installed, its fit to hmmlearn's.
 from __future__ import annotations
 
 import itertools
+import warnings
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -78,6 +79,10 @@ class HMMConfig:
         Seed of the numpy Generator used for the perturbed starts.
     stagnation_years : int or None
         See :func:`cluster_econ.phases.result.apply_stagnation`.
+    quality_min_innovation : float or None
+        A three-state model always finds a third state; the state named quality improvement is
+        kept only if its mean innovation share (unstandardised) reaches this level, otherwise
+        its years are reported as quantity expansion (None: no check).
     init : {"rules", "split"}
         Starting values: from the rule-based labels (default) or from splitting each cluster's
         years into consecutive thirds.
@@ -92,6 +97,7 @@ class HMMConfig:
     seed: int = 0
     stagnation_years: int | None = 14
     init: str = "rules"
+    quality_min_innovation: float | None = 0.15
 
     def __post_init__(self) -> None:
         if self.init not in ("rules", "split"):
@@ -228,14 +234,17 @@ class GaussianLeftRightHMM:
         K = self.K
         X = np.vstack(seqs)
         lab = np.concatenate(labels)
-        allm = np.nanmean(np.where(np.isfinite(X), X, np.nan), axis=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            allm = np.nanmean(np.where(np.isfinite(X), X, np.nan), axis=0)
         allm = np.where(np.isfinite(allm), allm, 0.0)
         self.means = np.tile(allm, (K, 1))
         self.vars = np.ones((K, X.shape[1]))
         for k in range(K):
             sel = X[lab == k]
             if len(sel):
-                with np.errstate(all="ignore"):
+                with warnings.catch_warnings(), np.errstate(all="ignore"):
+                    warnings.simplefilter("ignore", RuntimeWarning)
                     m = np.nanmean(np.where(np.isfinite(sel), sel, np.nan), axis=0)
                     v = np.nanvar(np.where(np.isfinite(sel), sel, np.nan), axis=0)
                 self.means[k] = np.where(np.isfinite(m), m, allm)
@@ -374,7 +383,14 @@ def detect_hmm(data: object, config: HMMConfig | dict | None = None) -> PhaseRes
                                         init_labels=init_labels)
     means = pd.DataFrame(model.means, columns=use)
     mapping = _name_states(means)
-    state_order_ok = [mapping[k] for k in range(3)] == [0, 1, 2]
+    quality_supported = True
+    if cfg.quality_min_innovation is not None and "innovation" in use:
+        qstate = next(k for k, v in mapping.items() if v == 2)
+        level = float(means.loc[qstate, "innovation"] * sd["innovation"] + mu["innovation"])
+        quality_supported = level >= cfg.quality_min_innovation
+        if not quality_supported:
+            mapping[qstate] = 1
+    state_order_ok = [mapping[k] for k in range(3)] in ([0, 1, 2], [0, 1, 1])
     probs = np.zeros((len(cy), 3))
     vit = np.zeros(len(cy), dtype=int)
     final = np.zeros(len(cy), dtype=int)
@@ -384,7 +400,7 @@ def detect_hmm(data: object, config: HMMConfig | dict | None = None) -> PhaseRes
         _, gamma, _ = model.forward_backward(logB)
         path = model.viterbi(logB)
         for k, ph in mapping.items():
-            probs[ix, ph] = gamma[:, k]
+            probs[ix, ph] += gamma[:, k]
         vit[ix] = path
         named = np.array([mapping[s] for s in path])
         if np.any(np.diff(named) < 0):
@@ -415,6 +431,7 @@ def detect_hmm(data: object, config: HMMConfig | dict | None = None) -> PhaseRes
         "state_to_phase": {int(k): LABELS[v] for k, v in mapping.items()},
         "state_order_matches_labels": state_order_ok,
         "n_clusters_reordered": n_reordered,
+        "quality_state_supported": quality_supported,
         "standardisation": pd.DataFrame({"mean": mu, "sd": sd}),
         "n_stagnation": int((final == 3).sum()),
     }

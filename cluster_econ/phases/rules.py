@@ -22,6 +22,12 @@ cluster-years the ordering changed. Finally a cluster that never reaches quality
 stays in quantity expansion for more than ``stagnation_years`` years is labelled stagnation from
 then on.
 
+Known limitation: initiation is read mainly from the cluster's size relative to its peak. Where
+the number of firms jumps when expansion starts (as in the model of Otsuka and Sonobe, and in
+:mod:`cluster_econ.simulate`), this dates the start of expansion well; where expansion builds up
+gradually over many years, its first years are still small relative to the peak and are read
+as initiation. Raise ``initiation_size`` or the weight of firm growth to change this.
+
 Why hand-written: the rules are the paper's phase table made explicit; no library encodes them.
 """
 
