@@ -30,8 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--quarantine", action="store_true", help="move failing rows to rejects with their reasons instead of failing"
     )
     p.add_argument("--deflator", metavar="FILE", help="deflator table (country, year, price_index)")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="params",
-                   help="value of a mapping parameter, e.g. --set country=KEN --set year=2013")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        dest="params",
+        help="value of a mapping parameter, e.g. --set country=KEN --set year=2013",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_normalize)
 

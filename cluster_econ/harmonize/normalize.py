@@ -16,6 +16,7 @@ The audit accounts for every source row: read = kept + dropped (identical duplic
 from __future__ import annotations
 
 import hashlib
+import string
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,10 @@ def _apply_missing(series: pd.Series, codes: Sequence[Any]) -> tuple[pd.Series, 
     numeric_codes = [float(c) for c in codes if isinstance(c, int | float)]
     text_codes = {str(c).strip() for c in codes} | {f"{float(c):g}" for c in numeric_codes}
     if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
-        hit = series.isin(numeric_codes).to_numpy()
+        values = series.to_numpy()
+        hit = np.zeros(len(values), bool)
+        for code in numeric_codes:
+            hit |= values == code
     else:
         hit = series.astype("string").str.strip().isin(text_codes).fillna(False).to_numpy(dtype=bool)
     n = int(hit.sum())
@@ -67,7 +71,8 @@ def _recode(
     series: pd.Series, mapping: dict[Any, Any], unmatched: str, where: str, source: SourceTable, source_col: str
 ) -> tuple[pd.Series, int]:
     lookup = {_norm_key(k): v for k, v in mapping.items()}
-    keys = series.map(_norm_key)
+    uniques = pd.unique(series.dropna())
+    keys = series.map({u: _norm_key(u) for u in uniques})
     present = series.notna().to_numpy()
     matched = keys.isin(list(lookup)).to_numpy()
     bad = present & ~matched
@@ -88,27 +93,27 @@ def _recode(
 
 
 def _as_text(series: pd.Series) -> pd.Series:
+    """Values as text for IDs: 1001.0 -> "1001", " a " -> "a", missing stays missing."""
+
     def one(v: Any) -> Any:
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            return None
         if isinstance(v, float | np.floating) and float(v).is_integer():
             return str(int(v))
         return str(v).strip()
 
-    return series.map(one)
+    uniques = pd.unique(series.dropna())
+    return series.map({u: one(u) for u in uniques}).astype(object).where(series.notna(), None)
 
 
 def _template(data: pd.DataFrame, template: str, where: str) -> pd.Series:
-    fields = template_fields(template, where)
-    parts = {f: _as_text(data[f]) for f in fields}
-    out = []
+    template_fields(template, where)  # checks the fields are plain names
+    result = pd.Series("", index=data.index, dtype=object)
     missing = np.zeros(len(data), bool)
-    for f in fields:
-        missing |= parts[f].isna().to_numpy()
-    frame = pd.DataFrame(parts)
-    for row in frame.itertuples(index=False, name=None):
-        out.append(template.format(**dict(zip(fields, row, strict=True))))
-    result = pd.Series(out, index=data.index, dtype=object)
+    for literal, field, _, _ in string.Formatter().parse(template):
+        result = result + literal
+        if field is not None:
+            part = _as_text(data[field])
+            missing |= part.isna().to_numpy()
+            result = result + part.fillna("")
     return result.where(~missing, None)
 
 

@@ -198,12 +198,23 @@ def _read_excel(p: Path, *, sheet: str | int | None, **_: Any) -> SourceTable:
 
 
 def _read_stata(p: Path, **_: Any) -> SourceTable:
+    """Data through pandas' Stata reader (codes, not labels; Stata's extended missing values .a-.z
+    become missing), labels through pyreadstat's metadata-only pass: the fastest pair measured."""
     import pyreadstat
 
-    df, meta = pyreadstat.read_dta(str(p), apply_value_formats=False, user_missing=False)
-    labels = {k: v for k, v in zip(meta.column_names, meta.column_labels or [], strict=False) if v}
-    value_labels = {col: dict(meta.value_labels.get(lbl, {})) for col, lbl in (meta.variable_to_label or {}).items()}
-    return SourceTable(df, str(p), "stata", "", variable_labels=labels, value_labels=value_labels)
+    df = pd.read_stata(p, convert_categoricals=False, convert_dates=True, preserve_dtypes=True)
+    _, meta = pyreadstat.read_dta(str(p), metadataonly=True)
+    return SourceTable(
+        df, str(p), "stata", "", variable_labels=_variable_labels(meta), value_labels=_value_labels(meta)
+    )
+
+
+def _variable_labels(meta: Any) -> dict[str, str]:
+    return {k: v for k, v in zip(meta.column_names, meta.column_labels or [], strict=False) if v}
+
+
+def _value_labels(meta: Any) -> dict[str, dict[Any, str]]:
+    return {col: dict(meta.value_labels.get(lbl, {})) for col, lbl in (meta.variable_to_label or {}).items()}
 
 
 def _read_spss(p: Path, **_: Any) -> SourceTable:

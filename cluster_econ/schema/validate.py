@@ -163,7 +163,9 @@ def _cast_column(series: pd.Series, ftype: str) -> tuple[pd.Series, np.ndarray]:
             return num.astype("Int64"), bad
         return num, bad
     if ftype == "boolean":
-        if pd.api.types.is_bool_dtype(series.dtype):
+        if pd.api.types.is_bool_dtype(series.dtype) or (
+            series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) in ("boolean", "empty")
+        ):
             return series.astype("boolean"), np.zeros(len(series), bool)
         text = series.astype("string").str.strip().str.lower()
         out = pd.array([pd.NA] * len(series), dtype="boolean")
@@ -178,8 +180,11 @@ def _cast_column(series: pd.Series, ftype: str) -> tuple[pd.Series, np.ndarray]:
         # ids read as floats (1.0) become "1"
         out = series.map(lambda v: None if pd.isna(v) else (f"{v:.0f}" if float(v).is_integer() else repr(v)))
         return out.astype(object), np.zeros(len(series), bool)
+    if pd.api.types.is_integer_dtype(series.dtype):
+        return series.astype(str).astype(object).where(series.notna(), None), np.zeros(len(series), bool)
     out = series.astype(object).where(series.notna(), None)
-    out = out.map(lambda v: v if v is None or isinstance(v, str) else str(v))
+    if pd.api.types.infer_dtype(out, skipna=True) not in ("string", "empty"):
+        out = out.map(lambda v: v if v is None or isinstance(v, str) else str(v))
     return out, np.zeros(len(series), bool)
 
 
@@ -260,8 +265,21 @@ def _cross_field(name: str, df: pd.DataFrame, rule: dict[str, Any], col: _Collec
     with np.errstate(invalid="ignore"):
         ok = ops[rule["op"]](lv, rv)
     mask = np.isfinite(lv) & np.isfinite(rv) & ~ok
+    if not mask.any():
+        return
     pairs = pd.Series([f"{left}={a:g}, {right}={b:g}" for a, b in zip(lv, rv, strict=True)])
     col.add(name, df, f"{left},{right}", f"{rule['name']}: {rule['description']}", mask, values=pairs)
+
+
+def _as_key(series: pd.Series) -> pd.Series:
+    if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty"):
+        return series
+    return series.astype(str).where(series.notna(), None)
+
+
+def _key_index(df: pd.DataFrame, fields: list[str]) -> pd.Index:
+    cols = [_as_key(df[f]) for f in fields]
+    return cols[0].pipe(pd.Index) if len(cols) == 1 else pd.MultiIndex.from_arrays(cols)
 
 
 def _check_foreign_keys(tables: dict[str, pd.DataFrame], col: _Collector, keep: dict[str, np.ndarray]) -> None:
@@ -278,11 +296,11 @@ def _check_foreign_keys(tables: dict[str, pd.DataFrame], col: _Collector, keep: 
                 ref = ref[keep[ref_table]]
             if any(f not in ref.columns for f in ref_fields):
                 continue
-            child = df[fields].astype(object)
-            present = child.notna().all(axis=1).to_numpy()
-            ref_keys = set(map(tuple, ref[ref_fields].astype(object).itertuples(index=False, name=None)))
-            found = np.array([t in ref_keys for t in map(tuple, child.itertuples(index=False, name=None))], dtype=bool)
+            present = df[fields].notna().all(axis=1).to_numpy()
+            found = _key_index(df, fields).isin(_key_index(ref, ref_fields))
             mask = present & ~found
+            if not mask.any():
+                continue
             target = f"{ref_table}.{'+'.join(ref_fields)}"
             col.add(
                 name,
@@ -290,7 +308,7 @@ def _check_foreign_keys(tables: dict[str, pd.DataFrame], col: _Collector, keep: 
                 "+".join(fields),
                 f"foreignKey: no matching {target}",
                 mask,
-                values=child.astype(str).agg("/".join, axis=1),
+                values=df[fields].astype(str).agg("/".join, axis=1) if len(fields) > 1 else df[fields[0]],
             )
 
 

@@ -1,0 +1,107 @@
+"""Normalize a generated 1M-row enterprise-year .dta to a Parquet panel, beside the pandas baseline.
+
+Baseline: ``pandas.read_stata`` + ``DataFrame.to_parquet`` of the same file. Each side runs in its own
+child process (same machine, same run) so that peak resident memory is measured per side. Prints the
+time ratio and each side's peak memory relative to the in-memory size of the data.
+
+Goals (issue: foundation): time no more than the baseline's; peak memory at most 3x the data.
+
+    python benchmarks/bench_normalize.py [--rows 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+MAPPING = """\
+spec_version: 1
+name: bench
+columns:
+  enterprise_id: {from: firm}
+  cluster_id: {from: cluster}
+  country: {const: KEN}
+  year: {from: year}
+  sales: {from: sales}
+  material_cost: {from: materials}
+  labour_cost: {from: wages}
+  capital_stock: {from: capital}
+  employment: {from: workers}
+  new_product: {from: newprod, recode: {1: true, 2: false}}
+  export_share: {from: exports}
+"""
+
+
+def make_file(path: Path, rows: int) -> int:
+    rng = np.random.default_rng(0)
+    years = 10
+    firms = rows // years
+    df = pd.DataFrame({
+        "firm": np.repeat(np.arange(firms), years).astype("int32"),
+        "cluster": (np.repeat(np.arange(firms), years) % 50).astype("int16"),
+        "year": np.tile(np.arange(2000, 2000 + years), firms).astype("int16"),
+        "sales": rng.lognormal(10, 1, firms * years),
+        "materials": rng.lognormal(9, 1, firms * years),
+        "wages": rng.lognormal(8, 1, firms * years),
+        "capital": rng.lognormal(11, 1, firms * years),
+        "workers": rng.integers(1, 500, firms * years).astype("int32"),
+        "newprod": rng.choice(np.array([1, 2, -9], dtype="int8"), firms * years),
+        "exports": rng.uniform(0, 100, firms * years),
+    })
+    df.to_stata(path, write_index=False)
+    return int(df.memory_usage(deep=True).sum())
+
+
+CHILD = {
+    "pandas": "import pandas as pd, sys; df = pd.read_stata(sys.argv[1]); df.to_parquet(sys.argv[2] + '/baseline.parquet')",
+    "cluster_econ": (
+        "import cluster_econ as ce, sys; "
+        "p = ce.normalize(sys.argv[1], mapping=sys.argv[3]); p.to_parquet(sys.argv[2] + '/panel')"
+    ),
+}
+
+
+def run_child(name: str, dta: Path, out: Path, mapping: Path) -> dict[str, float]:
+    code = (
+        "import resource, time, json, sys\nt0 = time.perf_counter()\n" + CHILD[name] + "\n"
+        "print(json.dumps({'seconds': time.perf_counter() - t0, "
+        "'peak_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(dta), str(out), str(mapping)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        dta = tmp_path / "ey.dta"
+        mapping = tmp_path / "bench.yaml"
+        mapping.write_text(MAPPING)
+        nbytes = make_file(dta, args.rows)
+        base = run_child("pandas", dta, tmp_path, mapping)
+        ours = run_child("cluster_econ", dta, tmp_path, mapping)
+    data_mib = nbytes / 2**20
+    print(f"rows: {args.rows:,d}; data in memory: {data_mib:.0f} MiB")
+    for name, r in (("pandas read_stata + to_parquet", base), ("cluster_econ normalize + to_parquet", ours)):
+        peak = r["peak_kib"] / 1024
+        print(f"{name:38s} {r['seconds']:7.2f} s   peak RSS {peak:7.0f} MiB ({peak / data_mib:.1f}x data)")
+    print(f"time ratio cluster_econ / pandas baseline: {ours['seconds'] / base['seconds']:.2f} (goal <= 1.0)")
+    print(f"peak memory / data size: {ours['peak_kib'] / 1024 / data_mib:.1f}x (goal <= 3x)")
+    _ = resource
+
+
+if __name__ == "__main__":
+    main()
