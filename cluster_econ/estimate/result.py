@@ -159,8 +159,9 @@ class Result:
     @property
     def bse(self) -> pd.Series:
         """Standard errors."""
-        return pd.Series(np.sqrt(np.clip(np.diag(self.cov.to_numpy()), 0, None)),
-                         index=self.params.index, name="std_error")
+        return pd.Series(
+            np.sqrt(np.clip(np.diag(self.cov.to_numpy()), 0, None)), index=self.params.index, name="std_error"
+        )
 
     @property
     def tvalues(self) -> pd.Series:
@@ -189,15 +190,17 @@ class Result:
     def tidy(self, level: float = 0.95) -> pd.DataFrame:
         """One row per term: estimate, std_error, statistic, p_value, conf_low, conf_high."""
         ci = self.conf_int(level)
-        return pd.DataFrame({
-            "term": self.params.index,
-            "estimate": self.params.to_numpy(),
-            "std_error": self.bse.to_numpy(),
-            "statistic": self.tvalues.to_numpy(),
-            "p_value": self.pvalues.to_numpy(),
-            "conf_low": ci["lower"].to_numpy(),
-            "conf_high": ci["upper"].to_numpy(),
-        })
+        return pd.DataFrame(
+            {
+                "term": self.params.index,
+                "estimate": self.params.to_numpy(),
+                "std_error": self.bse.to_numpy(),
+                "statistic": self.tvalues.to_numpy(),
+                "p_value": self.pvalues.to_numpy(),
+                "conf_low": ci["lower"].to_numpy(),
+                "conf_high": ci["upper"].to_numpy(),
+            }
+        )
 
     def predict(self, data: pd.DataFrame | None = None) -> pd.Series:
         """Predictions where the estimator defines them (the linear index or fitted values)."""
@@ -207,16 +210,20 @@ class Result:
 
     def summary(self) -> str:
         """Readable text: header, coefficient table, fit statistics and the row audit."""
-        lines = [f"{self.model}: {self.formula}", f"engine: {self.engine}   data hash: {self.data_hash}",
-                 f"observations: {self.nobs}"]
+        lines = [
+            f"{self.model}: {self.formula}",
+            f"engine: {self.engine}   data hash: {self.data_hash}",
+            f"observations: {self.nobs}",
+        ]
         if self.groups:
             lines.append("groups: " + ", ".join(f"{k}={v}" for k, v in self.groups.items()))
         lines.append(f"covariance: {self.vcov_info.describe()}")
         tab = self.tidy().set_index("term")
         lines.append(tab.to_string(float_format=lambda v: f"{v:.6g}"))
         if self.stats:
-            lines.append("  ".join(f"{k}={v:.6g}" for k, v in self.stats.items()
-                                   if isinstance(v, int | float | np.floating)))
+            lines.append(
+                "  ".join(f"{k}={v:.6g}" for k, v in self.stats.items() if isinstance(v, int | float | np.floating))
+            )
         if self.audit.dropped:
             lines.append("dropped: " + ", ".join(f"{k}: {v}" for k, v in self.audit.dropped.items()))
         if self.audit.collinear:
@@ -235,4 +242,5 @@ class Result:
         freedom and p-value (F with ``df_resid`` if set, else chi-square).
         """
         from cluster_econ.estimate.inference import wald_test  # local: avoids a cycle
+
         return wald_test(self, R, q)
