@@ -78,7 +78,7 @@ def stable_zip(data: bytes) -> bytes:
                 body = _LAST_PRINTED.sub(rb"\g<1>" + FIXED_W3CDTF.encode() + rb"\g<2>", body)
             entry = zipfile.ZipInfo(info.filename, date_time=FIXED_DATE_TIME)
             entry.compress_type = zipfile.ZIP_DEFLATED
-            entry.external_attr = 0o600 << 16
+            entry.external_attr = 0
             entry.create_system = 0
             dst.writestr(entry, body, compresslevel=6)
     return out.getvalue()
