@@ -178,6 +178,13 @@ def test_spinoff_share_in_expansion(sim):
     assert (par["year_established"].to_numpy() <= spin.loc[has_parent, "year_established"]
             .to_numpy()).all()
     assert (par["cluster_id"].to_numpy() == spin.loc[has_parent, "cluster_id"].to_numpy()).all()
+    # spin-offs make their parent's product line with probability inherit + (1 - inherit) / V
+    inherit = sim.truth.product_inherit_prob
+    n_lines = {c.cluster_id: len(c.product_variants) for c in sim.config.clusters}
+    p_same = inherit + (1 - inherit) / spin.loc[has_parent, "cluster_id"].map(n_lines)
+    same = par["product"].to_numpy() == spin.loc[has_parent, "product"].to_numpy()
+    se = math.sqrt(float((p_same * (1 - p_same)).sum())) / len(same)
+    assert abs(same.mean() - p_same.mean()) <= 4 * se
 
 
 def test_founder_schooling_by_entry_phase(sim):
@@ -411,6 +418,15 @@ def test_production_elasticities_exact_without_survey_noise():
     assert abs(beta[1] - s.truth.production["beta_l"]) <= 4 * se[1]
     assert abs(beta[2] - s.truth.production["beta_k"]) <= 4 * se[2]
     assert abs(resid.std() - s.truth.production["sigma_eps"]) < 0.01
+    # proxies: materials and (non-zero) investment are exact increasing functions of omega
+    planned = (s.truth.production["beta_l"] * np.log(ey["employment"])
+               + s.truth.production["beta_k"] * log_k + fy.loc[key, "omega"].to_numpy())
+    ratio = np.log(ey["material_cost"] / money) - planned
+    assert ratio.std() < 1e-5   # the deflator table is rounded to 6 decimals
+    inv = ey["investment"] > 0
+    rate = np.log(ey.loc[inv, "investment"] / ey.loc[inv, "capital_stock"])
+    assert np.corrcoef(rate, fy.loc[key, "omega"].to_numpy()[inv.to_numpy()])[0, 1] > 1 - 1e-9
+    assert 0.05 < (~inv).mean() < 0.15
 
 
 def _training_itt(sim) -> tuple[float, float, float, float]:
