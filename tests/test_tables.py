@@ -436,3 +436,16 @@ def test_control_characters_do_not_break_word_or_excel(two_models, tmp_path):
     assert "Schooling" in [row.cells[0].text for row in doc.tables[0].rows]
     ws = openpyxl.load_workbook(tab.save(tmp_path / "c.xlsx")).active
     assert "Schooling" in [c.value for c in ws["A"]]
+
+
+@pytest.mark.parametrize("model, expected", [
+    ("panel-fe", ("enterprise_id",)), ("panel-re", ()), ("panel-mundlak", ()),
+    ("panel-between", ()), ("panel-fd", ()), ("cox", ()), ("hazard-cloglog", ()),
+    ("feols", ("enterprise_id",)),
+])
+def test_fixed_effects_by_model(model, expected):
+    from cluster_econ.tables import fixed_effects
+
+    res = make_result(["x"], [1.0], [0.1], formula="y ~ x", groups={"enterprise_id": 50},
+                      model=model)
+    assert fixed_effects(res) == expected

@@ -96,3 +96,40 @@ def test_example_14_1_fixed_effects_table_labels_within_r2():
     assert frame.loc[("Within R²", ""), col] == f"{peer._r2_within:.3f}"
     assert frame.loc[("Adjusted R²", ""), col] == f"{peer._adj_r2:.3f}"
     assert frame.loc[("R²", ""), col] != frame.loc[("Within R²", ""), col]
+
+
+def test_baltagi_table_2_1_panel_models_side_by_side():
+    """Baltagi, Econometric Analysis of Panel Data, Table 2.1 (Grunfeld, 10 firms): within,
+    Swamy-Arora RE and pooled OLS, usual (iid) standard errors, rendered to 4 decimals; the
+    printed digits must be in the table, FE is Yes only for the within model, and the R² rows
+    carry linearmodels' matching statistics (inclusive R² and within R² for FE, the transformed
+    model's R² for RE)."""
+    from cluster_econ.datasets import grunfeld
+    from cluster_econ.estimate import panel
+
+    data = grunfeld()
+    fits = {kind: panel("inv ~ value + capital", data, model=kind, entity="firm", time="year")
+            for kind in ("fe", "re", "pooled")}
+    frame = regression_table(fits, digits=4).to_frame()
+    est, se = frame.xs("estimate", level="statistic"), frame.xs("se", level="statistic")
+    printed = {"fe": {"value": (0.1101, 0.0119), "capital": (0.3101, 0.0174)},
+               "re": {"Constant": (-57.834, 28.899), "value": (0.1098, 0.0105),
+                      "capital": (0.3081, 0.0172)},
+               "pooled": {"Constant": (-42.714, 9.512), "value": (0.1156, 0.0058),
+                          "capital": (0.2307, 0.0255)}}
+    for i, kind in enumerate(printed):
+        col = frame.columns[i]
+        for row, (b, s) in printed[kind].items():
+            unit = 0.001 if abs(b) > 10 else 0.0001  # last printed digit
+            assert abs(float(est.loc[row, col]) - b) <= unit / 2 + 5e-5, (kind, row)
+            assert abs(float(se.loc[row, col][1:-1]) - s) <= unit / 2 + 5e-5, (kind, row)
+    info = frame.xs("", level="statistic")
+    assert info.loc["firm FE"].tolist() == ["Yes", "No", "No"]
+    assert est.loc["Constant"].iloc[0] == ""  # absorbed in the within model
+    lm = pytest.importorskip("linearmodels.panel")
+    idx = data.set_index(["firm", "year"])
+    lm_fe = lm.PanelOLS.from_formula("inv ~ value + capital + EntityEffects", idx).fit()
+    lm_re = lm.RandomEffects.from_formula("inv ~ 1 + value + capital", idx).fit()
+    assert info.loc["Within R²"].tolist() == [f"{lm_fe.rsquared_within:.4f}", "", ""]
+    assert info.loc["R²"].iloc[0] == f"{lm_fe.rsquared_inclusive:.4f}"
+    assert info.loc["R²"].iloc[1] == f"{lm_re.rsquared:.4f}"

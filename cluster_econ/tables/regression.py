@@ -34,6 +34,7 @@ FIT_STATS: dict[str, str] = {
     "r2": "R²",
     "adj_r2": "Adjusted R²",
     "within_r2": "Within R²",
+    "overall_r2": "Overall R²",
     "pseudo_r2": "Pseudo R²",
     "loglik": "Log likelihood",
 }
@@ -51,11 +52,13 @@ STAT_NOTES = {
     "p": "p-values in parentheses.",
 }
 
-#: Models whose ``groups`` are panel groupings rather than fixed effects.
+#: Models whose ``groups`` are groupings (entities, strata) rather than fixed effects. Panel
+#: models (``panel-<kind>``) other than ``panel-fe`` and discrete-time hazards are covered by
+#: prefix in :func:`fixed_effects`.
 NON_FE_MODELS = frozenset({
-    "panel-re", "re", "random-effects", "random_effects", "panel-pooled", "pooled", "panel-be",
-    "between", "panel-fd", "first-difference", "mundlak", "cre", "cre_probit", "cre-probit",
-    "ols", "logit", "probit", "lpm", "cloglog", "tobit", "ordered_probit", "cox", "hazard",
+    "re", "random-effects", "random_effects", "pooled", "between", "first-difference",
+    "mundlak", "cre", "cre_probit", "cre-probit", "ols", "logit", "probit", "lpm", "cloglog",
+    "tobit", "ordered_probit", "ordered-probit", "cox", "hazard", "ame",
 })
 
 
@@ -64,8 +67,9 @@ def fixed_effects(result: Result) -> tuple[str, ...]:
 
     Taken from ``result.extra["fixed_effects"]`` when the estimator sets it, else from the
     fixest-style formula (``y ~ x | firm + year``; an IV part ``| d ~ z`` is skipped), else the
-    keys of ``result.groups`` unless the model is one whose groups are panel groupings (random
-    effects, pooled, between, ...).
+    keys of ``result.groups`` for ``panel-fe`` and estimators not known to use groups otherwise
+    (random effects, pooled, between, first differences, Mundlak, Cox strata and discrete-time
+    hazards report groupings that are not fixed effects).
     """
     explicit = result.extra.get("fixed_effects")
     if explicit is not None:
@@ -78,7 +82,10 @@ def fixed_effects(result: Result) -> tuple[str, ...]:
                 continue
             names += [t.strip() for t in part.split("+") if t.strip() not in ("", "0", "1")]
         return tuple(names)
-    if str(result.model).lower() in NON_FE_MODELS:
+    model = str(result.model).lower()
+    if model.startswith("panel-"):
+        return tuple(str(k) for k in result.groups) if model == "panel-fe" else ()
+    if model in NON_FE_MODELS or model.startswith("hazard"):
         return ()
     return tuple(str(k) for k in result.groups)
 
@@ -222,7 +229,7 @@ def regression_table(
         Caption.
     stats : sequence of str, optional
         ``Result.stats`` keys for the fit-statistic rows; default ``r2, adj_r2, within_r2,
-        pseudo_r2, loglik``. A row appears only if at least one model has the statistic.
+        overall_r2, pseudo_r2, loglik``. A row appears only if at least one model has the statistic.
     level : float
         Confidence level for ``stat="ci"``.
 
