@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ from cluster_econ.schema.validate import validate
 from cluster_econ.simulate import INNOVATION_ITEMS, SimulationConfig, preset, simulate
 from cluster_econ.simulate.config import regime_of
 
-SEED = 11
+SEED = int(os.environ.get("CLUSTER_ECON_SIM_TEST_SEED", "11"))  # other seeds: robustness runs
 
 
 @pytest.fixture(scope="module")

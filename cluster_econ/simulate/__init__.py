@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -47,6 +48,9 @@ from cluster_econ.simulate.config import (
     TrainingConfig,
 )
 from cluster_econ.simulate.presets import COUNTRIES, PRESETS, preset
+
+if TYPE_CHECKING:
+    from cluster_econ.panel import Panel
 
 __all__ = [
     "INNOVATION_ITEMS",
@@ -93,7 +97,7 @@ class Simulation:
         Seed of the random streams.
     """
 
-    panel: object
+    panel: Panel
     truth: Truth
     config: SimulationConfig
     seed: int

@@ -482,7 +482,7 @@ def build_truth(runs: list[ClusterRun], helpers: list[dict[str, Any]], cfg: Simu
         "sigma_xi": prod.sigma_xi, "sigma_eps": prod.sigma_eps,
         "innovation_gain": _by_phase(eff["gain"]), "omega_bar": omega_bar,
         "omega_sd_stationary": sd_stat, "depreciation": prod.depreciation,
-        "demand_elasticity": (float("inf") if eff["inv_elasticity"] == 0
+        "demand_elasticity": (None if eff["inv_elasticity"] == 0   # None: price fixed
                               else 1.0 / eff["inv_elasticity"]),
         "quality_gain": eff["quality_gain"],
         "model": "log V = beta_l log L + beta_k log K + omega + eps, with V real value added "

@@ -179,7 +179,7 @@ def _intercepts() -> dict[str, dict[str, float]]:
         "direct_sales": {"initiation": -1.8, "quantity_expansion": -2.2, "quality_improvement": -0.7},
         "long_term_subcontract": {"initiation": -3.2, "quantity_expansion": -2.8,
                                   "quality_improvement": -0.8},
-        "vertical_integration": {"initiation": -2.5, "quantity_expansion": -3.5,
+        "vertical_integration": {"initiation": -3.5, "quantity_expansion": -3.5,
                                  "quality_improvement": -1.4},
         "export_share": {"initiation": -3.5, "quantity_expansion": -3.0, "quality_improvement": -1.2},
         "quality_certification": {"initiation": -5.0, "quantity_expansion": -4.5,
