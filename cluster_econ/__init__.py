@@ -16,7 +16,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     # data
     "Panel": ("cluster_econ.panel", "Panel"),
     "read_panel": ("cluster_econ.panel", "read_panel"),
-    "normalize": ("cluster_econ.harmonize", "normalize"),
+    "normalize": ("cluster_econ.harmonize.pipeline", "normalize"),
     "validate": ("cluster_econ.schema.validate", "validate"),
     "SchemaError": ("cluster_econ.errors", "SchemaError"),
     # estimation

@@ -17,6 +17,8 @@ from cluster_econ.errors import ClusterEconError
 # order = order in --help
 COMMAND_MODULES = [
     "cluster_econ.harmonize.command",  # normalize, validate, schema
+    "cluster_econ.simulate.command",  # simulate
+    "cluster_econ.phases.command",  # phases
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
