@@ -292,6 +292,23 @@ def km_plot(
     are step functions, continuous from the right; bands are drawn as steps too. Each curve
     starts at ``S(start) = 1`` (band collapsed) when its first row is later than ``start``;
     ``start=None`` draws the rows only. ``labels`` maps group values to legend labels.
+
+    Parameters
+    ----------
+    km_df : DataFrame
+        Tidy survival curves (group, time, survival, lower, upper).
+    path : path or sequence of paths, optional
+        ``.png`` / ``.svg`` files to write.
+    title, xlabel, ylabel : str
+        Text of the axes.
+    start : float or None
+        Time at which every curve starts at 1.
+    labels : mapping, optional
+        Group value -> legend label (default: readable phase names, else the value).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     cols = ["group", "time", "survival", "lower", "upper"]
     df = _numeric(_require(km_df, cols, "km_plot"), cols[1:], "km_plot")
@@ -341,6 +358,21 @@ def event_study_plot(
     ``df`` has columns ``rel_time``, ``estimate``, ``conf_low``, ``conf_high``. The omitted
     reference period (``reference``, default -1) is drawn as a hollow point at zero when it is
     not in the data; a dashed vertical line separates pre- from post-treatment periods.
+
+    Parameters
+    ----------
+    df : DataFrame
+        One row per relative period: rel_time, estimate, conf_low, conf_high.
+    path : path or sequence of paths, optional
+        ``.png`` / ``.svg`` files to write.
+    reference : float or None
+        The normalised (omitted) period, drawn at zero; ``None`` to skip.
+    title, xlabel, ylabel : str
+        Text of the axes.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     cols = ["rel_time", "estimate", "conf_low", "conf_high"]
     data = _numeric(_require(df, cols, "event_study_plot"), cols, "event_study_plot")

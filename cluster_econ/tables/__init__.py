@@ -27,6 +27,7 @@ _LAZY: dict[str, str] = {
     "RenderedTable": "cluster_econ.tables._render",
     "Row": "cluster_econ.tables._render",
     "TableError": "cluster_econ.tables._render",
+    "TABLE_CSS": "cluster_econ.tables._render",
     "DescriptiveTable": "cluster_econ.tables.descriptive",
     "descriptive_table": "cluster_econ.tables.descriptive",
     "FIT_STATS": "cluster_econ.tables.regression",

@@ -73,6 +73,20 @@ class Layout:
     title: str | None = None
 
 
+#: Booktabs-like CSS for the ``ce-table`` HTML fragments (for reports that embed tables).
+TABLE_CSS = """\
+table.ce-table { border-collapse: collapse; margin: 1em 0; font-variant-numeric: tabular-nums; }
+table.ce-table caption { caption-side: top; font-weight: bold; text-align: left; padding-bottom: .4em; }
+table.ce-table th, table.ce-table td { padding: .15em .8em; text-align: center; font-weight: normal; }
+table.ce-table th[scope="row"], table.ce-table tr.ce-heading th { text-align: left; }
+table.ce-table tr.ce-heading th { font-style: italic; }
+table.ce-table thead { border-top: 2px solid #000; border-bottom: 1px solid #000; }
+table.ce-table th.ce-span { border-bottom: 1px solid #000; }
+table.ce-table tbody + tbody { border-top: 1px solid #000; }
+table.ce-table tbody:last-of-type { border-bottom: 2px solid #000; }
+table.ce-table td.ce-note { text-align: left; font-size: .85em; padding-top: .3em; }
+"""
+
 _FIXED_DATETIME = _dt.datetime(1980, 1, 1, 0, 0, 0)
 _NEG_NUMBER = re.compile(r"(?<![\w.])-(?=\d)")
 
