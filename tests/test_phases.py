@@ -224,6 +224,36 @@ def test_forward_loglik_equals_hmmlearn() -> None:
     assert m.viterbi(m.log_emission(X)).tolist() == ref.predict(X).tolist()
 
 
+def test_em_iterations_equal_hmmlearn() -> None:
+    # Same starting values, maximum likelihood updates (hmmlearn's covariance prior set to
+    # zero), ten EM iterations on 10 sequences of 25 observations: the two implementations
+    # agree to rounding. hmmlearn keeps the zeros of the transition matrix, as ours does.
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    rng = np.random.default_rng(1)
+    means = np.array([[-1.0, 0.0], [0.5, 1.0], [2.0, -1.0]])
+    A = np.array([[0.9, 0.1, 0.0], [0.0, 0.9, 0.1], [0.0, 0.0, 1.0]])
+    seqs = []
+    for _ in range(10):
+        s, xs = 0, []
+        for _t in range(25):
+            xs.append(rng.normal(means[s], 1.0))
+            s = rng.choice(3, p=A[s])
+        seqs.append(np.array(xs))
+    ours = GaussianLeftRightHMM(3)
+    ours._init_params(seqs, None)
+    start = [ours.startprob.copy(), ours.transmat.copy(), ours.means.copy(), ours.vars.copy()]
+    ours._em(seqs, 10, 0.0, 1e-12)
+    ref = hmm.GaussianHMM(3, covariance_type="diag", n_iter=10, tol=-np.inf, init_params="",
+                          covars_prior=0.0, min_covar=1e-12)
+    ref.startprob_, ref.transmat_, ref.means_, ref.covars_ = start
+    ref.fit(np.vstack(seqs), lengths=[25] * 10)
+    assert np.allclose(ours.means, ref.means_, atol=1e-10)
+    assert np.allclose(ours.vars, np.array([np.diag(c) for c in ref.covars_]), atol=1e-10)
+    assert np.allclose(ours.transmat, ref.transmat_, atol=1e-10)
+    assert np.allclose(ours.startprob, ref.startprob_, atol=1e-10)
+    assert ours.loglik == pytest.approx(ref.monitor_.history[-1], rel=1e-10)
+
+
 def test_em_recovers_simulated_left_right_hmm() -> None:
     # 40 sequences of 30 periods from a known left-to-right chain that stays about 8 years in
     # each of the first two states. Each state holds about 300 observations or more, so the

@@ -89,3 +89,22 @@ def test_cli_phases_bad_input(tmp_path) -> None:
     args = _parser().parse_args(["phases", str(bad)])
     with pytest.raises(InputError, match="expected a panel directory"):
         args.func(args)
+
+
+def test_cli_phases_on_panel_directory_and_demo(tmp_path, capsys) -> None:
+    datasets = pytest.importorskip("cluster_econ.datasets")
+    if not hasattr(datasets, "demo"):
+        pytest.skip("demo panel not available")
+    panel = datasets.demo()
+    try:
+        panel.to_parquet(str(tmp_path / "panel"))
+    except ImportError:
+        pytest.skip("panel writer not available")
+    args = _parser().parse_args(["phases", str(tmp_path / "panel"), "--out",
+                                 str(tmp_path / "labelled.parquet")])
+    assert args.func(args) == 0
+    out = pd.read_parquet(tmp_path / "labelled.parquet")
+    assert len(out) == 360 and {"cluster_id", "year", "phase", "firm_growth"} <= set(out)
+    args = _parser().parse_args(["phases", "demo", "--method", "hmm", "--seed", "1"])
+    assert args.func(args) == 0
+    assert "KEN-NAIROBI-GARMENT: initiation" in capsys.readouterr().out

@@ -161,22 +161,32 @@ class GaussianLeftRightHMM:
 
     def forward_backward(self, logB: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """Log-likelihood, posterior state probabilities (T, K) and summed pair posteriors."""
-        T, K = logB.shape
+        ll, gamma, xi = self.forward_backward_batch(logB[None])
+        return float(ll[0]), gamma[0], xi
+
+    def forward_backward_batch(self, logB: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Forward-backward in log space for S sequences of equal length at once.
+
+        ``logB`` has shape (S, T, K). Returns the log-likelihoods (S,), the posterior state
+        probabilities (S, T, K) and the pair posteriors summed over sequences and time (K, K).
+        """
+        S, T, K = logB.shape
         logA = self._logA()
         with np.errstate(divide="ignore"):
             logpi = np.log(self.startprob)
-        la = np.empty((T, K))
-        lb = np.zeros((T, K))
-        la[0] = logpi + logB[0]
+        la = np.empty((S, T, K))
+        lb = np.zeros((S, T, K))
+        la[:, 0] = logpi[None, :] + logB[:, 0]
         for t in range(1, T):
-            la[t] = _lse(la[t - 1][:, None] + logA, axis=0) + logB[t]
+            la[:, t] = _lse(la[:, t - 1, :, None] + logA[None], axis=1) + logB[:, t]
         for t in range(T - 2, -1, -1):
-            lb[t] = _lse(logA + (logB[t + 1] + lb[t + 1])[None, :], axis=1)
-        ll = float(_lse(la[-1], axis=0))
-        gamma = np.exp(la + lb - ll)
+            lb[:, t] = _lse(logA[None] + (logB[:, t + 1] + lb[:, t + 1])[:, None, :], axis=2)
+        ll = _lse(la[:, -1], axis=1)
+        gamma = np.exp(la + lb - ll[:, None, None])
         if T > 1:
-            m = la[:-1, :, None] + logA[None] + (logB[1:] + lb[1:])[:, None, :] - ll
-            xi = np.exp(m).sum(axis=0)
+            m = (la[:, :-1, :, None] + logA[None, None] + (logB[:, 1:] + lb[:, 1:])[:, :, None, :]
+                 - ll[:, None, None, None])
+            xi = np.exp(m).sum(axis=(0, 1))
         else:
             xi = np.zeros((K, K))
         return ll, gamma, xi
@@ -265,6 +275,10 @@ class GaussianLeftRightHMM:
         K = self.K
         prev = -np.inf
         self.converged = False
+        by_len: dict[int, list[np.ndarray]] = {}
+        for X in seqs:
+            by_len.setdefault(X.shape[0], []).append(X)
+        batches = [np.stack(v) for v in by_len.values()]
         for it in range(1, max_iter + 1):
             total = 0.0
             s_pi = np.zeros(K)
@@ -273,17 +287,20 @@ class GaussianLeftRightHMM:
             w = np.zeros((K, D))
             wx = np.zeros((K, D))
             wxx = np.zeros((K, D))
-            for X in seqs:
-                ll, gamma, xi = self.forward_backward(self.log_emission(X))
-                total += ll
-                s_pi += gamma[0]
+            for Xb in batches:
+                Sb, Tb, Db = Xb.shape
+                logB = self.log_emission(Xb.reshape(Sb * Tb, Db)).reshape(Sb, Tb, K)
+                ll, gamma, xi = self.forward_backward_batch(logB)
+                total += float(ll.sum())
+                s_pi += gamma[:, 0].sum(axis=0)
                 s_xi += xi
+                X = Xb.reshape(Sb * Tb, Db)
+                g = gamma.reshape(Sb * Tb, K)
                 ok = np.isfinite(X)
                 Xz = np.where(ok, X, 0.0)
-                okf = ok.astype(float)
-                w += gamma.T @ okf
-                wx += gamma.T @ Xz
-                wxx += gamma.T @ (Xz**2)
+                w += g.T @ ok.astype(float)
+                wx += g.T @ Xz
+                wxx += g.T @ (Xz**2)
             self.loglik = total
             self.n_iter = it
             if total - prev < tol * max(1.0, abs(total)) and it > 1:

@@ -25,6 +25,7 @@ allowed to differ across the two regimes.
 from __future__ import annotations
 
 import itertools
+import warnings
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -113,6 +114,9 @@ def detect_breaks(data: object, config: BreaksConfig | dict | None = None) -> Ph
     regime_no = np.zeros(len(cy), dtype=int)
     break_rows = []
     bic_rows = []
+    seg_means: list[np.ndarray] = []
+    plans = []
+    sm_np = sm.to_numpy(dtype=float)
     for cid, ix in cy.groupby("cluster_id", sort=False).indices.items():
         ix = np.sort(ix)
         T = len(ix)
@@ -133,11 +137,18 @@ def detect_breaks(data: object, config: BreaksConfig | dict | None = None) -> Ph
         else:
             ends = []
         bounds = [0, *[e + 1 for e in ends], T]
-        seg_scores = []
         for s, e in itertools.pairwise(bounds):
-            seg_mean = sm.iloc[ix[s:e]].mean().to_frame().T
-            sc = phase_scores(evidence(seg_mean, cfg.rules), cfg.rules).to_numpy()[0]
-            seg_scores.append(sc)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                seg_means.append(np.nanmean(sm_np[ix[s:e]], axis=0))
+        plans.append((cid, ix, T, years, Z, ends, bounds))
+    # score all regimes of all clusters at once
+    seg_table = pd.DataFrame(np.array(seg_means).reshape(-1, sm.shape[1]), columns=sm.columns)
+    all_scores = phase_scores(evidence(seg_table, cfg.rules), cfg.rules).to_numpy()
+    pos0 = 0
+    for cid, ix, T, years, Z, ends, bounds in plans:
+        seg_scores = all_scores[pos0:pos0 + len(bounds) - 1]
+        pos0 += len(bounds) - 1
         S = np.array(seg_scores)
         lens = np.diff(bounds)[:, None]
         seg_lab = ordered_path(lens * (S.max(axis=1, keepdims=True) - S))
