@@ -165,8 +165,8 @@ class SchoolingConfig:
     sd: float = 2.8
     successor_mean: float = 14.5
     successor_sd: float = 2.5
-    succession_age: int = 58
-    succession_prob: float = 0.12
+    succession_age: int = 55
+    succession_prob: float = 0.15
     max_years: float = 22.0
 
 
