@@ -352,3 +352,14 @@ def test_hmm_finds_no_quality_phase_where_there_is_none() -> None:
         assert "quality_improvement" not in set(res.cluster_year["phase"]), method
         assert ph.accuracy(res, cy).overall >= floor, method
     assert not ph.detect(cy, method="hmm").diagnostics["quality_state_supported"]
+
+
+def test_breaks_lwz_is_more_parsimonious_than_bic(synth: pd.DataFrame) -> None:
+    # LWZ's penalty (0.299 (log N)^2.1 per parameter on the log-RSS scale) exceeds BIC's
+    # (log N / N) for these sample sizes, so it never picks more breaks.
+    bic = ph.detect(synth, method="breaks").break_dates.groupby("cluster_id").size()
+    lwz = ph.detect(synth, method="breaks", criterion="LWZ").break_dates.groupby(
+        "cluster_id").size()
+    assert (lwz.reindex(bic.index, fill_value=0) <= bic).all()
+    with pytest.raises(ConfigError, match="criterion"):
+        ph.BreaksConfig(criterion="AIC")

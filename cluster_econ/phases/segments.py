@@ -11,7 +11,8 @@ breaks common to all signals,
 fitted by least squares: the break dates minimise the summed residual sum of squares of all
 signals (Bai and Perron dynamic programming, minimum regime length ``min_years``). The number
 of breaks minimises a BIC for the stacked Gaussian model with a common variance,
-``N log(RSS / N) + log(N) (p (m + 1) + m)`` with ``N = T p`` observations of ``p`` signals.
+``N log(RSS / N) + log(N) (p (m + 1) + m)`` with ``N = T p`` observations of ``p`` signals
+(or the LWZ criterion with the same parameter count).
 
 Each regime is then scored with the rule-based evidence of :mod:`cluster_econ.phases.rules`
 (averaged over the regime), and the regimes receive phases in order by the minimum-cost
@@ -33,7 +34,12 @@ import numpy as np
 import pandas as pd
 
 from cluster_econ.errors import ConfigError
-from cluster_econ.phases.breaks import _optimal_partitions, mean_shift_interval, segment_rss_matrix
+from cluster_econ.phases.breaks import (
+    _lwz,
+    _optimal_partitions,
+    mean_shift_interval,
+    segment_rss_matrix,
+)
 from cluster_econ.phases.result import LABELS, PhaseResult, apply_stagnation, ordered_path
 from cluster_econ.phases.rules import RulesConfig, evidence, phase_scores
 from cluster_econ.phases.signals import compute_signals, prepare_cluster_year, smooth
@@ -58,6 +64,9 @@ class BreaksConfig:
         Largest number of breaks per cluster.
     level : float
         Confidence level of the break-date intervals.
+    criterion : {"BIC", "LWZ"}
+        How the number of breaks is chosen (LWZ: Liu, Wu and Zidek's modified Schwarz
+        criterion with ``p (m + 1) + m`` parameters).
     rules : RulesConfig
         Thresholds used to score each regime.
     stagnation_years : int or None
@@ -68,6 +77,7 @@ class BreaksConfig:
     min_years: int = 3
     max_breaks: int = 3
     level: float = 0.95
+    criterion: str = "BIC"
     rules: RulesConfig = field(default_factory=RulesConfig)
     stagnation_years: int | None = 14
 
@@ -78,6 +88,9 @@ class BreaksConfig:
             raise ConfigError("phases breaks: max_breaks must be non-negative")
         if not 0 < self.level < 1:
             raise ConfigError("phases breaks: level must be between 0 and 1")
+        if self.criterion not in ("BIC", "LWZ"):
+            raise ConfigError(f"phases breaks: criterion must be 'BIC' or 'LWZ', got "
+                              f"{self.criterion!r}")
 
     @classmethod
     def from_mapping(cls, mapping: dict | None) -> BreaksConfig:
@@ -128,12 +141,16 @@ def detect_breaks(data: object, config: BreaksConfig | dict | None = None) -> Ph
             R = segment_rss_matrix(Z, None, h)
             parts = _optimal_partitions(R, h, mb)
             N = T * p
-            bics = [N * np.log(max(rss, 1e-12) / N) + np.log(N) * (p * (m + 1) + m)
-                    for m, (rss, _) in enumerate(parts)]
+            if cfg.criterion == "LWZ":
+                bics = [_lwz(rss, N, m, p) for m, (rss, _) in enumerate(parts)]
+            else:
+                bics = [N * np.log(max(rss, 1e-12) / N) + np.log(N) * (p * (m + 1) + m)
+                        for m, (rss, _) in enumerate(parts)]
             m_star = int(np.argmin(bics))
             ends = parts[m_star][1]
             for m, b in enumerate(bics):
-                bic_rows.append({"cluster_id": cid, "m": m, "rss": parts[m][0], "BIC": b})
+                bic_rows.append({"cluster_id": cid, "m": m, "rss": parts[m][0],
+                                 cfg.criterion: b})
         else:
             ends = []
         bounds = [0, *[e + 1 for e in ends], T]
@@ -186,7 +203,7 @@ def detect_breaks(data: object, config: BreaksConfig | dict | None = None) -> Ph
     bd.attrs["level"] = cfg.level
     diag = {
         "signals": use,
-        "bic": pd.DataFrame(bic_rows, columns=["cluster_id", "m", "rss", "BIC"]),
+        "bic": pd.DataFrame(bic_rows, columns=["cluster_id", "m", "rss", cfg.criterion]),
         "n_breaks": bd.groupby("cluster_id").size().to_dict() if len(bd) else {},
         "n_stagnation": int((final == 3).sum()),
     }
