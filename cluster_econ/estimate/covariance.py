@@ -136,9 +136,9 @@ def _cluster_sum(scores: np.ndarray, codes: np.ndarray) -> np.ndarray:
 
 def _nested(fe: np.ndarray, cl: np.ndarray) -> bool:
     """True if every level of ``fe`` lies within one cluster."""
-    G = int(cl.max()) + 1
-    pairs = np.unique(fe.astype(np.int64) * G + cl)
-    return len(pairs) == len(np.unique(fe))
+    first = np.empty(int(fe.max()) + 1, dtype=np.int64)
+    first[fe] = cl  # one cluster per level (the last written); nested iff every row agrees
+    return bool(np.array_equal(first[fe], cl))
 
 
 def compute_vcov(inp: CovInputs, kind: str, clusters: Sequence[np.ndarray] = (),

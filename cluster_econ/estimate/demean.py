@@ -16,17 +16,17 @@ importing it would make the package depend on numba).
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from cluster_econ.errors import EstimationError
 
-__all__ = ["Absorber", "DemeanInfo", "clear_cache", "factorize", "singleton_mask"]
+__all__ = ["Absorber", "DemeanInfo", "clear_cache", "factorize", "get_absorber", "singleton_mask"]
 
 
 def factorize(fe: pd.DataFrame) -> list[np.ndarray]:
@@ -82,20 +82,50 @@ class DemeanInfo:
     reused: int = 0
 
 
-def _hash_array(a: np.ndarray) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    h.update(str(a.dtype).encode())
-    h.update(np.ascontiguousarray(a).view(np.uint8).tobytes() if a.size else b"")
-    return h.hexdigest()
+def _fingerprint(a: np.ndarray | None) -> tuple[Any, ...]:
+    """Cheap lookup key of an array (verified exactly with ``np.array_equal`` on a hit)."""
+    if a is None:
+        return ("none",)
+    n = len(a)
+    if n == 0:
+        return (str(a.dtype), 0)
+    step = max(1, n // 64)
+    return (str(a.dtype), n, float(np.sum(a[::step], dtype=float)), float(a[0]), float(a[-1]))
 
 
-_CACHE: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
+_CACHE: OrderedDict[tuple[Any, ...], list[Absorber]] = OrderedDict()
 _CACHE_ENTRIES = 4
 
 
 def clear_cache() -> None:
-    """Forget all demeaned columns."""
+    """Forget all cached absorbers and their demeaned columns."""
     _CACHE.clear()
+
+
+def get_absorber(codes: list[np.ndarray], weights: np.ndarray | None = None, tol: float = 1e-10,
+                 maxiter: int = 10_000) -> Absorber:
+    """The cached :class:`Absorber` of these fixed-effect codes and weights, or a new one.
+
+    A hit requires exactly equal codes and weights (compared element by element), so a cache
+    entry is never served for a different sample.
+    """
+    key = (tuple(_fingerprint(c) for c in codes), _fingerprint(weights), tol, maxiter)
+    for ab in _CACHE.get(key, []):
+        same = all(np.array_equal(a, b) for a, b in zip(ab.codes, codes, strict=True))
+        if same and (weights is None) == (ab.weights is None) and (
+                weights is None or np.array_equal(weights, ab.weights)):
+            _CACHE.move_to_end(key)
+            return ab
+    ab = Absorber([np.ascontiguousarray(c) for c in codes],
+                  None if weights is None else np.ascontiguousarray(weights, dtype=float), tol, maxiter)
+    _CACHE.setdefault(key, []).append(ab)
+    _CACHE.move_to_end(key)
+    while sum(len(v) for v in _CACHE.values()) > _CACHE_ENTRIES:
+        k0 = next(iter(_CACHE))
+        _CACHE[k0].pop(0)
+        if not _CACHE[k0]:
+            del _CACHE[k0]
+    return ab
 
 
 @dataclass
@@ -123,97 +153,97 @@ class Absorber:
         w = self.weights
         self.denoms = [np.bincount(c, weights=w, minlength=g) for c, g in zip(self.codes, self.sizes,
                                                                               strict=True)]
-        parts = [_hash_array(c) for c in self.codes]
-        parts.append(_hash_array(w) if w is not None else "unweighted")
-        parts.append(repr(self.tol))
-        self.key = hashlib.blake2b("|".join(parts).encode(), digest_size=16).hexdigest()
+        self.inv_denoms = [np.divide(1.0, d, out=np.zeros(len(d)), where=d > 0) for d in self.denoms]
+        # demeaned columns by name, with the raw values they were computed from
+        self._store: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
-    # -- one sweep over all factors, all columns at once ----------------------------------
-    def _sweep(self, M: np.ndarray) -> np.ndarray:
-        out = M.copy()
+    # -- one sweep over all factors for one contiguous column, in place ----------------------
+    def _sweep1(self, x: np.ndarray) -> float:
+        """Subtract the group means of each factor in turn; returns the sum over factors of the
+        largest absolute mean removed (an upper bound on the change of any element)."""
         w = self.weights
-        for c, g, den in zip(self.codes, self.sizes, self.denoms, strict=True):
-            for j in range(out.shape[1]):
-                col = out[:, j]
-                s = np.bincount(c, weights=col * w if w is not None else col, minlength=g)
-                col -= (s / den)[c]
-        return out
+        moved = 0.0
+        for c, g, inv in zip(self.codes, self.sizes, self.inv_denoms, strict=True):
+            m = np.bincount(c, weights=x * w if w is not None else x, minlength=g)
+            m *= inv
+            x -= m[c]
+            moved += float(np.max(np.abs(m))) if g else 0.0
+        return moved
+
+    def _demean1(self, col: np.ndarray) -> tuple[np.ndarray, int, float]:
+        x = np.array(col, dtype=float, copy=True)
+        if len(self.codes) == 1:
+            self._sweep1(x)
+            return x, 1, 0.0
+        scale = float(np.sqrt(np.mean(x * x))) if len(x) else 1.0
+        thresh = self.tol * (scale if scale > 0 else 1.0)
+        it = 0
+        moved = np.inf
+        while it < self.maxiter:
+            x0 = x.copy()
+            moved = self._sweep1(x)
+            it += 1
+            if moved <= thresh:
+                return x, it, moved / (scale or 1.0)
+            x1 = x.copy()
+            moved = self._sweep1(x)
+            it += 1
+            if moved <= thresh:
+                return x, it, moved / (scale or 1.0)
+            # Irons-Tuck extrapolation from x0 -> x1 -> x (= x2)
+            d21 = x - x1
+            d2 = d21 - (x1 - x0)
+            den = float(d2 @ d2)
+            if den > 0:
+                x -= (float(d21 @ d2) / den) * d21
+        return x, it, moved / (scale or 1.0)
 
     def demean(self, M: np.ndarray) -> np.ndarray:
-        """Within-transform the columns of ``M`` (n x k); returns a new array."""
+        """Within-transform the columns of ``M`` (n x k, or a vector); returns a new array."""
         M = np.asarray(M, dtype=float)
         if M.ndim == 1:
             return self.demean(M[:, None])[:, 0]
-        if not self.codes or M.shape[1] == 0:
-            self.info = DemeanInfo(0, 0.0, True)
-            return M.copy()
-        if len(self.codes) == 1:
-            out = self._sweep(M)
-            self.info = DemeanInfo(1, 0.0, True)
+        out = np.empty(M.shape, order="F")
+        if not self.codes:
+            out[:] = M
+            self.info = DemeanInfo(0, 0.0, True, M.shape[1], 0)
             return out
-        scale = np.sqrt(np.mean(M**2, axis=0))
-        scale[scale == 0] = 1.0
-        x = M.copy()
-        done = np.zeros(M.shape[1], dtype=bool)
-        it = 0
-        change = np.full(M.shape[1], np.inf)
-        while it < self.maxiter and not done.all():
-            act = np.flatnonzero(~done)
-            x0 = x[:, act]
-            x1 = self._sweep(x0)
-            it += 1
-            ch1 = np.max(np.abs(x1 - x0), axis=0) / scale[act]
-            conv1 = ch1 <= self.tol
-            x2 = self._sweep(x1)
-            it += 1
-            d21 = x2 - x1
-            ch2 = np.max(np.abs(d21), axis=0) / scale[act]
-            conv = conv1 | (ch2 <= self.tol)
-            # Irons-Tuck extrapolation for the columns still moving
-            d2 = d21 - (x1 - x0)
-            denom = np.einsum("ij,ij->j", d2, d2)
-            num = np.einsum("ij,ij->j", d21, d2)
-            coef = np.divide(num, denom, out=np.zeros_like(num), where=denom > 0)
-            xa = x2 - d21 * coef
-            xa[:, conv1] = x1[:, conv1]
-            xa[:, conv & ~conv1] = x2[:, conv & ~conv1]
-            x[:, act] = xa
-            change[act] = np.where(conv1, ch1, ch2)
-            done[act[conv]] = True
-        self.info = DemeanInfo(it, float(change.max()) if change.size else 0.0, bool(done.all()))
-        if not done.all():
-            bad = int((~done).sum())
-            raise EstimationError(f"demeaning did not converge in {self.maxiter} sweeps for {bad} "
-                                  f"column(s) (largest change {change.max():.2e} > tol {self.tol}); "
-                                  "raise maxiter or check the fixed effects")
-        return x
+        its, worst = 0, 0.0
+        for j in range(M.shape[1]):
+            out[:, j], it, ach = self._demean1(M[:, j])
+            its, worst = max(its, it), max(worst, ach)
+        conv = worst <= self.tol or len(self.codes) == 1
+        self.info = DemeanInfo(its, worst, conv, M.shape[1], 0)
+        if not conv:
+            raise EstimationError(f"demeaning did not converge in {self.maxiter} sweeps (largest "
+                                  f"relative change {worst:.2e} > tol {self.tol}); raise maxiter "
+                                  "or check the fixed effects")
+        return out
 
     def demean_named(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Demean named columns, reusing columns already demeaned on this sample and FE set.
 
-        The cache is keyed by the fixed-effect codes, the weights and the tolerance; inside, by a
-        hash of each column's values (so a changed column is never served stale).
+        A column is reused only if its raw values equal those it was demeaned from (compared
+        element by element), so a changed column is never served stale.
         """
-        store = _CACHE.get(self.key)
-        if store is None:
-            store = {}
-            _CACHE[self.key] = store
-            while len(_CACHE) > _CACHE_ENTRIES:
-                _CACHE.popitem(last=False)
-        else:
-            _CACHE.move_to_end(self.key)
-        keys = {name: name + ":" + _hash_array(np.asarray(col, dtype=float)) for name, col in columns.items()}
-        todo = [name for name in columns if keys[name] not in store]
-        if todo:
-            M = np.column_stack([np.asarray(columns[n], dtype=float) for n in todo])
-            D = self.demean(M)
-            for j, name in enumerate(todo):
-                store[keys[name]] = D[:, j]
-        else:
-            self.info = DemeanInfo(0, 0.0, True)
-        self.info.computed = len(todo)
-        self.info.reused = len(columns) - len(todo)
-        return {name: store[keys[name]] for name in columns}
+        out: dict[str, np.ndarray] = {}
+        its, worst, computed = 0, 0.0, 0
+        for name, col in columns.items():
+            col = np.asarray(col, dtype=float)
+            hit = self._store.get(name)
+            if hit is not None and np.array_equal(hit[0], col):
+                out[name] = hit[1]
+                continue
+            d, it, ach = (self._demean1(col) if self.codes else (col.copy(), 0, 0.0))
+            if ach > self.tol and len(self.codes) > 1:
+                raise EstimationError(f"demeaning of {name.split('|')[-1]!r} did not converge in "
+                                      f"{self.maxiter} sweeps (largest relative change {ach:.2e} > "
+                                      f"tol {self.tol}); raise maxiter or check the fixed effects")
+            self._store[name] = (col.copy(), d)
+            out[name] = d
+            its, worst, computed = max(its, it), max(worst, ach), computed + 1
+        self.info = DemeanInfo(its, worst, True, computed, len(columns) - computed)
+        return out
 
     def fe_dof(self, exact_pairs: bool = False) -> int:
         """Number of free fixed-effect coefficients (including the one that plays the constant).

@@ -17,7 +17,6 @@ fixed effects. Correctness is checked against all three in ``tests/estimate_line
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,7 +28,7 @@ from scipy import stats as sps
 from cluster_econ._version import __version__
 from cluster_econ.errors import EstimationError, FormulaError
 from cluster_econ.estimate.covariance import CovInputs, compute_vcov, parse_vcov
-from cluster_econ.estimate.demean import Absorber, singleton_mask
+from cluster_econ.estimate.demean import Absorber, get_absorber, singleton_mask
 from cluster_econ.estimate.formula import FormulaSpec, _design, as_frame, model_frame, parse_formula
 from cluster_econ.estimate.result import Audit, Result, data_hash
 
@@ -123,13 +122,6 @@ def iv(formula: str, data: Any, **kwargs: Any) -> Result:
 
 
 # ----------------------------------------------------------------------------------------------
-def _hash_bytes(*arrays: np.ndarray) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for a in arrays:
-        h.update(np.ascontiguousarray(a).view(np.uint8).tobytes())
-    return h.hexdigest()
-
-
 def _select_independent(G: np.ndarray, diag_ref: np.ndarray, forced: int = 0) -> list[int]:
     """Indices of columns kept, in order, dropping any column whose residual sum of squares after
     projection on the earlier kept columns is <= COLLINEAR_TOL times its reference size.
@@ -150,6 +142,11 @@ def _select_independent(G: np.ndarray, diag_ref: np.ndarray, forced: int = 0) ->
         if r > COLLINEAR_TOL * G[j, j]:
             keep.append(j)
     return keep
+
+
+def _cat(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Columns of A then B, without a copy when B is empty."""
+    return A if B.shape[1] == 0 else np.hstack([A, B])
 
 
 def _wsum(a: np.ndarray, w: np.ndarray | None) -> np.ndarray:
@@ -185,10 +182,7 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
     if fe_names:
         raw_codes = [pd.factorize(mf.fe[c])[0].astype(np.int64) for c in fe_names]
         if drop_singletons:
-            key = "single:" + _hash_bytes(keep, *raw_codes)
-            if key not in shared:
-                shared[key] = singleton_mask([c[keep] for c in raw_codes]) if keep.any() else keep[keep]
-            sm = shared[key]
+            sm = singleton_mask([c[keep] for c in raw_codes]) if keep.any() else keep[keep]
             idx = np.flatnonzero(keep)
             n_single = int((~sm).sum())
             if n_single:
@@ -217,11 +211,7 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
     # demean (cached across calls on the same sample and fixed effects)
     absorber = None
     if codes:
-        akey = "abs:" + _hash_bytes(*codes) + (_hash_bytes(w) if w is not None else "") + repr((tol, maxiter))
-        absorber = shared.get(akey)
-        if absorber is None:
-            absorber = Absorber(codes, w, tol, maxiter)
-            shared[akey] = absorber
+        absorber = get_absorber(codes, w, tol, maxiter)
         cols = {"y|" + spec.lhs: y_raw}
         cols.update({"x|" + nm: X_raw[:, j] for j, nm in enumerate(xnames)})
         cols.update({"e|" + nm: E_raw[:, j] for j, nm in enumerate(enames)})
@@ -238,8 +228,8 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
     else:
         y, X, E, Z = y_raw, X_raw, E_raw, Z_raw
     # collinearity: regressors [X, E] in order; then instruments [X kept, Z]
-    R = np.hstack([X, E])
-    R_raw = np.hstack([X_raw, E_raw])
+    R = _cat(X, E)
+    R_raw = _cat(X_raw, E_raw)
     rnames = xnames + enames
     GR = _wsum(R, w).T @ R
     ref = np.einsum("ij,ij->j", _wsum(R_raw, w), R_raw) if codes else np.diag(GR).copy()
@@ -255,8 +245,11 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
         bad_e = ", ".join(enames[j] for j in range(len(enames)) if j not in ke)
         raise EstimationError("an endogenous regressor is collinear with the exogenous regressors or "
                               f"absorbed by the fixed effects: {bad_e}")
-    X, xnames_k = X[:, kx], [xnames[j] for j in kx]
-    E, enames_k = E[:, ke], [enames[j] for j in ke]
+    if kx != list(range(X.shape[1])):
+        X = X[:, kx]
+    if ke != list(range(E.shape[1])):
+        E = E[:, ke]
+    xnames_k, enames_k = [xnames[j] for j in kx], [enames[j] for j in ke]
     is_iv = bool(enames)
     if is_iv:
         W = np.hstack([X, Z])
@@ -273,7 +266,7 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
                                   f"{len(znames_k)} usable excluded instruments")
         W = np.hstack([X, Z])
     names = xnames_k + enames_k
-    Rk = np.hstack([X, E])
+    Rk = _cat(X, E)
     k = Rk.shape[1]
     if k == 0:
         raise EstimationError(f"no regressors left in {spec.text!r} after removing collinear terms")
@@ -328,7 +321,8 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
             out.append(np.linalg.lstsq(_wsum(Xsub, ws).T @ Xsub, _wsum(Xsub, ws).T @ ys, rcond=None)[0])
         return np.array(out)
 
-    Rraw_k = np.hstack([X_raw, E_raw])[:, [*kx, *[nx + j for j in ke]]]
+    sel_k = [*kx, *[nx + j for j in ke]]
+    Rraw_k = R_raw if sel_k == list(range(R_raw.shape[1])) else R_raw[:, sel_k]
     fe_dof: dict[str, int] = {}
     if absorber is not None:
         fe_dof = {"fixest": absorber.fe_dof(False), "none": absorber.fe_dof(False)}
