@@ -355,7 +355,7 @@ def test_hmm_finds_no_quality_phase_where_there_is_none() -> None:
 
 
 def test_breaks_lwz_is_more_parsimonious_than_bic(synth: pd.DataFrame) -> None:
-    # LWZ's penalty (0.299 (log N)^2.1 per parameter on the log-RSS scale) exceeds BIC's
+    # LWZ's penalty (0.299 (log N)^2.1 / N per parameter on the log-RSS scale) exceeds BIC's
     # (log N / N) for these sample sizes, so it never picks more breaks.
     bic = ph.detect(synth, method="breaks").break_dates.groupby("cluster_id").size()
     lwz = ph.detect(synth, method="breaks", criterion="LWZ").break_dates.groupby(
