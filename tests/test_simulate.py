@@ -188,6 +188,21 @@ def test_spinoff_share_in_expansion(sim):
     assert abs(same.mean() - p_same.mean()) <= 4 * se
 
 
+def test_manager_table_conventions(sim):
+    man = sim.panel.manager
+    ent = sim.panel.enterprise.set_index("enterprise_id")
+    assert set(man["enterprise_id"]) == set(ent.index)
+    succ = man[man["role"] == "successor"]
+    assert len(succ) > 100
+    assert (succ["manager_id"] == "1").all() and (succ["generation"] == 2).all()
+    handed_over = man[man["enterprise_id"].isin(succ["enterprise_id"]) & (man["role"] == "founder")]
+    assert (handed_over["manager_id"] == "2").all()
+    est = ent.loc[succ["enterprise_id"], "year_established"].to_numpy()
+    assert (succ["src_start_year"].to_numpy() > est).all()
+    # successors are the educated second generation
+    assert succ["schooling_years"].mean() > man.loc[man["role"] == "founder", "schooling_years"].mean()
+
+
 def test_founder_schooling_by_entry_phase(sim):
     man = sim.panel.manager
     founders = man[man["role"] == "founder"].set_index("enterprise_id")["schooling_years"]

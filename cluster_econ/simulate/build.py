@@ -206,7 +206,9 @@ def _cluster_tables(run: ClusterRun, cfg: SimulationConfig, rng: np.random.Gener
     trained = f["attended"] | (rng.random(n_f) < 0.05)
     n_s = int(succ_seen.sum())
     founders = pd.DataFrame({
-        "enterprise_id": ids, "manager_id": "1",
+        # the schema's convention: "1" is the only or current manager; a founder who handed
+        # over (succession observed by the survey) becomes "2"
+        "enterprise_id": ids, "manager_id": np.where(succ_seen, "2", "1").astype(object),
         "schooling_years": f["schooling_f"].astype(float),
         "sector_experience_years": f["exper_f"].astype(float),
         "prior_occupation": np.array(FOUNDER_OCCUPATIONS, dtype=object)[f["occ_f"]],
@@ -217,7 +219,7 @@ def _cluster_tables(run: ClusterRun, cfg: SimulationConfig, rng: np.random.Gener
         "src_start_year": _int_col(f["entry_year"]),
     })
     succ = pd.DataFrame({
-        "enterprise_id": ids[succ_seen], "manager_id": "2",
+        "enterprise_id": ids[succ_seen], "manager_id": "1",
         "schooling_years": f["schooling_s"][succ_seen].astype(float),
         "sector_experience_years": f["exper_s"][succ_seen].astype(float),
         "prior_occupation": np.array(SUCCESSOR_OCCUPATIONS, dtype=object)[f["occ_s"][succ_seen]],
@@ -228,7 +230,7 @@ def _cluster_tables(run: ClusterRun, cfg: SimulationConfig, rng: np.random.Gener
         "src_start_year": _int_col(f["succ_year"][succ_seen]),
     })
     manager = pd.concat([founders, succ], ignore_index=True)
-    manager = manager.sort_values(["enterprise_id", "manager_id"], kind="stable").reset_index(drop=True)
+    manager = manager.sort_values(["enterprise_id", "generation"], kind="stable").reset_index(drop=True)
     if on:
         miss = rng.random(len(manager)) < sv.missing_rate
         manager.loc[miss, "schooling_years"] = np.nan
