@@ -201,6 +201,21 @@ def test_ame_follows_the_formula(mroz: pd.DataFrame) -> None:
     assert list(ame.params.index) == ["educ", "exper"]
 
 
+def test_ame_with_fixed_effects_and_kept_sample(mroz: pd.DataFrame) -> None:
+    """Probit with group dummies from '| g'; AME from the sample kept in the Result (data=None)
+    against statsmodels Probit with the dummies built here and get_margeff; OIM; 1e-6."""
+    import statsmodels.api as sm
+    df = mroz.assign(g=np.arange(len(mroz)) % 12)
+    res = probit("inlf ~ educ + exper + age | g", df)
+    ame = marginal_effects(res)
+    X = pd.concat([sm.add_constant(df[["educ", "exper", "age"]]),
+                   pd.get_dummies(df["g"], prefix="g", drop_first=True, dtype=float)], axis=1)
+    me = sm.Probit(df["inlf"], X).fit(disp=False, tol=1e-12).get_margeff(at="overall")
+    np.testing.assert_allclose(ame.params.to_numpy(), me.margeff[:3], atol=1e-6)
+    np.testing.assert_allclose(ame.bse.to_numpy(), me.margeff_se[:3], atol=1e-6)
+    assert list(ame.params.index) == ["educ", "exper", "age"]
+
+
 # ---------------------------------------------------------------------------------------------
 # separation, fixed effects, input errors
 # ---------------------------------------------------------------------------------------------

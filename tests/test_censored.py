@@ -197,3 +197,21 @@ def test_ordered_probit_thresholds_and_recovery() -> None:
     z = (res.params.to_numpy() - truth) / res.bse.to_numpy()
     assert np.all(np.abs(z) < 4), z
     assert res.extra["categories"] == (0, 1, 2, 3)
+
+
+def test_ordered_probit_ordered_categorical_outcome() -> None:
+    """An ordered Categorical outcome keeps its category order (here not alphabetical); the fit
+    equals the one on integer codes."""
+    rng = np.random.default_rng(2)
+    n = 800
+    a = rng.normal(size=n)
+    code = np.digitize(a + rng.normal(size=n), [-0.5, 0.7])
+    labels = np.array(["low", "middle", "high"])[code]
+    df = pd.DataFrame({"a": a, "code": code,
+                       "size": pd.Categorical(labels, categories=["low", "middle", "high"], ordered=True)})
+    r1 = ordered_probit("size ~ a", df)
+    r2 = ordered_probit("code ~ a", df)
+    np.testing.assert_allclose(r1.params.to_numpy(), r2.params.to_numpy(), atol=1e-10)
+    assert r1.extra["categories"] == ("low", "middle", "high")
+    with pytest.raises(EstimationError, match="ordered pandas Categorical"):
+        ordered_probit("lab ~ a", df.assign(lab=labels))

@@ -385,13 +385,17 @@ def _index_model(formula: str, data: Any, link: str, vcov: Any, ssc: str, model:
     params = pd.Series(beta, index=names)
     covdf = pd.DataFrame(cov, index=names, columns=names)
     groups = {fe: int(mf.fe[fe].loc[index].nunique()) for fe in mf.fe.columns}
+    from cluster_econ.estimate.formula import as_frame
+    src = as_frame(data)
+    sample = (src.loc[index, [c for c in mf.spec.variables() if c in src.columns]]
+              if src.index.is_unique else None)
     return Result(
         params=params, cov=covdf, nobs=n, vcov_info=info, formula=formula, model=model,
         engine=engine, audit=Audit(n_input=mf.n_input, dropped=dropped, collinear=collinear,
                                    notes=tuple(notes)),
         data_hash=data_hash(pd.Series(y), X), groups=groups, stats=stats_out,
         extra={"link": link, "spec": mf.spec, "index": index, "columns": tuple(names),
-               "fe_columns": tuple(D.columns) if mf.fe.shape[1] else ()},
+               "fe_columns": tuple(D.columns) if mf.fe.shape[1] else (), "sample": sample},
         predictor=_predict_index,
     )
 
@@ -541,8 +545,8 @@ def marginal_effects(result: Result, data: Any = None) -> Result:
     result : Result of :func:`logit`, :func:`probit`, :func:`cloglog`, :func:`lpm` or
         :func:`cre_probit`.
     data : DataFrame, optional
-        Rows over which to average; by default the estimation sample of ``result``, which then
-        must be passed again as ``data`` (the Result does not keep the data).
+        Rows over which to average (those of the estimation sample when their labels match);
+        by default the estimation sample kept in ``result.extra["sample"]``.
 
     Returns
     -------
@@ -552,23 +556,26 @@ def marginal_effects(result: Result, data: Any = None) -> Result:
     if "link" not in result.extra or "spec" not in result.extra:
         raise EstimationError(f"marginal_effects needs a binary index model, not {result.model!r}")
     if data is None:
-        raise EstimationError("marginal_effects needs the data (the estimation sample is taken from "
-                              "it with the rows the model used)")
-    df = as_frame(data)
-    if "cre_means" in result.extra:
-        df = _add_means(df, result.extra["cre_entity"], result.extra["cre_means"])
+        df = result.extra.get("sample")
+        if df is None:
+            raise EstimationError("marginal_effects: pass data (the model was fitted on data whose "
+                                  "row labels are not unique, so its sample was not kept)")
+    else:
+        df = as_frame(data)
     idx = result.extra["index"]
-    if set(idx).issubset(df.index) and len(df.index.unique()) == len(df.index):
+    if df.index.is_unique and set(idx).issubset(df.index):
         df = df.loc[idx]
+    means = result.extra.get("cre_means", {})
+    if means and not all(m in df.columns for m in means.values()):
+        df = _add_means(df, result.extra["cre_entity"], means)
     spec = result.extra["spec"]
     link = result.extra["link"]
     beta = result.params.to_numpy()
     V = result.cov.to_numpy()
     lhs_vars = set(_term_vars(spec.lhs))
     variables = [v for v in spec.variables() if v not in lhs_vars and v not in spec.fe_variables]
-    if "cre_means" in result.extra:
-        means = set(result.extra["cre_means"].values())
-        variables = [v for v in variables if v not in means]
+    if means:
+        variables = [v for v in variables if v not in set(means.values())]
     names, effects, jac = [], [], []
 
     def design(d: pd.DataFrame) -> np.ndarray:
@@ -739,6 +746,8 @@ def cre_probit(formula: str, data: Any, entity: str, vcov: Any = None, ssc: str 
     if spec.fixed_effects:
         raise EstimationError("cre_probit: fixed effects are not allowed (the entity means replace them)")
     df = as_frame(data)
+    if not df.index.is_unique:
+        df = df.reset_index(drop=True)
     if entity not in df.columns:
         raise EstimationError(f"cre_probit: entity column {entity!r} is not in the data")
     # the estimation sample first, so that the means use exactly the rows estimated

@@ -198,15 +198,24 @@ def ordered_probit(formula: str, data: Any, vcov: Any = "iid", ssc: str = "stata
     """
     from statsmodels.miscmodels.ordinal_model import OrderedModel
 
-    from cluster_econ.estimate.formula import as_frame
+    from cluster_econ.estimate.formula import as_frame, parse_formula
     kind, cl = parse_vcov(vcov)
-    mf = frame(formula, data, extra=[cl] if cl else [], extra_reasons={cl: "missing cluster"} if cl else None)
+    spec = parse_formula(formula)
+    df = as_frame(data)
+    levels: list[Any] | None = None
+    if spec.lhs in df.columns and not pd.api.types.is_numeric_dtype(df[spec.lhs]):
+        col = df[spec.lhs]
+        if not (isinstance(col.dtype, pd.CategoricalDtype) and col.cat.ordered):
+            raise EstimationError(f"ordered_probit: {spec.lhs!r} must be numeric or an ordered pandas "
+                                  f"Categorical (its order defines the categories), not {col.dtype}")
+        levels = list(col.cat.categories)
+        codes_all = col.cat.codes.astype(float).where(col.cat.codes >= 0)
+        df = df.assign(**{spec.lhs: codes_all})
+    mf = frame(formula, df, extra=[cl] if cl else [], extra_reasons={cl: "missing cluster"} if cl else None)
     if mf.spec.fixed_effects:
         raise EstimationError("ordered_probit: fixed effects are not allowed")
-    raw = as_frame(data).loc[mf.index, mf.spec.lhs] if mf.spec.lhs in as_frame(data).columns else mf.y
-    if isinstance(raw.dtype, pd.CategoricalDtype) and raw.cat.ordered:
-        codes = raw.cat.codes.to_numpy()
-        levels = [c for c in raw.cat.categories]
+    if levels is not None:
+        codes = mf.y.to_numpy().astype(int)
     else:
         levels = sorted(pd.unique(mf.y))
         codes = np.searchsorted(np.asarray(levels), mf.y.to_numpy())

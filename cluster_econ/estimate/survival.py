@@ -379,6 +379,8 @@ def hazard(formula: str, data: Any, entity: str, time: str, event: str | None = 
         raise EstimationError(f"hazard: baseline must be 'dummies', 'poly' or 'spline', not {baseline!r}")
     spec = parse_formula(formula)
     df0 = as_frame(data)
+    if not df0.index.is_unique:
+        df0 = df0.reset_index(drop=True)
     for c in (entity, time):
         if c not in df0.columns:
             raise EstimationError(f"hazard: column {c!r} is not in the data")
