@@ -108,3 +108,20 @@ def test_cli_phases_on_panel_directory_and_demo(tmp_path, capsys) -> None:
     args = _parser().parse_args(["phases", "demo", "--method", "hmm", "--seed", "1"])
     assert args.func(args) == 0
     assert "KEN-NAIROBI-GARMENT: initiation" in capsys.readouterr().out
+
+
+def test_to_panel_puts_detected_phases_on_cluster_year() -> None:
+    datasets = pytest.importorskip("cluster_econ.datasets")
+    if not hasattr(datasets, "demo"):
+        pytest.skip("demo panel not available")
+    panel = datasets.demo()
+    res = ph.detect(panel, method="rules")
+    labelled = res.to_panel(panel)
+    cy = labelled.cluster_year
+    assert {"phase", "phase_given", "n_firms"} <= set(cy.columns)
+    merged = cy.merge(res.phases, on=["cluster_id", "year"], suffixes=("", "_det"))
+    assert len(merged) == 360 and (merged["phase"] == merged["phase_det"]).all()
+    # the given (true) phases are kept beside the detected ones
+    given = cy[["cluster_id", "year", "phase_given"]].merge(
+        panel.cluster_year[["cluster_id", "year", "phase"]], on=["cluster_id", "year"])
+    assert len(given) == 360 and (given["phase_given"] == given["phase"]).all()

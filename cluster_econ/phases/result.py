@@ -133,6 +133,29 @@ class PhaseResult:
         """Phase spans per cluster (first and last year of each run of a phase)."""
         return phase_spans(self.cluster_year)
 
+    def to_panel(self, panel: Any, keep_given: bool = True) -> Any:
+        """A Panel whose ``cluster_year.phase`` holds these phases.
+
+        The panel's cluster_year is aggregated from enterprise_year first if it lacks the
+        aggregates. A ``phase`` column it already had (for example the truth of a simulation)
+        is kept as ``phase_given`` unless ``keep_given`` is False. Cluster-years of the panel
+        that this result does not cover get a missing phase.
+        """
+        cy = panel.cluster_year
+        if cy is None or "n_firms" not in cy.columns:
+            panel = panel.with_cluster_year()
+            cy = panel.cluster_year
+        cy = cy.copy()
+        if "phase" in cy.columns:
+            given = cy.pop("phase")
+            if keep_given:
+                cy["phase_given"] = given
+        lab = self.cluster_year[["cluster_id", "year", "phase"]].copy()
+        key = cy["cluster_id"].astype(str) + "\x1f" + cy["year"].astype(int).astype(str)
+        lkey = lab["cluster_id"].astype(str) + "\x1f" + lab["year"].astype(int).astype(str)
+        cy["phase"] = key.map(dict(zip(lkey, lab["phase"], strict=False))).to_numpy()
+        return panel.replace(cluster_year=cy)
+
     def summary(self) -> str:
         sp = self.spans()
         lines = [f"Phases by {self.method}: {self.cluster_year['cluster_id'].nunique()} clusters, "
