@@ -551,7 +551,8 @@ def test_bad_configuration_is_rejected():
     with pytest.raises(ValueError, match="unknown preset"):
         simulate(preset="nope")
     with pytest.raises(ValueError, match="no clusters"):
-        simulate(SimulationConfig())
+        simulate(SimulationConfig(clusters=()))
+    assert len(SimulationConfig().clusters) == 12   # the default tree is complete
 
 
 def test_config_round_trips_to_plain_dict():

@@ -402,10 +402,11 @@ class Switches:
 
 @dataclass
 class SimulationConfig:
-    """Everything the simulator needs. ``clusters`` is the list of clusters; the rest are the
-    mechanism blocks, each documented in its own class."""
+    """Everything the simulator needs. ``clusters`` is the list of clusters (by default the
+    twelve clusters of the demo universe); the rest are the mechanism blocks, each documented in
+    its own class."""
 
-    clusters: tuple[ClusterSpec, ...] = ()
+    clusters: tuple[ClusterSpec, ...] = field(default_factory=lambda: _default_clusters())
     label: str = "cluster_econ simulated panel (SYNTHETIC)"
     price_base_year: int = 2000
     phases: PhaseConfig = field(default_factory=PhaseConfig)
@@ -431,6 +432,12 @@ class SimulationConfig:
             raise ValueError(f"unknown switches {sorted(unknown)}; the switches are "
                              f"{', '.join(f.name for f in dataclasses.fields(Switches))}")
         return dataclasses.replace(self, switches=dataclasses.replace(self.switches, **flags))
+
+
+def _default_clusters() -> tuple[ClusterSpec, ...]:
+    from cluster_econ.simulate.presets import demo_clusters
+
+    return demo_clusters()
 
 
 def _plain(obj: Any) -> Any:

@@ -11,7 +11,7 @@ survey layer off leaves the true economy unchanged.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -101,7 +101,7 @@ FIRM_DTYPES: dict[str, Any] = {
     "parent_omega": np.float64, "K": np.float64, "alive": bool, "exit_year": np.int32,
     "innov_prev": bool, "L_prev": np.float64, "attrit_year": np.int32, "mgmt_gain": np.float64,
     "in_rct": bool, "treated": bool, "attended": bool, "attend_share": np.float64,
-    "stratum": np.int8, "trained_any": bool, "scale": np.float64,
+    "stratum": np.int8, "scale": np.float64,
 }
 
 YEAR_FIELDS = (
@@ -121,7 +121,6 @@ class ClusterRun:
     years: dict[str, np.ndarray]
     cluster_year: dict[str, np.ndarray]
     rct_year: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def effective(cfg: SimulationConfig) -> dict[str, Any]:

@@ -44,7 +44,7 @@ FOOTWEAR = ("leather shoes", "sandals", "boots")
 METALWORK = ("vehicle parts", "agricultural tools", "household metalware", "machine repair")
 
 
-def _demo_clusters() -> tuple[ClusterSpec, ...]:
+def demo_clusters() -> tuple[ClusterSpec, ...]:
     c = ClusterSpec
     return (
         c("JPN-HIROSHIMA-GARMENT", "JPN", "JPY", "1410", "garments", "simple", GARMENTS,
@@ -80,13 +80,13 @@ DEMO_LABEL = "cluster_econ demo universe (SYNTHETIC)"
 
 def demo() -> SimulationConfig:
     """The demo universe: 12 clusters, about 30 years each, a few thousand firms."""
-    return SimulationConfig(clusters=_demo_clusters(), label=DEMO_LABEL)
+    return SimulationConfig(clusters=demo_clusters(), label=DEMO_LABEL)
 
 
 def small() -> SimulationConfig:
     """Three demo clusters (simple, complex, stagnant) at their demo size, for quick checks."""
     picks = ("CHN-ZHEJIANG-GARMENT", "TWN-TAICHUNG-MACHINETOOL", "ETH-ADDISABABA-FOOTWEAR")
-    clusters = tuple(c for c in _demo_clusters() if c.cluster_id in picks)
+    clusters = tuple(c for c in demo_clusters() if c.cluster_id in picks)
     return SimulationConfig(clusters=clusters, label="cluster_econ small simulated panel (SYNTHETIC)")
 
 
@@ -96,7 +96,7 @@ LARGE_SCALE = 23.0
 def large() -> SimulationConfig:
     """The demo clusters with markets scaled up: about 1 million firm-years by default."""
     clusters = tuple(dataclasses.replace(c, n_scale=c.n_scale * LARGE_SCALE, n_founders=6)
-                     for c in _demo_clusters())
+                     for c in demo_clusters())
     return SimulationConfig(clusters=clusters, label="cluster_econ large simulated panel (SYNTHETIC)")
 
 
