@@ -136,8 +136,9 @@ def test_cox_robust_against_lifelines_without_ties() -> None:
 
 
 @pytest.mark.skipif(shutil.which("Rscript") is None, reason="R is not installed")
-def test_cox_cluster_robust_efron_against_r(tmp_path) -> None:
-    """R's coxph(Surv(e, y, d) ~ a + b + c + strata(s), cluster = cl), Efron, ties and late entry:
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_cox_cluster_robust_against_r(tmp_path, ties: str) -> None:
+    """R's coxph(Surv(e, y, d) ~ a + b + c + strata(s), cluster = cl), ties and late entry:
     coefficients, model and cluster-robust SE (ssc='none') to 1e-6."""
     ok = subprocess.run(["Rscript", "-e", "library(survival)"], capture_output=True).returncode == 0
     if not ok:
@@ -146,18 +147,40 @@ def test_cox_cluster_robust_efron_against_r(tmp_path) -> None:
     path = tmp_path / "sim.csv"
     df.to_csv(path, index=False)
     script = (f"library(survival); d <- read.csv('{path}');"
-              "m <- coxph(Surv(e, y, d) ~ a + b + c + strata(s), data=d, cluster=cl, ties='efron');"
+              f"m <- coxph(Surv(e, y, d) ~ a + b + c + strata(s), data=d, cluster=cl, ties='{ties}');"
               "write.table(rbind(coef(m), sqrt(diag(m$naive.var)), sqrt(diag(m$var))), "
               "row.names=FALSE, col.names=FALSE); cat(format(m$loglik[2], digits=15), '\\n')")
     out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True, check=True).stdout
     lines = out.strip().splitlines()
     ref = np.array([[float(v) for v in ln.split()] for ln in lines[:3]])
-    res = cox("y ~ a + b + c", df, event="d", entry="e", strata="s", vcov={"CRV1": "cl"}, ssc="none")
-    oim = cox("y ~ a + b + c", df, event="d", entry="e", strata="s")
+    res = cox("y ~ a + b + c", df, event="d", entry="e", strata="s", vcov={"CRV1": "cl"}, ssc="none",
+              ties=ties)
+    oim = cox("y ~ a + b + c", df, event="d", entry="e", strata="s", ties=ties)
     np.testing.assert_allclose(res.params.to_numpy(), ref[0], atol=1e-6)
     np.testing.assert_allclose(oim.bse.to_numpy(), ref[1], atol=1e-6)
     np.testing.assert_allclose(res.bse.to_numpy(), ref[2], atol=1e-6)
     assert res.stats["loglik"] == pytest.approx(float(lines[3]), abs=1e-6)
+
+
+def test_cox_split_episodes_equal_unsplit() -> None:
+    """Counting-process identity: splitting each firm's spell (entry, stop] at t = 4 into two rows
+    (event on the last) leaves coefficients, log-likelihood, OIM SE and the firm-clustered SE
+    unchanged (the sum of a firm's score residuals is its unsplit residual)."""
+    df = _sim(n=1500, seed=13).reset_index(names="firm")
+    cut = 4.0
+    long = df[(df["e"] < cut) & (df["y"] > cut)]
+    first = long.assign(y=cut, d=0)
+    second = long.assign(e=cut)
+    split = pd.concat([df.drop(long.index), first, second], ignore_index=True)
+    assert len(split) > len(df)
+    a = cox("y ~ a + b + c", df, event="d", entry="e", vcov={"CRV1": "firm"})
+    b = cox("y ~ a + b + c", split, event="d", entry="e", vcov={"CRV1": "firm"})
+    np.testing.assert_allclose(a.params.to_numpy(), b.params.to_numpy(), atol=1e-10)
+    np.testing.assert_allclose(a.bse.to_numpy(), b.bse.to_numpy(), rtol=1e-8)
+    assert a.stats["loglik"] == pytest.approx(b.stats["loglik"], abs=1e-8)
+    oa = cox("y ~ a + b + c", df, event="d", entry="e")
+    ob = cox("y ~ a + b + c", split, event="d", entry="e")
+    np.testing.assert_allclose(oa.bse.to_numpy(), ob.bse.to_numpy(), rtol=1e-8)
 
 
 def test_cox_recovers_true_parameters() -> None:
