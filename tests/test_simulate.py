@@ -579,3 +579,13 @@ def test_simulate_command_writes_a_panel(tmp_path):
     assert (out / "truth.json").exists() and (out / "truth" / "firm_year.parquet").exists()
     with pytest.raises(SystemExit):
         parser.parse_args(["simulate", "--preset", "nope", "--out", str(out)])
+
+
+def test_cli_main_runs_simulate(tmp_path):
+    from cluster_econ.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["simulate", "--preset", "small", "--seed", "1", "--firms", "300",
+                 "--out", str(out)]) == 0
+    assert (out / "manifest.json").exists()
+    assert main(["simulate", "--preset", "small", "--firms", "0", "--out", str(out)]) == 2
