@@ -279,6 +279,18 @@ def test_hazard_recovers_grouped_time_ph(baseline: str) -> None:
     assert np.all(np.abs(z) < 4), z
 
 
+def test_hazard_period_without_exits_is_dropped_and_counted() -> None:
+    """A year in which no firm exits: its rows are dropped (audit) and the slopes equal the fit
+    on the other years."""
+    df = _firm_years(n_firms=1500, seed=5)
+    df.loc[df["year"] == 2002, "exit"] = 0  # the 2002 exits become censored spells
+    n02 = int((df["year"] == 2002).sum())
+    res = hazard("exit ~ x + z", df, entity="firm", time="year")
+    assert res.audit.dropped == {"fixed-effect year levels with a constant outcome": n02}
+    ref = hazard("exit ~ x + z", df[df["year"] != 2002], entity="firm", time="year")
+    np.testing.assert_allclose(res.params[["x", "z"]], ref.params[["x", "z"]], atol=1e-10)
+
+
 def test_hazard_rejects_rows_after_exit() -> None:
     df = _firm_years(n_firms=300)
     first_exit = df.index[df["exit"] == 1][0]

@@ -360,6 +360,8 @@ def hazard(formula: str, data: Any, entity: str, time: str, event: str | None = 
     model, so ``beta`` is comparable with Cox coefficients) or logistic distribution, and baseline
     ``g(t)``: one dummy per period (``"dummies"``), a cubic polynomial in ``t - min(t)``
     (``"poly"``) or a restricted cubic spline with ``df`` knots at quantiles (``"spline"``).
+    With period dummies, rows of periods in which no firm (or every firm) exits are dropped and
+    counted in the audit (their dummy would be minus or plus infinity).
     Fitted as a binomial GLM by statsmodels; the default covariance is clustered by ``entity``.
 
     Parameters
@@ -406,8 +408,11 @@ def hazard(formula: str, data: Any, entity: str, time: str, event: str | None = 
                               f"the rule, {entity} {', '.join(map(str, bad_ent))}")
     tv = pd.to_numeric(sub[time], errors="coerce").to_numpy(dtype=float)
     terms = list(rhs)
+    fe_part = ""
     if baseline == "dummies":
-        terms.append(f"C({time})")
+        # one dummy per period, as a fixed effect: periods in which nobody (or everybody) exits
+        # carry no information and are dropped and counted instead of breaking the fit
+        fe_part = f" | {time}"
     else:
         t0 = tv - np.nanmin(tv)
         sub[f"{time}_0"] = t0
@@ -426,7 +431,7 @@ def hazard(formula: str, data: Any, entity: str, time: str, event: str | None = 
             for j in range(B.shape[1]):
                 sub[f"{time}_rcs{j + 1}"] = B[:, j]
                 terms.append(f"{time}_rcs{j + 1}")
-    f2 = f"{lhs} ~ " + " + ".join(terms)
+    f2 = f"{lhs} ~ " + (" + ".join(terms) if terms else "1") + fe_part
     res = _index_model(f2, sub, link, vcov if vcov is not None else {"CRV1": entity}, ssc,
                        f"hazard-{link}", separation="raise")
     audit = Audit(n_input=mf.n_input, dropped={**mf.dropped, **dict(res.audit.dropped)},
