@@ -62,7 +62,7 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="snappy")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -139,26 +139,29 @@ def lineage(enterprise: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _count_events(ee: pd.DataFrame, column: str, index: pd.MultiIndex) -> pd.Series:
-    """Events per cluster-year; an event between survey years counts in the next surveyed year and
-    one before a cluster's first surveyed year is not counted (it predates the sample)."""
-    counts = pd.Series(0, index=index, dtype="int64")
-    years_by_cluster = {
-        c: np.sort(index.get_level_values("year")[index.get_level_values("cluster_id") == c])
-        for c in index.get_level_values("cluster_id").unique()
-    }
+def _count_events(ee: pd.DataFrame, column: str, index: pd.MultiIndex) -> np.ndarray:
+    """Events per cluster-year (``index`` sorted by cluster, then year). An event between survey years
+    counts in the next surveyed year; one before a cluster's first surveyed year is not counted (it
+    predates the sample), nor one after its last."""
+    clusters = index.get_level_values("cluster_id")
+    years = index.get_level_values("year").to_numpy(dtype=float)
+    cluster_codes = pd.Index(clusters.unique())
+    row_cluster = cluster_codes.get_indexer(clusters)
     events = ee.dropna(subset=[column])
-    for cluster, grp in events.groupby("cluster_id"):
-        yrs = years_by_cluster.get(cluster)
-        if yrs is None or not len(yrs):
-            continue
-        when = grp[column].to_numpy(dtype=float)
-        pos = np.searchsorted(yrs, when, side="left")
-        ok = (when >= yrs[0]) & (pos < len(yrs))
-        hit = pd.Series(yrs[pos[ok]]).value_counts()
-        for year, n in hit.items():
-            counts.loc[(cluster, int(year))] += int(n)
-    return counts
+    ev_cluster = cluster_codes.get_indexer(events["cluster_id"])
+    ev_year = events[column].to_numpy(dtype=float)
+    keep = ev_cluster >= 0
+    ev_cluster, ev_year = ev_cluster[keep], ev_year[keep]
+    # position of the first cluster-year of the same cluster at or after the event
+    span = float(np.nanmax(np.abs(np.r_[years, ev_year, 0.0]))) * 4 + 1
+    row_key = row_cluster * span + years
+    pos = np.searchsorted(row_key, ev_cluster * span + ev_year, side="left")
+    valid = pos < len(row_key)
+    valid[valid] &= row_cluster[pos[valid]] == ev_cluster[valid]
+    first_year = np.full(len(cluster_codes), np.inf)
+    np.minimum.at(first_year, row_cluster, years)
+    valid &= ev_year >= first_year[ev_cluster]
+    return np.bincount(pos[valid], minlength=len(index)).astype("int64")
 
 
 def current_manager_schooling(panel: Panel) -> pd.Series:
