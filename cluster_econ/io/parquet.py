@@ -15,8 +15,6 @@ the same Panel: no timestamps, no pandas index.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +24,14 @@ import pandas as pd
 from cluster_econ import schema
 from cluster_econ._version import __version__
 from cluster_econ.errors import InputError
+from cluster_econ.io.atomic import atomic_write
 from cluster_econ.io.readers import file_sha256
 
 MANIFEST = "manifest.json"
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+# the name other modules use for byte payloads
+atomic_write_bytes = atomic_write
 
 
 def _write_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -58,16 +46,9 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
             if inferred not in ("string", "empty", "boolean"):
                 df[c] = df[c].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
     table = pa.Table.from_pandas(df, preserve_index=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression="snappy")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer, compression="snappy")
+    atomic_write(path, buffer.getvalue().to_pybytes())
 
 
 def _jsonable(obj: Any) -> Any:

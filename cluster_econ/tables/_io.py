@@ -1,10 +1,4 @@
-"""Atomic file writes and byte-stable Office zip containers.
-
-``atomic_write`` writes to a temporary file in the destination folder and renames it over the
-target with :func:`os.replace`, so a reader never sees a half-written file and an interrupted
-run leaves the previous file intact. The temporary name is built from the process id and a
-counter (no randomness), and the file is created with mode ``0o666`` filtered by the umask, like
-an ordinary ``open(path, "w")``.
+"""Byte-stable Office zip containers, and the package's atomic write (from :mod:`cluster_econ.io.atomic`).
 
 ``stable_zip`` rewrites an Office Open XML container (docx, xlsx) so that the same content gives
 the same bytes: every entry gets a fixed date, fixed permissions and the same compression, and
@@ -16,49 +10,19 @@ is written here rather than taken from them.
 from __future__ import annotations
 
 import io
-import itertools
-import os
 import re
 import zipfile
-from pathlib import Path
 
-_COUNTER = itertools.count()
+from cluster_econ.io.atomic import atomic_write
+
+__all__ = ["atomic_write", "stable_zip"]
 
 #: Date written into zip entries and document properties (the earliest date zip can store).
 FIXED_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 FIXED_W3CDTF = "1980-01-01T00:00:00Z"
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` atomically; ``str`` is encoded as UTF-8.
-
-    Parent folders are created when missing. Returns the path written.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{next(_COUNTER)}.tmp")
-        try:
-            fd = os.open(tmp, flags, 0o666)
-        except FileExistsError:
-            continue
-        break
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
-
-
-_CORE_DATES = re.compile(
-    rb"(<dcterms:(?:created|modified)\b[^>]*>)[^<]*(</dcterms:(?:created|modified)>)")
+_CORE_DATES = re.compile(rb"(<dcterms:(?:created|modified)\b[^>]*>)[^<]*(</dcterms:(?:created|modified)>)")
 _LAST_PRINTED = re.compile(rb"(<cp:lastPrinted>)[^<]*(</cp:lastPrinted>)")
 
 
@@ -69,8 +33,7 @@ def stable_zip(data: bytes) -> bytes:
     stays first, which some readers expect).
     """
     out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, \
-            zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as dst:
         for info in src.infolist():
             body = src.read(info.filename)
             if info.filename == "docProps/core.xml":
