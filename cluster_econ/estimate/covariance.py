@@ -125,7 +125,10 @@ class CovInputs:
 
     def scores(self) -> np.ndarray:
         wu = self.u * self.weights if self.weights is not None else self.u
-        return self.X * wu[:, None]
+        out = np.empty(self.X.shape, order="F")
+        for j in range(self.X.shape[1]):
+            np.multiply(self.X[:, j], wu, out=out[:, j])
+        return out
 
 
 def _cluster_sum(scores: np.ndarray, codes: np.ndarray) -> np.ndarray:

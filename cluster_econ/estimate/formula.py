@@ -635,6 +635,8 @@ class ModelFrame:
     index : row labels of the data kept.
     n_input : rows in the data passed.
     dropped : rows dropped by reason.
+    positions : integer positions of the rows kept in the data passed.
+    term_columns : columns of ``X`` produced by each right-hand-side term.
     """
 
     spec: FormulaSpec
@@ -647,6 +649,8 @@ class ModelFrame:
     index: pd.Index
     n_input: int
     dropped: dict[str, int] = field(default_factory=dict)
+    positions: np.ndarray | None = None
+    term_columns: dict[str, list[str]] = field(default_factory=dict)
 
 
 def as_frame(data: Any) -> pd.DataFrame:
@@ -749,12 +753,16 @@ def _term_columns(term: str, data: pd.DataFrame) -> dict[str, np.ndarray]:
     return dict(cols)
 
 
-def _design(terms: Sequence[str], data: pd.DataFrame, intercept: bool = False) -> pd.DataFrame:
+def _design(terms: Sequence[str], data: pd.DataFrame, intercept: bool = False,
+            term_map: dict[str, list[str]] | None = None) -> pd.DataFrame:
     out: dict[str, np.ndarray] = {}
     if intercept:
         out["Intercept"] = np.ones(len(data))
     for t in terms:
-        out.update(_term_columns(t, data))
+        cols = _term_columns(t, data)
+        if term_map is not None:
+            term_map[t] = list(cols)
+        out.update(cols)
     return pd.DataFrame(out, index=data.index)
 
 
@@ -793,22 +801,25 @@ def model_frame(spec: FormulaSpec | str, data: Any, extra: Sequence[str] = (),
             reason = extra_reasons.get(v, "missing values")
             dropped[reason] = dropped.get(reason, 0) + int(miss.sum())
             keep &= ~miss
-    sub = data.loc[keep, used + [v for v in extra if v not in used]]
+    positions = np.flatnonzero(keep)
+    sub = data if keep.all() else data.loc[keep, used + [v for v in extra if v not in used]]
     # numeric parts: evaluate, then drop non-finite
     y = _term_columns(spec.lhs, sub)[spec.lhs]
-    X = _design(spec.rhs, sub, spec.intercept)
+    term_map: dict[str, list[str]] = {}
+    X = _design(spec.rhs, sub, spec.intercept, term_map)
     En = _design(spec.endog, sub)
     Z = _design(spec.instruments, sub)
     finite = np.isfinite(y)
     for frame in (X, En, Z):
-        if frame.shape[1]:
-            finite &= np.isfinite(frame.to_numpy()).all(axis=1)
+        for col in frame.columns:
+            finite &= np.isfinite(frame[col].to_numpy())
     if not finite.all():
         dropped["non-finite values"] = int((~finite).sum())
+        positions = positions[finite]
         sub = sub.loc[finite]
         y = y[finite]
         # rebuild so that factor levels reflect the rows kept
-        X = _design(spec.rhs, sub, spec.intercept)
+        X = _design(spec.rhs, sub, spec.intercept, term_map)
         En = _design(spec.endog, sub)
         Z = _design(spec.instruments, sub)
     fe = pd.DataFrame({f: _fe_column(sub, f) for f in spec.fixed_effects}, index=sub.index)
@@ -817,5 +828,6 @@ def model_frame(spec: FormulaSpec | str, data: Any, extra: Sequence[str] = (),
         y=pd.Series(y, index=sub.index, name=spec.lhs),
         X=X, fe=fe, endog=En, Z=Z,
         extra=sub[extra].copy() if extra else pd.DataFrame(index=sub.index),
-        index=sub.index, n_input=n_input, dropped=dropped,
+        index=sub.index, n_input=n_input, dropped=dropped, positions=positions,
+        term_columns=term_map,
     )

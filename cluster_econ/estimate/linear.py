@@ -29,7 +29,14 @@ from cluster_econ._version import __version__
 from cluster_econ.errors import EstimationError, FormulaError
 from cluster_econ.estimate.covariance import CovInputs, compute_vcov, parse_vcov
 from cluster_econ.estimate.demean import Absorber, get_absorber, singleton_mask
-from cluster_econ.estimate.formula import FormulaSpec, _design, as_frame, model_frame, parse_formula
+from cluster_econ.estimate.formula import (
+    FormulaSpec,
+    _design,
+    _fe_column,
+    as_frame,
+    model_frame,
+    parse_formula,
+)
 from cluster_econ.estimate.result import Audit, Result, data_hash
 
 __all__ = ["feols", "feols_many", "iv"]
@@ -104,8 +111,48 @@ def feols_many(formulas: Sequence[str], data: Any, **kwargs: Any) -> list[Result
     if unknown:
         raise TypeError(f"unknown arguments {sorted(unknown)}")
     opts.update(kwargs)
-    return [_fit(parse_formula(f), frame, opts["vcov"], opts["weights"], opts["ssc"], opts["tol"],
-                 opts["maxiter"], opts["drop_singletons"], entity, time, shared) for f in formulas]
+    args = (opts["vcov"], opts["weights"], opts["ssc"], opts["tol"], opts["maxiter"],
+            opts["drop_singletons"], entity, time, shared)
+    specs = [parse_formula(f) for f in formulas]
+    results: list[Result | None] = [None] * len(specs)
+    # formulas with the same outcome and fixed effects, no IV part, and the same estimation sample
+    # are fitted from one prepared sample (union of their regressors)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, sp in enumerate(specs):
+        if not sp.endog:
+            groups.setdefault((sp.lhs, sp.fixed_effects), []).append(i)
+    _, cl_names = parse_vcov(opts["vcov"])
+    extra_cols = [*cl_names, *([opts["weights"]] if opts["weights"] else [])]
+    for idxs in groups.values():
+        if len(idxs) < 2:
+            continue
+        members = [specs[i] for i in idxs]
+        try:
+            masks = [frame[list(dict.fromkeys([*sp.variables(), *extra_cols]))].notna().all(axis=1).to_numpy()
+                     for sp in members]
+        except KeyError:
+            continue  # a missing column: let the single fits raise the clear error
+        if not all(np.array_equal(m, masks[0]) for m in masks[1:]):
+            continue
+        first = members[0]
+        union = FormulaSpec(text=" ; ".join(sp.text for sp in members), lhs=first.lhs,
+                            rhs=tuple(dict.fromkeys(t for sp in members for t in sp.rhs)),
+                            intercept=any(sp.intercept for sp in members),
+                            fixed_effects=first.fixed_effects)
+        try:
+            fitted = _fit(union, frame, *args, variants=members)
+        except (EstimationError, _NotShareableError):
+            continue
+        for i, r in zip(idxs, fitted, strict=True):
+            results[i] = r
+    for i, sp in enumerate(specs):
+        if results[i] is None:
+            results[i] = _fit(sp, frame, *args)
+    return [r for r in results if r is not None]
+
+
+class _NotShareableError(Exception):
+    """The formulas of a group do not share one estimation sample."""
 
 
 def iv(formula: str, data: Any, **kwargs: Any) -> Result:
@@ -155,13 +202,17 @@ def _wsum(a: np.ndarray, w: np.ndarray | None) -> np.ndarray:
 
 def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None, ssc: str,
          tol: float, maxiter: int, drop_singletons: bool, entity: str | None, time: str | None,
-         shared: dict[str, Any]) -> Result:
+         shared: dict[str, Any], variants: Sequence[FormulaSpec] | None = None) -> Any:
+    """Fit ``spec``; with ``variants`` (formulas whose regressor terms are a subset of ``spec``'s
+    and whose estimation sample is the same), prepare the sample once and fit each variant."""
     kind, cl_names = parse_vcov(vcov)
     extra = list(cl_names) + ([weights] if weights else [])
     reasons = {c: "missing cluster" for c in cl_names}
     if weights:
         reasons[weights] = "missing weights"
     mf = model_frame(spec, frame, extra=extra, extra_reasons=reasons)
+    if variants is not None and "non-finite values" in mf.dropped:
+        raise _NotShareableError
     dropped = dict(mf.dropped)
     n0 = len(mf.y)
     keep = np.ones(n0, dtype=bool)
@@ -179,8 +230,28 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
             keep &= ~zero
     # fixed effects: codes, singletons
     fe_names = list(mf.fe.columns)
+    pos = mf.positions if mf.positions is not None else np.arange(n0)
+
+    def full_codes(kind: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Codes of a column over the whole input frame (shared between formulas)."""
+        key = (kind, name)
+        if key not in shared:
+            col = _fe_column(frame, name) if kind == "fe" else frame[name]
+            cd, uniq = pd.factorize(col)
+            shared[key] = (cd.astype(np.int64), np.asarray(uniq))
+        return shared[key]
+
+    def sample_codes(kind: str, name: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cd, uniq = full_codes(kind, name)
+        if rows is None and len(pos) == len(cd):
+            return cd, uniq  # every input row kept: the full-frame codes are already compact
+        c = cd[pos] if rows is None else cd[pos][rows]
+        present = np.bincount(c, minlength=len(uniq)) > 0
+        newid = np.cumsum(present) - 1
+        return newid[c], uniq[present]
+
     if fe_names:
-        raw_codes = [pd.factorize(mf.fe[c])[0].astype(np.int64) for c in fe_names]
+        raw_codes = [sample_codes("fe", c, None)[0] for c in fe_names]
         if drop_singletons:
             sm = singleton_mask([c[keep] for c in raw_codes]) if keep.any() else keep[keep]
             idx = np.flatnonzero(keep)
@@ -196,14 +267,19 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
     w = w_all[keep] if weights else None
     fe_levels: list[np.ndarray] = []
     codes: list[np.ndarray] = []
+    all_rows = bool(keep.all())
     for c in fe_names:
-        cd, uniq = pd.factorize(mf.fe[c].to_numpy()[keep])
-        codes.append(cd.astype(np.int64))
-        fe_levels.append(np.asarray(uniq))
-    y_raw = mf.y.to_numpy(dtype=float)[keep]
-    X_raw = mf.X.to_numpy(dtype=float)[keep]
-    E_raw = mf.endog.to_numpy(dtype=float)[keep]
-    Z_raw = mf.Z.to_numpy(dtype=float)[keep]
+        cd, uniq = sample_codes("fe", c, None if all_rows else keep)
+        codes.append(cd)
+        fe_levels.append(uniq)
+
+    def rows(a: np.ndarray) -> np.ndarray:
+        return a if all_rows else a[keep]
+
+    y_raw = rows(mf.y.to_numpy(dtype=float))
+    X_raw = rows(mf.X.to_numpy(dtype=float))
+    E_raw = rows(mf.endog.to_numpy(dtype=float))
+    Z_raw = rows(mf.Z.to_numpy(dtype=float))
     xnames = list(mf.X.columns)
     enames = list(mf.endog.columns)
     znames = list(mf.Z.columns)
@@ -227,152 +303,185 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
         Z = np.column_stack([dm["z|" + nm] for nm in znames]) if znames else np.zeros((n, 0))
     else:
         y, X, E, Z = y_raw, X_raw, E_raw, Z_raw
-    # collinearity: regressors [X, E] in order; then instruments [X kept, Z]
-    R = _cat(X, E)
-    R_raw = _cat(X_raw, E_raw)
-    rnames = xnames + enames
-    GR = _wsum(R, w).T @ R
-    ref = np.einsum("ij,ij->j", _wsum(R_raw, w), R_raw) if codes else np.diag(GR).copy()
-    absorbed = [j for j in range(R.shape[1]) if ref[j] > 0 and GR[j, j] <= COLLINEAR_TOL * ref[j]]
-    kept = _select_independent(GR, ref)
-    collinear = [rnames[j] for j in range(len(rnames)) if j not in kept]
-    if absorbed:
-        notes.append("absorbed by the fixed effects: " + ", ".join(rnames[j] for j in absorbed))
-    nx = len(xnames)
-    kx = [j for j in kept if j < nx]
-    ke = [j - nx for j in kept if j >= nx]
-    if enames and len(ke) < len(enames):
-        bad_e = ", ".join(enames[j] for j in range(len(enames)) if j not in ke)
-        raise EstimationError("an endogenous regressor is collinear with the exogenous regressors or "
-                              f"absorbed by the fixed effects: {bad_e}")
-    if kx != list(range(X.shape[1])):
-        X = X[:, kx]
-    if ke != list(range(E.shape[1])):
-        E = E[:, ke]
-    xnames_k, enames_k = [xnames[j] for j in kx], [enames[j] for j in ke]
-    is_iv = bool(enames)
-    if is_iv:
-        W = np.hstack([X, Z])
-        GW = _wsum(W, w).T @ W
-        refw = np.diag(GW).copy()
-        kw = _select_independent(GW, refw)
-        zk = [j - X.shape[1] for j in kw if j >= X.shape[1]]
-        dropped_z = [znames[j] for j in range(len(znames)) if j not in zk]
-        if dropped_z:
-            collinear += dropped_z
-        Z, znames_k = Z[:, zk], [znames[j] for j in zk]
-        if len(znames_k) < len(enames_k):
-            raise EstimationError(f"under-identified: {len(enames_k)} endogenous regressors but only "
-                                  f"{len(znames_k)} usable excluded instruments")
-        W = np.hstack([X, Z])
-    names = xnames_k + enames_k
-    Rk = _cat(X, E)
-    k = Rk.shape[1]
-    if k == 0:
-        raise EstimationError(f"no regressors left in {spec.text!r} after removing collinear terms")
-    if n <= k:
-        raise EstimationError(f"{n} observations are too few for {k} coefficients")
-    if is_iv:
-        WtW = _wsum(W, w).T @ W
-        Pi = linalg.solve(WtW, _wsum(W, w).T @ Rk, assume_a="pos")
-        Rhat = W @ Pi
-        A = _wsum(Rhat, w).T @ Rk
-        beta = linalg.solve(A, _wsum(Rhat, w).T @ y)
-        Xs = Rhat
-    else:
-        Xs = Rk
-        A = _wsum(Rk, w).T @ Rk
-        beta = linalg.solve(A, _wsum(Rk, w).T @ y, assume_a="pos")
-    u = y - Rk @ beta
-    XtX = _wsum(Xs, w).T @ Xs
-    bread = linalg.inv(XtX)
-    bread = (bread + bread.T) / 2
-
-    def leverage() -> np.ndarray:
-        h = np.einsum("ij,jk,ik->i", Xs, bread, Xs)
-        return h * w if w is not None else h
-
-    def jackknife(cl: np.ndarray) -> np.ndarray:
-        """Leave-one-cluster-out coefficients. Exact: when a fixed effect is not nested in the
-        clusters, the remaining sample is demeaned again for each cluster left out."""
-        if is_iv:
-            raise EstimationError("CRV3 is implemented for OLS only")
-        order = np.argsort(cl, kind="stable")
-        bounds = np.flatnonzero(np.diff(cl[order])) + 1
-        groups_idx = np.split(order, bounds)
-        G = int(cl.max()) + 1
-        nested = all(len(np.unique(c * G + cl)) == int(c.max()) + 1 for c in codes)
-        out = []
-        if nested:
-            Xw = _wsum(Xs, w)
-            Xty = Xw.T @ y
-            for grp in groups_idx:
-                Xg, yg, Xwg = Xs[grp], y[grp], Xw[grp]
-                out.append(np.linalg.lstsq(XtX - Xwg.T @ Xg, Xty - Xwg.T @ yg, rcond=None)[0])
-            return np.array(out)
-        raw = np.column_stack([y_raw, Rraw_k])
-        for grp in groups_idx:
-            m = np.ones(n, dtype=bool)
-            m[grp] = False
-            sub_codes = [pd.factorize(c[m])[0].astype(np.int64) for c in codes]
-            ws = w[m] if w is not None else None
-            D = Absorber(sub_codes, ws, tol, maxiter).demean(raw[m])
-            ys, Xsub = D[:, 0], D[:, 1:]
-            out.append(np.linalg.lstsq(_wsum(Xsub, ws).T @ Xsub, _wsum(Xsub, ws).T @ ys, rcond=None)[0])
-        return np.array(out)
-
-    sel_k = [*kx, *[nx + j for j in ke]]
-    Rraw_k = R_raw if sel_k == list(range(R_raw.shape[1])) else R_raw[:, sel_k]
     fe_dof: dict[str, int] = {}
     if absorber is not None:
         fe_dof = {"fixest": absorber.fe_dof(False), "none": absorber.fe_dof(False)}
         fe_dof["stata"] = absorber.fe_dof(True) if ssc == "stata" else fe_dof["fixest"]
-    cl_codes = [pd.factorize(mf.extra[c].to_numpy()[keep])[0].astype(np.int64) for c in cl_names]
-    inputs = CovInputs(X=Xs, u=u, bread=bread, beta=beta, weights=w, fe_codes=codes, fe_dof=fe_dof,
-                       leverage=leverage, jackknife=jackknife)
-    V, vinfo = compute_vcov(inputs, kind, cl_codes, cl_names, ssc)
-    notes.extend(vinfo.details.get("notes", ()))
-    # fit statistics
-    wt = w if w is not None else np.ones(n)
-    rss = float(np.sum(wt * u**2))
-    has_const = bool(codes) or "Intercept" in names
-    ybar = float(np.sum(wt * y_raw) / np.sum(wt))
-    tss = float(np.sum(wt * (y_raw - ybar) ** 2)) if has_const else float(np.sum(wt * y_raw**2))
-    K_full = k + (fe_dof.get("fixest", 0) if codes else 0)
-    r2 = 1 - rss / tss if tss > 0 else float("nan")
-    stats: dict[str, float] = {
-        "r2": r2,
-        "adj_r2": 1 - (1 - r2) * ((n - 1) if has_const else n) / (n - K_full) if n > K_full else float("nan"),
-        "rmse": float(np.sqrt(rss / np.sum(wt))) if w is not None else float(np.sqrt(rss / n)),
-        "rss": rss,
-    }
-    if codes:
-        tss_w = float(np.sum(wt * y**2))
-        stats["within_r2"] = 1 - rss / tss_w if tss_w > 0 else float("nan")
-    extra: dict[str, Any] = {"residuals": pd.Series(u, index=index, name="residual")}
-    if is_iv:
-        fs = _first_stage_F(X, Z, E, enames_k, w, kind, cl_codes, cl_names, ssc, codes, fe_dof)
-        for nm, val in fs.items():
-            stats[f"first_stage_F[{nm}]"] = val
-        stats["first_stage_F"] = min(fs.values())
-        extra["first_stage_F_type"] = (f"Wald F of the excluded instruments in each first-stage "
-                                       f"regression, {vinfo.type} covariance, ssc={ssc}")
-    groups = {fe: int(c.max()) + 1 for fe, c in zip(fe_names, codes, strict=True)}
-    if entity:
-        extra["entity"] = entity
-    if time:
-        extra["time"] = time
-    audit = Audit(n_input=mf.n_input, dropped=dropped, collinear=tuple(collinear), notes=tuple(notes))
-    dh = data_hash(y_raw, R_raw, *(codes or []), *(cl_codes or []), *( [w] if w is not None else []))
-    params = pd.Series(beta, index=names, name="coef")
-    cov = pd.DataFrame(V, index=names, columns=names)
-    fitted = pd.Series(y_raw - u, index=index, name="fitted")
-    predictor = _Predictor(spec, names, beta, fitted, fe_names, fe_levels, absorber,
-                           y_raw - u - Rraw_k @ beta)
-    model = "iv" if is_iv else "feols"
-    return Result(params=params, cov=cov, nobs=n, vcov_info=vinfo, formula=spec.text, model=model,
-                  engine=ENGINE, audit=audit, data_hash=dh, groups=groups, stats=stats, extra=extra,
-                  predictor=predictor)
+    cl_codes = [sample_codes("cl", c, None if all_rows else keep)[0] for c in cl_names]
+    # hash of the estimation sample: digests of y, of each regressor and of the grouping columns
+    # and weights, combined (so formulas on one sample share the work)
+    gdigest = data_hash(*(codes or []), *(cl_codes or []), *([w] if w is not None else []))
+    col_digest: dict[str, str] = {}
+
+    def digest(name: str, col: np.ndarray) -> str:
+        if name not in col_digest:
+            col_digest[name] = data_hash(col)
+        return col_digest[name]
+
+    ydigest = digest("y|" + spec.lhs, y_raw)
+    sample_notes = notes
+    X_all, X_raw_all, xnames_all = X, X_raw, xnames
+    xpos = {nm: j for j, nm in enumerate(xnames_all)}
+
+    E_all, Z_all = E, Z
+    def estimate(spec: FormulaSpec, idx: list[int]) -> Result:
+        full = idx == list(range(X_all.shape[1]))
+        X = X_all if full else X_all[:, idx]
+        X_raw = X_raw_all if full else X_raw_all[:, idx]
+        xnames = [xnames_all[jj] for jj in idx]
+        E, Z = E_all, Z_all
+        notes = list(sample_notes)
+        # collinearity: regressors [X, E] in order; then instruments [X kept, Z]
+        R = _cat(X, E)
+        R_raw = _cat(X_raw, E_raw)
+        rnames = xnames + enames
+        GR = _wsum(R, w).T @ R
+        ref = np.einsum("ij,ij->j", _wsum(R_raw, w), R_raw) if codes else np.diag(GR).copy()
+        absorbed = [j for j in range(R.shape[1]) if ref[j] > 0 and GR[j, j] <= COLLINEAR_TOL * ref[j]]
+        kept = _select_independent(GR, ref)
+        collinear = [rnames[j] for j in range(len(rnames)) if j not in kept]
+        if absorbed:
+            notes.append("absorbed by the fixed effects: " + ", ".join(rnames[j] for j in absorbed))
+        nx = len(xnames)
+        kx = [j for j in kept if j < nx]
+        ke = [j - nx for j in kept if j >= nx]
+        if enames and len(ke) < len(enames):
+            bad_e = ", ".join(enames[j] for j in range(len(enames)) if j not in ke)
+            raise EstimationError("an endogenous regressor is collinear with the exogenous regressors or "
+                                  f"absorbed by the fixed effects: {bad_e}")
+        if kx != list(range(X.shape[1])):
+            X = X[:, kx]
+        if ke != list(range(E.shape[1])):
+            E = E[:, ke]
+        xnames_k, enames_k = [xnames[j] for j in kx], [enames[j] for j in ke]
+        is_iv = bool(enames)
+        if is_iv:
+            W = np.hstack([X, Z])
+            GW = _wsum(W, w).T @ W
+            refw = np.diag(GW).copy()
+            kw = _select_independent(GW, refw)
+            zk = [j - X.shape[1] for j in kw if j >= X.shape[1]]
+            dropped_z = [znames[j] for j in range(len(znames)) if j not in zk]
+            if dropped_z:
+                collinear += dropped_z
+            Z, znames_k = Z[:, zk], [znames[j] for j in zk]
+            if len(znames_k) < len(enames_k):
+                raise EstimationError(f"under-identified: {len(enames_k)} endogenous regressors but only "
+                                      f"{len(znames_k)} usable excluded instruments")
+            W = np.hstack([X, Z])
+        names = xnames_k + enames_k
+        Rk = _cat(X, E)
+        k = Rk.shape[1]
+        if k == 0:
+            raise EstimationError(f"no regressors left in {spec.text!r} after removing collinear terms")
+        if n <= k:
+            raise EstimationError(f"{n} observations are too few for {k} coefficients")
+        if is_iv:
+            WtW = _wsum(W, w).T @ W
+            Pi = linalg.solve(WtW, _wsum(W, w).T @ Rk, assume_a="pos")
+            Rhat = W @ Pi
+            A = _wsum(Rhat, w).T @ Rk
+            beta = linalg.solve(A, _wsum(Rhat, w).T @ y)
+            Xs = Rhat
+        else:
+            Xs = Rk
+            A = _wsum(Rk, w).T @ Rk
+            beta = linalg.solve(A, _wsum(Rk, w).T @ y, assume_a="pos")
+        u = y - Rk @ beta
+        XtX = _wsum(Xs, w).T @ Xs
+        bread = linalg.inv(XtX)
+        bread = (bread + bread.T) / 2
+
+        def leverage() -> np.ndarray:
+            h = np.einsum("ij,jk,ik->i", Xs, bread, Xs)
+            return h * w if w is not None else h
+
+        def jackknife(cl: np.ndarray) -> np.ndarray:
+            """Leave-one-cluster-out coefficients. Exact: when a fixed effect is not nested in the
+            clusters, the remaining sample is demeaned again for each cluster left out."""
+            if is_iv:
+                raise EstimationError("CRV3 is implemented for OLS only")
+            order = np.argsort(cl, kind="stable")
+            bounds = np.flatnonzero(np.diff(cl[order])) + 1
+            groups_idx = np.split(order, bounds)
+            G = int(cl.max()) + 1
+            nested = all(len(np.unique(c * G + cl)) == int(c.max()) + 1 for c in codes)
+            out = []
+            if nested:
+                Xw = _wsum(Xs, w)
+                Xty = Xw.T @ y
+                for grp in groups_idx:
+                    Xg, yg, Xwg = Xs[grp], y[grp], Xw[grp]
+                    out.append(np.linalg.lstsq(XtX - Xwg.T @ Xg, Xty - Xwg.T @ yg, rcond=None)[0])
+                return np.array(out)
+            raw = np.column_stack([y_raw, Rraw_k])
+            for grp in groups_idx:
+                m = np.ones(n, dtype=bool)
+                m[grp] = False
+                sub_codes = [pd.factorize(c[m])[0].astype(np.int64) for c in codes]
+                ws = w[m] if w is not None else None
+                D = Absorber(sub_codes, ws, tol, maxiter).demean(raw[m])
+                ys, Xsub = D[:, 0], D[:, 1:]
+                out.append(np.linalg.lstsq(_wsum(Xsub, ws).T @ Xsub, _wsum(Xsub, ws).T @ ys, rcond=None)[0])
+            return np.array(out)
+
+        sel_k = [*kx, *[nx + j for j in ke]]
+        Rraw_k = R_raw if sel_k == list(range(R_raw.shape[1])) else R_raw[:, sel_k]
+        inputs = CovInputs(X=Xs, u=u, bread=bread, beta=beta, weights=w, fe_codes=codes, fe_dof=fe_dof,
+                           leverage=leverage, jackknife=jackknife)
+        V, vinfo = compute_vcov(inputs, kind, cl_codes, cl_names, ssc)
+        notes.extend(vinfo.details.get("notes", ()))
+        # fit statistics
+        wt = w if w is not None else np.ones(n)
+        rss = float(np.sum(wt * u**2))
+        has_const = bool(codes) or "Intercept" in names
+        ybar = float(np.sum(wt * y_raw) / np.sum(wt))
+        tss = float(np.sum(wt * (y_raw - ybar) ** 2)) if has_const else float(np.sum(wt * y_raw**2))
+        K_full = k + (fe_dof.get("fixest", 0) if codes else 0)
+        r2 = 1 - rss / tss if tss > 0 else float("nan")
+        stats: dict[str, float] = {
+            "r2": r2,
+            "adj_r2": 1 - (1 - r2) * ((n - 1) if has_const else n) / (n - K_full) if n > K_full else float("nan"),
+            "rmse": float(np.sqrt(rss / np.sum(wt))) if w is not None else float(np.sqrt(rss / n)),
+            "rss": rss,
+        }
+        if codes:
+            tss_w = float(np.sum(wt * y**2))
+            stats["within_r2"] = 1 - rss / tss_w if tss_w > 0 else float("nan")
+        extra: dict[str, Any] = {"residuals": pd.Series(u, index=index, name="residual")}
+        if is_iv:
+            fs = _first_stage_F(X, Z, E, enames_k, w, kind, cl_codes, cl_names, ssc, codes, fe_dof)
+            for nm, val in fs.items():
+                stats[f"first_stage_F[{nm}]"] = val
+            stats["first_stage_F"] = min(fs.values())
+            extra["first_stage_F_type"] = (f"Wald F of the excluded instruments in each first-stage "
+                                           f"regression, {vinfo.type} covariance, ssc={ssc}")
+        groups = {fe: int(c.max()) + 1 for fe, c in zip(fe_names, codes, strict=True)}
+        if entity:
+            extra["entity"] = entity
+        if time:
+            extra["time"] = time
+        audit = Audit(n_input=mf.n_input, dropped=dropped, collinear=tuple(collinear), notes=tuple(notes))
+        parts = [ydigest] + [digest("x|" + nm, X_raw[:, jj]) for jj, nm in enumerate(xnames)]
+        parts += [digest("e|" + nm, E_raw[:, jj]) for jj, nm in enumerate(enames)] + [gdigest]
+        dh = data_hash(np.frombuffer("|".join(parts).encode(), dtype=np.uint8))
+        params = pd.Series(beta, index=names, name="coef")
+        cov = pd.DataFrame(V, index=names, columns=names)
+        fitted = pd.Series(y_raw - u, index=index, name="fitted")
+        predictor = _Predictor(spec, names, beta, fitted, fe_names, fe_levels, absorber,
+                               y_raw - u - Rraw_k @ beta)
+        model = "iv" if is_iv else "feols"
+        return Result(params=params, cov=cov, nobs=n, vcov_info=vinfo, formula=spec.text, model=model,
+                      engine=ENGINE, audit=audit, data_hash=dh, groups=groups, stats=stats, extra=extra,
+                      predictor=predictor)
+
+    if variants is None:
+        return estimate(spec, list(range(X_all.shape[1])))
+    out = []
+    for v in variants:
+        cols = (["Intercept"] if v.intercept else []) + [c for t in v.rhs for c in mf.term_columns[t]]
+        out.append(estimate(v, [xpos[c] for c in cols]))
+    return out
 
 
 def _first_stage_F(X: np.ndarray, Z: np.ndarray, E: np.ndarray, enames: list[str], w: np.ndarray | None,
