@@ -198,7 +198,7 @@ def test_manager_table_conventions(sim):
     handed_over = man[man["enterprise_id"].isin(succ["enterprise_id"]) & (man["role"] == "founder")]
     assert (handed_over["manager_id"] == "2").all()
     est = ent.loc[succ["enterprise_id"], "year_established"].to_numpy()
-    assert (succ["src_start_year"].to_numpy() > est).all()
+    assert (succ["start_year"].to_numpy() > est).all()
     # successors are the educated second generation
     assert succ["schooling_years"].mean() > man.loc[man["role"] == "founder", "schooling_years"].mean()
 

@@ -12,7 +12,8 @@ Definitions (used everywhere in the package):
   sample, not the industry). One observed in the last survey year is *censored*.
 - **lineage**: the chain of ``spinoff_parent_id`` up to a root founder; depth 0 for a non-spin-off.
 - **cluster-year aggregates**: computed over operating enterprises (``operating`` not false).
-  CR4 and HHI use sales shares; innovation shares are means over enterprises that answered the item.
+  CR4 and HHI use sales shares; innovation shares are means over enterprises that answered the item;
+  mean schooling is that of the manager in charge each year (see ``manager_schooling_by_year``).
 """
 
 from __future__ import annotations
@@ -174,6 +175,46 @@ def current_manager_schooling(panel: Panel) -> pd.Series:
     return pd.to_numeric(m.groupby("enterprise_id")["schooling_years"].last(), errors="coerce")
 
 
+def manager_schooling_by_year(panel: Panel, ey: pd.DataFrame) -> pd.Series:
+    """Schooling of the manager in charge in each enterprise-year, aligned to ``ey``.
+
+    The manager in charge in year *t* is the one with the latest ``start_year`` at or before *t*.
+    Without start years (or for years before any start year), it is the current manager: the
+    highest generation, then the last manager_id.
+    """
+    man = panel.manager
+    if man is None or "schooling_years" not in man.columns:
+        return pd.Series(np.nan, index=ey.index)
+    school = pd.to_numeric(man["schooling_years"], errors="coerce")
+    out = ey["enterprise_id"].map(current_manager_schooling(panel)).astype(float)
+    if "start_year" in man.columns and man["start_year"].notna().any():
+        starts = (
+            pd.DataFrame(
+                {
+                    "enterprise_id": man["enterprise_id"].astype(str),
+                    "start": pd.to_numeric(man["start_year"], errors="coerce").astype(float),
+                    "school": school,
+                }
+            )
+            .dropna(subset=["start"])
+            .sort_values("start", kind="stable")
+        )
+        rows = pd.DataFrame(
+            {
+                "enterprise_id": ey["enterprise_id"].astype(str).to_numpy(),
+                "year": pd.to_numeric(ey["year"]).astype(float).to_numpy(),
+                "_row": np.arange(len(ey)),
+            }
+        ).sort_values("year", kind="stable")
+        matched = pd.merge_asof(
+            rows, starts, left_on="year", right_on="start", by="enterprise_id", direction="backward"
+        )
+        by_row = np.full(len(ey), np.nan)
+        by_row[matched["_row"].to_numpy()] = matched["school"].to_numpy(dtype=float)
+        out = pd.Series(np.where(np.isnan(by_row), out.to_numpy(), by_row), index=ey.index)
+    return out
+
+
 def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
     """Cluster-year aggregates of enterprise_year, merged with existing cluster-level columns."""
     ey = _with_cluster(panel)
@@ -241,9 +282,8 @@ def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
         agg["share_exporter"] = by_group((exp > 0).astype(float).where(answered), "mean")
     if "parts_market_share" in op.columns:
         agg["mean_parts_market_share"] = by_group(pd.to_numeric(op["parts_market_share"], errors="coerce"), "mean")
-    school = current_manager_schooling(panel)
-    if len(school):
-        agg["mean_schooling"] = by_group(op["enterprise_id"].map(school), "mean")
+    if panel.manager is not None and "schooling_years" in panel.manager.columns:
+        agg["mean_schooling"] = by_group(manager_schooling_by_year(panel, op), "mean")
     agg = agg.reset_index()
     existing = panel.cluster_year
     if existing is not None and len(existing):

@@ -91,7 +91,7 @@ class Simulation:
         experiment ran) and ``deflator``; ``metadata["synthetic"]`` is True.
         In ``manager``, ``manager_id`` "1" is the current manager (the successor, generation 2,
         where the survey saw a succession; the founder is then "2") and the extra column
-        ``src_start_year`` is the year each manager took over. Monetary columns of
+        ``start_year`` is the year each manager took over. Monetary columns of
         ``enterprise_year`` are nominal local currency (deflate with ``deflator``).
     truth : Truth
         True parameters and true (error-free) series; see :class:`Truth`.

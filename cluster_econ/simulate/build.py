@@ -216,7 +216,7 @@ def _cluster_tables(run: ClusterRun, cfg: SimulationConfig, rng: np.random.Gener
         "birth_year": _int_col(f["birth_f"]),
         "sex": np.where(f["female_f"], "female", "male").astype(object),
         "management_training": pd.array(trained & ~succ_seen, dtype="boolean"),
-        "src_start_year": _int_col(f["entry_year"]),
+        "start_year": _int_col(f["entry_year"]),
     })
     succ = pd.DataFrame({
         "enterprise_id": ids[succ_seen], "manager_id": "1",
@@ -227,7 +227,7 @@ def _cluster_tables(run: ClusterRun, cfg: SimulationConfig, rng: np.random.Gener
         "birth_year": _int_col(f["birth_s"][succ_seen]),
         "sex": np.where(f["female_s"][succ_seen], "female", "male").astype(object),
         "management_training": pd.array(trained[succ_seen], dtype="boolean"),
-        "src_start_year": _int_col(f["succ_year"][succ_seen]),
+        "start_year": _int_col(f["succ_year"][succ_seen]),
     })
     manager = pd.concat([founders, succ], ignore_index=True)
     manager = manager.sort_values(["enterprise_id", "generation"], kind="stable").reset_index(drop=True)
