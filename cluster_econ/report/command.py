@@ -1,0 +1,89 @@
+"""Command-line subcommands ``replicate`` and ``report``.
+
+``cluster-econ replicate [NAME ...|--all] [--out DIR]`` runs the replications in ``replication/``,
+writes their tables and figures, prints one PASS/FAIL line per check and a count line, and exits
+1 if any check fails (0 otherwise). ``cluster-econ report CONFIG.yaml --out DIR`` runs a batch
+report (see :mod:`cluster_econ.report.batch`) and exits 1 if a specification failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``replicate`` and ``report`` subcommands."""
+    rep = subparsers.add_parser(
+        "replicate",
+        help="re-run the shipped replications and check every number against its published source",
+        description="Run replications (folders of replication/: config.yaml, expected.yaml, README.md), "
+        "write each exhibit's tables (LaTeX, HTML, Markdown, CSV, Excel, Word) and figures (PNG, SVG), "
+        "compare each number with its expected value and print one PASS/FAIL line per check. "
+        "Exit code 1 if any check fails, 0 otherwise. With no names, runs all of them.",
+    )
+    rep.add_argument("names", nargs="*", metavar="NAME", help="replications to run (default: all)")
+    rep.add_argument("--all", action="store_true", help="run every replication")
+    rep.add_argument("--out", default="replication_output", help="output folder (default: ./replication_output)")
+    rep.add_argument("--list", action="store_true", help="list the replications and exit")
+    rep.add_argument("--from", dest="root", default=None, metavar="DIR",
+                     help="folder holding replication folders (default: the installed replication/)")
+    rep.set_defaults(func=_replicate)
+
+    bat = subparsers.add_parser(
+        "report",
+        help="run a batch of specifications from a YAML configuration and write one HTML report",
+        description="Run the propositions and custom specifications of CONFIG.yaml on the data and "
+        "subsets it names, in parallel local processes, with a cache under DIR/.cache, and write a "
+        "self-contained HTML report plus LaTeX, Word and Excel tables into DIR. Exit code 1 if a "
+        "specification failed (the others still run), 2 for an invalid configuration.",
+    )
+    bat.add_argument("config", metavar="CONFIG.yaml", help="batch report configuration")
+    bat.add_argument("--out", required=True, metavar="DIR", help="output folder (everything is written inside it)")
+    bat.add_argument("--workers", type=int, default=None, help="worker processes (default: config or 2)")
+    bat.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    bat.set_defaults(func=_report)
+
+
+def _replicate(args: argparse.Namespace) -> int:
+    from cluster_econ.report.replicate import available, run
+
+    if args.list:
+        for name in available(args.root):
+            print(name)
+        return EXIT_OK
+    if args.all and args.names:
+        print("error: give replication names or --all, not both", file=sys.stderr)
+        return EXIT_USAGE
+    known = available(args.root)
+    unknown = [n for n in args.names if n not in known]
+    if unknown:
+        print(f"error: unknown replication(s) {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
+        return EXIT_USAGE
+    outcomes = run(args.names or None, out=args.out, root=args.root)
+    n_pass = n_fail = n_skip = 0
+    for o in outcomes:
+        if o.skipped:
+            n_skip += 1
+            print(f"SKIP  {o.name}: skipped: {o.skipped}")
+            continue
+        if o.error:
+            print(f"FAIL  {o.name}: error: {o.error}")
+        for c in o.checks:
+            print(c.line())
+        n_pass += sum(c.passed for c in o.checks)
+        n_fail += o.n_failed
+    print(f"{len(outcomes)} exhibits, {n_pass + n_fail} checks: {n_pass} passed, {n_fail} failed"
+          + (f", {n_skip} exhibits skipped" if n_skip else "") + f"; outputs in {args.out}")
+    return EXIT_FAILED if n_fail else EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from cluster_econ.report.batch import run_report
+
+    summary = run_report(args.config, args.out, workers=args.workers, progress=not args.no_progress)
+    print(summary.text())
+    return EXIT_FAILED if summary.n_failed else EXIT_OK
