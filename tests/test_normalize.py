@@ -185,3 +185,22 @@ def test_cli_schema_and_help() -> None:
         [sys.executable, "-m", "cluster_econ.cli", "normalize", "--help"], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0 and "--quarantine" in proc.stdout
+
+
+def test_deflation_to_real_values(tmp_path: Path, cluster_csv: tuple[Path, Path]) -> None:
+    data, spec = cluster_csv
+    (tmp_path / "cpi.csv").write_text("country,year,price_index\nETH,2004,1.0\nETH,2005,1.1\nETH,2006,1.25\n")
+    spec.write_text(
+        spec.read_text() + "  currency: {const: ETB}\n"
+        "deflate: {columns: [sales, material_cost], deflator: cpi.csv, base_year: 2004}\n"
+    )
+    panel = ce.normalize(data, mapping=spec)
+    ey = panel.enterprise_year.set_index(["enterprise_id", "year"])
+    assert ey.loc[("ET-1", 2006), "sales"] == pytest.approx(150_000 / 1.25)
+    assert ey.loc[("ET-1", 2004), "sales"] == pytest.approx(120_000)
+    # value added is derived from the deflated values
+    assert ey.loc[("ET-1", 2006), "value_added"] == pytest.approx((150_000 - 70_000) / 1.25)
+    assert (ey["price_base_year"] == 2004).all() and (ey["currency"] == "ETB").all()
+    (tmp_path / "cpi.csv").write_text("country,year,price_index\nETH,2004,1.0\n")
+    with pytest.raises(ce.errors.MappingError, match=r"no deflator for ETH 2006 \(2 rows; base year 2004\)"):
+        ce.normalize(data, mapping=spec)

@@ -271,18 +271,23 @@ def _deflate(wide: pd.DataFrame, spec: MappingSpec, deflators: pd.DataFrame | No
     for c in ("country", "year"):
         if c not in wide.columns:
             raise MappingError(f"{where}: deflating needs the canonical column {c!r} to be mapped")
-    d = deflators.assign(year=pd.to_numeric(deflators["year"]).astype(int))
+    d = deflators.assign(year=pd.to_numeric(deflators["year"]).astype(float), country=deflators["country"].astype(str))
     idx = d.set_index(["country", "year"])["price_index"].astype(float)
     base_year = conf.get("base_year")
-    keys = list(zip(wide["country"].astype(str), pd.to_numeric(wide["year"]).astype(int), strict=True))
-    level = np.array([idx.get(k, np.nan) for k in keys])
+    if idx.index.has_duplicates:
+        raise MappingError(f"{where}: the deflator table lists a country-year more than once")
+    country = wide["country"].astype(str).to_numpy()
+    year = pd.to_numeric(wide["year"], errors="coerce").to_numpy(dtype=float)
+    level = idx.reindex(pd.MultiIndex.from_arrays([country, year])).to_numpy(dtype=float)
     if base_year is not None:
-        base = np.array([idx.get((c, int(base_year)), np.nan) for c, _ in keys])
+        base = idx.reindex(pd.MultiIndex.from_arrays([country, np.full(len(year), float(base_year))]))
+        base = base.to_numpy(dtype=float)
     else:
-        base = np.ones(len(keys))
+        base = np.ones(len(year))
     missing = ~np.isfinite(level / base)
     if missing.any():
-        absent = sorted({f"{c} {y}" for (c, y), m in zip(keys, missing, strict=True) if m})[:10]
+        pairs = pd.DataFrame({"c": country[missing], "y": year[missing]}).drop_duplicates()
+        absent = sorted(f"{c} {y:g}" for c, y in pairs.itertuples(index=False))[:10]
         raise MappingError(
             f"{where}: no deflator for {', '.join(absent)} ({int(missing.sum())} rows; base year {base_year})"
         )
