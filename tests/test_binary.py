@@ -149,7 +149,7 @@ def test_cloglog_against_independent_likelihood(mroz: pd.DataFrame) -> None:
 
 
 def test_lpm_against_statsmodels_and_pyfixest(mroz: pd.DataFrame) -> None:
-    """LPM: HC1 (n/(n-k)) against statsmodels; CRV1 with the Stata preset
+    """LPM: HC1 (n/(n-k)) and HC3 against statsmodels; CRV1 with the Stata preset
     (G/(G-1)(n-1)/(n-k)) against statsmodels cluster and pyfixest CRV1; 1e-8."""
     import pyfixest as pf
     import statsmodels.api as sm
@@ -165,6 +165,10 @@ def test_lpm_against_statsmodels_and_pyfixest(mroz: pd.DataFrame) -> None:
     np.testing.assert_allclose(ours.bse.to_numpy(), pfx.se().to_numpy(), rtol=1e-8)
     iid = lpm(MROZ_F, mroz, vcov="iid")
     np.testing.assert_allclose(iid.bse.to_numpy(), sm.OLS(y, X).fit().bse.to_numpy(), rtol=1e-8)
+    # HC3 comes from the shared covariance module
+    hc3 = lpm(MROZ_F, mroz, vcov="HC3")
+    np.testing.assert_allclose(hc3.bse.to_numpy(), sm.OLS(y, X).fit(cov_type="HC3").bse.to_numpy(),
+                               rtol=1e-8)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,11 +30,12 @@ Covariance
 ``vcov="iid"`` is the inverse of the observed information (named ``OIM``); ``"HC1"``/``"robust"``
 is the sandwich ``H^-1 (sum s_i s_i') H^-1`` built from per-row scores ``s_i``; ``{"CRV1": "firm"}``
 sums the scores within clusters first. The small-sample multiplier follows ``ssc``: ``"stata"``
-(Stata's rule for maximum-likelihood models: ``n/(n-1)`` robust, ``G/(G-1)`` clustered; for the LPM
-Stata's ``regress``: ``n/(n-k)`` and ``G/(G-1)(n-1)/(n-k)``), ``"fixest"`` (``n/(n-k)`` robust,
-``G/(G-1)(n-1)/(n-k)`` clustered) or ``"none"``. The sandwich for these score-based models is written
-here (``mest_vcov``) because the shared ``covariance`` module works on residuals of linear models;
-the other estimators of this package (``censored``, ``survival``) reuse it.
+(Stata's rule for maximum-likelihood models: ``n/(n-1)`` robust, ``G/(G-1)`` clustered),
+``"fixest"`` (``n/(n-k)`` robust, ``G/(G-1)(n-1)/(n-k)`` clustered) or ``"none"``. The LPM is
+OLS and takes its covariance from the shared ``covariance`` module (so ``"HC3"``, two-way
+``{"CRV1": "firm+year"}`` and the presets mean exactly what they mean for ``feols``). The sandwich
+for the score-based models is written here (``mest_vcov``) because the shared ``covariance``
+module works on residuals of linear models; ``censored`` and ``survival`` reuse it.
 """
 
 from __future__ import annotations
@@ -96,8 +97,7 @@ def parse_vcov(vcov: Any) -> tuple[str, str | None]:
 
 
 def mest_vcov(bread: np.ndarray, scores: np.ndarray | None, kind: str, clusters: Any = None,
-              ssc: str = "stata", cluster_var: str | None = None, linear: bool = False,
-              oim_scale: float = 1.0) -> tuple[np.ndarray, VcovInfo]:
+              ssc: str = "stata", cluster_var: str | None = None) -> tuple[np.ndarray, VcovInfo]:
     """Covariance of an M-estimator from its bread (inverse negative Hessian) and per-row scores.
 
     Parameters
@@ -110,23 +110,17 @@ def mest_vcov(bread: np.ndarray, scores: np.ndarray | None, kind: str, clusters:
     clusters : array of length n, for ``CRV1``.
     ssc : {"stata", "fixest", "none"}
         Small-sample multiplier (see the module docstring).
-    linear : bool
-        Use the multipliers of linear regression (``n/(n-k)``) for the ``stata`` preset.
-    oim_scale : float
-        Multiplier of ``bread`` for ``OIM`` (the residual variance for OLS).
     """
     if ssc not in SSC_PRESETS:
         raise EstimationError(f"ssc {ssc!r} is not a preset: use one of {', '.join(SSC_PRESETS)}")
     k = bread.shape[0]
     if kind == "OIM":
-        return bread * oim_scale, VcovInfo(type="iid" if linear else "OIM", ssc="none",
-                                           details={"multiplier": 1.0})
+        return bread, VcovInfo(type="OIM", ssc="none", details={"multiplier": 1.0})
     assert scores is not None
     n = scores.shape[0]
     if kind == "HC1":
         meat = scores.T @ scores
-        mult = {"stata": n / (n - k) if linear else n / (n - 1), "fixest": n / (n - k),
-                "none": 1.0}[ssc]
+        mult = {"stata": n / (n - 1), "fixest": n / (n - k), "none": 1.0}[ssc]
         info = VcovInfo(type="HC1", ssc=ssc, details={"multiplier": mult})
     elif kind == "CRV1":
         codes, uniq = pd.factorize(pd.Series(clusters), sort=True)
@@ -139,7 +133,7 @@ def mest_vcov(bread: np.ndarray, scores: np.ndarray | None, kind: str, clusters:
         meat = Sg.T @ Sg
         gfac = G / (G - 1)
         nk = (n - 1) / (n - k)
-        mult = {"stata": gfac * nk if linear else gfac, "fixest": gfac * nk, "none": 1.0}[ssc]
+        mult = {"stata": gfac, "fixest": gfac * nk, "none": 1.0}[ssc]
         info = VcovInfo(type="CRV1", ssc=ssc, cluster_vars=(cluster_var or "cluster",),
                         n_clusters=(G,), details={"multiplier": mult})
     else:
@@ -305,9 +299,16 @@ def _separation(X: pd.DataFrame, y: np.ndarray) -> list[tuple[str, np.ndarray, s
 
 def _index_model(formula: str, data: Any, link: str, vcov: Any, ssc: str, model: str,
                  separation: str = "raise", extra_cols: Sequence[str] = ()) -> Result:
-    kind, cl = parse_vcov(vcov)
-    mf = frame(formula, data, extra=[cl, *extra_cols] if cl else list(extra_cols),
-               extra_reasons={cl: "missing cluster"} if cl else None)
+    if link == "identity":
+        # the LPM is OLS: its covariance comes from the shared linear-model module
+        from cluster_econ.estimate import covariance as cv
+        kind, cl_names = cv.parse_vcov(vcov)
+        cl = None
+    else:
+        kind, cl = parse_vcov(vcov)
+        cl_names = (cl,) if cl else ()
+    mf = frame(formula, data, extra=[*cl_names, *extra_cols],
+               extra_reasons={c: "missing cluster" for c in cl_names} or None)
     dropped = dict(mf.dropped)
     notes: list[str] = []
     y = check_binary(mf.y, mf.spec.lhs)
@@ -356,7 +357,7 @@ def _index_model(formula: str, data: Any, link: str, vcov: Any, ssc: str, model:
             X, more = drop_collinear(X)
             collinear = (*collinear, *more)
     Xa = X.to_numpy(dtype=float)
-    n, k = Xa.shape
+    n = Xa.shape[0]
     stats_out: dict[str, float] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -366,14 +367,9 @@ def _index_model(formula: str, data: Any, link: str, vcov: Any, ssc: str, model:
             beta = res.params
             resid = y - Xa @ beta
             bread = np.linalg.inv(Xa.T @ Xa)
-            scores = Xa * resid[:, None]
-            sigma2 = float(resid @ resid / (n - k))
-            cov, info = mest_vcov(bread, scores, kind, extra[cl].to_numpy() if cl else None, ssc,
-                                  cl, linear=True, oim_scale=sigma2)
+            inp = cv.CovInputs(X=Xa, u=resid, bread=bread, beta=np.asarray(beta))
+            cov, info = cv.compute_vcov(inp, kind, cv.cluster_codes(extra, cl_names), cl_names, ssc)
             stats_out.update(r2=float(res.rsquared), adj_r2=float(res.rsquared_adj))
-            info = VcovInfo(type=info.type, ssc=info.ssc, cluster_vars=info.cluster_vars,
-                            n_clusters=info.n_clusters, df_resid=float(n - k) if kind != "CRV1"
-                            else float(info.n_clusters[0] - 1), details=info.details)
             engine = sm_engine()
         else:
             beta, bread, scores, ll, ll0, engine = _fit_ml(link, y, Xa)
@@ -522,8 +518,9 @@ def lpm(formula: str, data: Any, vcov: Any = "HC1", ssc: str = "stata") -> Resul
     """Linear probability model ``E(y|x) = x'beta`` by OLS (statsmodels).
 
     The default covariance is heteroskedasticity-robust (``HC1``) because the errors of a linear
-    probability model are heteroskedastic by construction. ``vcov="iid"`` gives the classical OLS
-    covariance. Fixed effects after ``|`` enter as dummies.
+    probability model are heteroskedastic by construction. ``vcov`` accepts everything the shared
+    ``covariance`` module does for OLS: ``"iid"``, ``"HC1"``, ``"HC3"``, ``{"CRV1": "firm"}``,
+    ``{"CRV1": "firm+year"}``. Fixed effects after ``|`` enter as dummies.
     """
     return _index_model(formula, data, "identity", vcov, ssc, "lpm")
 
