@@ -367,7 +367,8 @@ def _index_model(formula: str, data: Any, link: str, vcov: Any, ssc: str, model:
             beta = res.params
             resid = y - Xa @ beta
             bread = np.linalg.inv(Xa.T @ Xa)
-            inp = cv.CovInputs(X=Xa, u=resid, bread=bread, beta=np.asarray(beta))
+            inp = cv.CovInputs(X=Xa, u=resid, bread=bread, beta=np.asarray(beta),
+                               leverage=lambda: np.einsum("ij,jk,ik->i", Xa, bread, Xa))
             cov, info = cv.compute_vcov(inp, kind, cv.cluster_codes(extra, cl_names), cl_names, ssc)
             stats_out.update(r2=float(res.rsquared), adj_r2=float(res.rsquared_adj))
             engine = sm_engine()
