@@ -1,0 +1,190 @@
+"""The propositions of cluster-based industrial development as named hypothesis tests.
+
+>>> import cluster_econ as ce
+>>> panel = ce.datasets.demo()
+>>> r = ce.hypotheses.test(panel, "P4")               # doctest: +SKIP
+>>> r.verdict, r.contrast["estimate"]                 # doctest: +SKIP
+>>> fam = ce.hypotheses.test_all(panel)               # doctest: +SKIP
+>>> fam.tidy()                                        # doctest: +SKIP
+
+Each proposition (P1 founders, P2 spin-off imitation, P3 stagnant expansion, P4 education and
+innovation, P5 education and performance, P6 shake-out, P7 sources of productivity growth, P8
+institutions and size, P9 management training) is a :class:`Proposition` in a registry: run it as
+it is, change a copy (``get("P4").replace(outcome="own_brand", estimator="logit")``) or register
+your own (:func:`register`). :func:`test` returns a :class:`HypothesisResult` with a verdict
+(``supported``, ``contradicted``, ``inconclusive``, ``cannot test``) decided by a rule stated in
+words; :func:`test_all` a :class:`HypothesisFamily` with Holm and Benjamini-Hochberg adjusted
+p-values. Definitions of every derived variable (phases, entry, schooling, productivity) are in
+:mod:`cluster_econ.hypotheses.data`; the verdict rule in :mod:`cluster_econ.hypotheses.result`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cluster_econ.errors import ClusterEconError, ConfigError
+from cluster_econ.hypotheses.data import AnalysisData, build
+from cluster_econ.hypotheses.propositions import register_builtin
+from cluster_econ.hypotheses.result import (
+    VERDICTS,
+    Check,
+    HypothesisFamily,
+    HypothesisResult,
+    Outcome,
+    cannot_test,
+    decide,
+    errored,
+    rule_text,
+)
+from cluster_econ.hypotheses.runners import RUNNERS, register_runner
+from cluster_econ.hypotheses.spec import Proposition, get, ids, register, registry, unregister
+
+__all__ = [
+    "VERDICTS",
+    "AnalysisData",
+    "Check",
+    "HypothesisFamily",
+    "HypothesisResult",
+    "Outcome",
+    "Proposition",
+    "get",
+    "ids",
+    "missing_data",
+    "prepare",
+    "register",
+    "register_runner",
+    "registry",
+    "test",
+    "test_all",
+    "unregister",
+]
+
+register_builtin()
+
+
+def prepare(panel: Any, phases: Any = None, by: str = "phase", stagnation: str = "quantity_expansion",
+            productivity: str = "cost_share") -> AnalysisData:
+    """Build the analysis data once (phases, firm-year frame, productivity) for several tests.
+
+    Parameters are those of :func:`test`. Pass the result as ``data=`` to :func:`test`.
+    """
+    return build(panel, phases=phases, by=by, stagnation=stagnation, productivity_method=productivity)
+
+
+def missing_data(panel: Any, spec: Proposition) -> list[str]:
+    """The ``table.column`` entries of ``spec.requires`` the panel lacks (absent or all missing)."""
+    out = []
+    for req in spec.requires:
+        table, column = req.split(".")
+        if not panel.has_column(table, column):
+            out.append(req)
+    return out
+
+
+def _spec_of(prop: str | Proposition, overrides: dict[str, Any]) -> Proposition:
+    spec = prop if isinstance(prop, Proposition) else get(prop)
+    return spec.replace(**overrides) if overrides else spec
+
+
+def _run(spec: Proposition, data: AnalysisData) -> HypothesisResult:
+    runner = spec.runner if callable(spec.runner) else RUNNERS.get(spec.runner_name)
+    if runner is None:
+        raise ConfigError(f"{spec.id}: no runner {spec.runner_name!r}; registered runners: {', '.join(RUNNERS)}")
+    out: Outcome = runner(spec, data)
+    import pandas as pd
+
+    from cluster_econ.hypotheses.result import ESTIMATE_COLUMNS
+
+    verdict, p = decide(out.checks, spec.alpha)
+    checks = pd.DataFrame([c.as_dict() for c in out.checks])
+    first = next((c for c in out.checks if c.role == "verdict"), None)
+    contrast = {} if first is None else {"description": first.description, "estimate": first.estimate,
+                                         "se": first.std_error, "statistic": first.statistic,
+                                         "p_value": first.p_value}
+    est = pd.DataFrame(out.estimates, columns=ESTIMATE_COLUMNS)
+    notes = [*out.notes]
+    if data.productivity is not None and any(t in " ".join(spec.requires) for t in ("value_added",)):
+        notes.append(f"productivity: {data.productivity.note}; {data.productivity.price}")
+    return HypothesisResult(
+        id=spec.id, title=spec.title, verdict=verdict, rule=rule_text(out.checks, spec.alpha), estimates=est,
+        checks=checks, contrast=contrast, p_value=p, p_adjusted={}, results=tuple(out.results),
+        message="; ".join(notes), phase_source=data.phase_source, spec=spec, extra=dict(out.extra))
+
+
+def test(panel: Any, prop: str | Proposition = "P4", by: str = "phase", phases: Any = None, *,
+         data: AnalysisData | None = None, stagnation: str = "quantity_expansion",
+         productivity: str = "cost_share", **overrides: Any) -> HypothesisResult:
+    """Test one proposition on a panel.
+
+    Parameters
+    ----------
+    panel : Panel
+    prop : str or Proposition
+        Registered id (``"P4"``) or a specification.
+    by : str
+        The cluster_year column holding the phase labels (default ``"phase"``).
+    phases : None, "column", "rules", "breaks", "hmm" or DataFrame
+        Where phases come from. ``None``: ``cluster_year[by]`` when present (the user's or true
+        phases), else detected by the rules method; the source is recorded in ``phase_source``.
+    data : AnalysisData, optional
+        Prepared by :func:`prepare` (then ``phases``, ``by``, ``stagnation`` and ``productivity``
+        are ignored).
+    stagnation : "quantity_expansion" or "separate"
+        Analyse stagnation years as quantity expansion (default) or as a phase of their own.
+    productivity : "cost_share" or "feols"
+        How the productivity elasticities are obtained (:func:`cluster_econ.hypotheses.data.productivity`).
+    **overrides
+        Fields of the :class:`Proposition` to change for this run, for example
+        ``outcome="own_brand", estimator="logit", controls=["log_l"]``.
+
+    Returns
+    -------
+    HypothesisResult
+        ``verdict="cannot test"`` with a message naming the missing ``table.column`` when the
+        panel lacks data the proposition needs.
+    """
+    spec = _spec_of(prop, overrides)
+    missing = missing_data(panel, spec)
+    if missing:
+        return cannot_test(spec, f"cannot test {spec.id}: the panel has no {', '.join(missing)}")
+    if data is None:
+        data = prepare(panel, phases=phases, by=by, stagnation=stagnation, productivity=productivity)
+    return _run(spec, data)
+
+
+def test_all(panel: Any, ids: Sequence[str] | None = None, by: str = "phase", phases: Any = None, *,
+             data: AnalysisData | None = None, stagnation: str = "quantity_expansion",
+             productivity: str = "cost_share", overrides: dict[str, dict[str, Any]] | None = None,
+             progress: bool = False) -> HypothesisFamily:
+    """Test several propositions (default: every registered one) on the same analysis data.
+
+    A proposition whose data are missing gets ``"cannot test"``; one whose runner raises an
+    error of this package gets ``"cannot test"`` with the error in its message and in
+    ``extra["error"]`` (listed by :attr:`HypothesisFamily.errors`); the others still run.
+    ``overrides`` maps ids to field changes. p-values are adjusted across the family (Holm, BH).
+    """
+    from cluster_econ.hypotheses.spec import ids as registered
+
+    wanted = list(ids) if ids is not None else registered()
+    overrides = overrides or {}
+    if data is None:
+        data = prepare(panel, phases=phases, by=by, stagnation=stagnation, productivity=productivity)
+    results = []
+    it = wanted
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(wanted, desc="propositions", unit="test")
+    for pid in it:
+        spec = _spec_of(pid, overrides.get(pid, {}))
+        missing = missing_data(panel, spec)
+        if missing:
+            results.append(cannot_test(spec, f"cannot test {spec.id}: the panel has no {', '.join(missing)}",
+                                       data.phase_source))
+            continue
+        try:
+            results.append(_run(spec, data))
+        except (ClusterEconError, ValueError, KeyError, ZeroDivisionError, ArithmeticError,
+                __import__("numpy").linalg.LinAlgError) as exc:
+            results.append(errored(spec, exc, data.phase_source))
+    return HypothesisFamily(results, phase_source=data.phase_source)

@@ -1,0 +1,286 @@
+"""Results of proposition tests: checks, verdicts, one result per proposition and the family.
+
+The verdict rule (an intersection-union test). A proposition is decided by one or more *checks*,
+each a one-sided test of a coefficient or contrast ``theta`` against a null value ``theta_0`` in
+the direction the claim predicts. With one-sided p-values ``p_j`` (``H0: sign * (theta_j -
+theta_0) <= 0``) and level ``alpha``:
+
+- **supported** if every check has ``p_j < alpha`` (each estimate on the predicted side and
+  significant); the proposition's p-value is ``max_j p_j``, which is a valid level-``alpha`` test of
+  the intersection of the claims;
+- **contradicted** if some check is significant on the *opposite* side (its opposite one-sided
+  p-value is below ``alpha``);
+- **inconclusive** otherwise;
+- **cannot test** when the data the proposition needs are absent.
+
+Family-wise adjustment across propositions (:class:`HypothesisFamily`): Holm's step-down
+(family-wise error rate) and Benjamini-Hochberg (false discovery rate), from statsmodels'
+``multipletests``. Romano-Wolf stepdown needs a joint bootstrap of all the propositions, which
+this package does not have; it is not reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["VERDICTS", "Check", "HypothesisFamily", "HypothesisResult", "Outcome", "decide", "rule_text"]
+
+VERDICTS = ("supported", "contradicted", "inconclusive", "cannot test")
+ESTIMATE_COLUMNS = ["phase", "term", "estimate", "std_error", "p_value", "n", "model"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One one-sided test in a verdict rule.
+
+    ``p_value`` is one-sided in the predicted direction; ``p_opposite`` in the other.
+    ``role="verdict"`` checks decide the verdict; ``"descriptive"`` ones are only reported.
+    """
+
+    name: str
+    description: str
+    estimate: float
+    std_error: float
+    expected_sign: int
+    null: float = 0.0
+    df: float | None = None
+    role: str = "verdict"
+    n: int = 0
+    model: str = ""
+
+    @property
+    def statistic(self) -> float:
+        if not np.isfinite(self.std_error) or self.std_error <= 0:
+            return float("nan")
+        return (self.estimate - self.null) / self.std_error
+
+    def _sf(self, z: float) -> float:
+        if not np.isfinite(z):
+            return float("nan")
+        return float(stats.t.sf(z, self.df) if self.df is not None else stats.norm.sf(z))
+
+    @property
+    def p_value(self) -> float:
+        return self._sf(self.expected_sign * self.statistic)
+
+    @property
+    def p_opposite(self) -> float:
+        return self._sf(-self.expected_sign * self.statistic)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"check": self.name, "description": self.description, "estimate": self.estimate,
+                "std_error": self.std_error, "null": self.null, "statistic": self.statistic,
+                "expected_sign": "+" if self.expected_sign > 0 else "-", "p_value": self.p_value,
+                "df": self.df, "role": self.role, "n": self.n, "model": self.model}
+
+
+@dataclass
+class Outcome:
+    """What a runner returns: checks, estimate rows, the underlying Results and notes."""
+
+    checks: list[Check] = field(default_factory=list)
+    estimates: list[dict[str, Any]] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def rule_text(checks: Sequence[Check], alpha: float) -> str:
+    """The verdict rule in words for these checks."""
+    parts = [f"{c.description} ({'>' if c.expected_sign > 0 else '<'} {c.null:g})"
+             for c in checks if c.role == "verdict"]
+    if not parts:
+        return "no verdict check"
+    return (f"supported if every one-sided p-value is below {alpha:g} with the expected sign: "
+            + "; ".join(parts) + f". Contradicted if any is significant at {alpha:g} with the opposite "
+            "sign; else inconclusive. The p-value is the largest one-sided p-value (intersection-union test).")
+
+
+def decide(checks: Sequence[Check], alpha: float) -> tuple[str, float]:
+    """Verdict and intersection-union p-value of the verdict checks."""
+    v = [c for c in checks if c.role == "verdict"]
+    if not v:
+        return "inconclusive", float("nan")
+    p = np.array([c.p_value for c in v], dtype=float)
+    popp = np.array([c.p_opposite for c in v], dtype=float)
+    p_iu = float(np.nanmax(p)) if np.isfinite(p).any() else float("nan")
+    if np.isnan(p).any():
+        p_iu = float("nan")
+    if (popp < alpha).any():
+        return "contradicted", p_iu
+    if np.isfinite(p).all() and (p < alpha).all():
+        return "supported", p_iu
+    return "inconclusive", p_iu
+
+
+@dataclass(frozen=True, eq=False)
+class HypothesisResult:
+    """The test of one proposition.
+
+    Attributes
+    ----------
+    id, title : str
+    verdict : str
+        ``"supported"``, ``"contradicted"``, ``"inconclusive"`` or ``"cannot test"``.
+    rule : str
+        The verdict rule in words.
+    estimates : DataFrame
+        ``phase, term, estimate, std_error, p_value, n, model`` (two-sided p-values of the
+        reported coefficients; contrasts and checks carry their one-sided p-values in
+        ``checks``).
+    checks : DataFrame
+        The one-sided tests of the verdict rule.
+    contrast : dict
+        The first verdict check: ``estimate, se, statistic, p_value`` (one-sided).
+    p_value : float
+        Intersection-union p-value of the verdict checks.
+    p_adjusted : dict
+        ``{"holm": ..., "bh": ...}`` filled by :func:`test_all` across the family.
+    results : tuple
+        The underlying :class:`~cluster_econ.estimate.result.Result` objects.
+    message : str
+    phase_source : str
+        Where the phases came from.
+    spec : Proposition
+    """
+
+    id: str
+    title: str
+    verdict: str
+    rule: str
+    estimates: pd.DataFrame
+    checks: pd.DataFrame
+    contrast: dict[str, float]
+    p_value: float
+    p_adjusted: dict[str, float]
+    results: tuple[Any, ...]
+    message: str
+    phase_source: str
+    spec: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def tidy(self) -> pd.DataFrame:
+        """The estimates with the proposition's id and verdict on every row."""
+        est = self.estimates.copy()
+        est.insert(0, "verdict", self.verdict)
+        est.insert(0, "id", self.id)
+        return est
+
+    def row(self) -> dict[str, Any]:
+        """One summary row (for :meth:`HypothesisFamily.tidy`)."""
+        return {"id": self.id, "title": self.title, "verdict": self.verdict,
+                "test": self.contrast.get("description", ""), "estimate": self.contrast.get("estimate", np.nan),
+                "std_error": self.contrast.get("se", np.nan), "p_value": self.p_value,
+                "p_holm": self.p_adjusted.get("holm", np.nan), "p_bh": self.p_adjusted.get("bh", np.nan),
+                "phase_source": self.phase_source, "message": self.message}
+
+    @property
+    def summary_line(self) -> str:
+        """One line: verdict and the key estimate (or the message)."""
+        est = self.contrast.get("estimate")
+        if est is not None and np.isfinite(est):
+            n = int((self.checks["role"] == "verdict").sum()) if len(self.checks) else 0
+            more = f"; p over all {n} checks = {self.p_value:.3g}" if n > 1 else ""
+            se, p1 = self.contrast.get("se", np.nan), self.contrast.get("p_value", np.nan)
+            return (f"{self.verdict}: {self.contrast.get('description', '')} = {est:.4g} "
+                    f"(se {se:.3g}, one-sided p = {p1:.3g}{more})")
+        return f"{self.verdict}: {self.message}"
+
+    def summary(self) -> str:
+        lines = [f"{self.id} {self.title}: {self.verdict.upper()}", f"  rule: {self.rule}",
+                 f"  phases: {self.phase_source}"]
+        if self.message:
+            lines.append(f"  {self.message}")
+        if len(self.checks):
+            tab = self.checks[["check", "estimate", "std_error", "statistic", "p_value", "role", "n"]]
+            lines.append(tab.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if np.isfinite(self.p_value):
+            adj = ", ".join(f"{k}={v:.4g}" for k, v in self.p_adjusted.items())
+            lines.append(f"  p-value {self.p_value:.4g}" + (f" (adjusted: {adj})" if adj else ""))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+
+def cannot_test(spec: Any, message: str, phase_source: str = "") -> HypothesisResult:
+    return HypothesisResult(
+        id=spec.id, title=spec.title, verdict="cannot test", rule="", estimates=pd.DataFrame(columns=ESTIMATE_COLUMNS),
+        checks=pd.DataFrame(columns=["check", "estimate", "std_error", "statistic", "p_value", "role", "n"]),
+        contrast={}, p_value=float("nan"), p_adjusted={}, results=(), message=message,
+        phase_source=phase_source, spec=spec)
+
+
+def errored(spec: Any, exc: BaseException, phase_source: str = "") -> HypothesisResult:
+    res = cannot_test(spec, f"error in {spec.id}: {type(exc).__name__}: {exc}", phase_source)
+    res.extra["error"] = exc
+    return res
+
+
+class HypothesisFamily(Sequence[HypothesisResult]):
+    """The results of several propositions, with family-wise adjusted p-values."""
+
+    def __init__(self, results: Sequence[HypothesisResult], phase_source: str = "") -> None:
+        self._results = list(results)
+        self.phase_source = phase_source
+        self._adjust()
+
+    def _adjust(self) -> None:
+        from statsmodels.stats.multitest import multipletests
+
+        p = np.array([r.p_value for r in self._results], dtype=float)
+        ok = np.isfinite(p)
+        if not ok.any():
+            return
+        holm = multipletests(p[ok], method="holm")[1]
+        bh = multipletests(p[ok], method="fdr_bh")[1]
+        for r, h, b in zip([r for r, k in zip(self._results, ok, strict=True) if k], holm, bh, strict=True):
+            r.p_adjusted.update(holm=float(h), bh=float(b))
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            for r in self._results:
+                if r.id == key:
+                    return r
+            raise KeyError(key)
+        return self._results[key]
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def __iter__(self) -> Iterator[HypothesisResult]:
+        return iter(self._results)
+
+    @property
+    def errors(self) -> list[HypothesisResult]:
+        """Results whose runner raised an error."""
+        return [r for r in self._results if "error" in r.extra]
+
+    def tidy(self) -> pd.DataFrame:
+        """One row per proposition: verdict, key estimate, p-values (raw, Holm, BH), message."""
+        return pd.DataFrame([r.row() for r in self._results])
+
+    def estimates(self) -> pd.DataFrame:
+        """All estimate rows of all propositions."""
+        frames = [r.tidy() for r in self._results if len(r.estimates)]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["id", "verdict",
+                                                                                         *ESTIMATE_COLUMNS])
+
+    def summary(self) -> str:
+        lines = [f"{len(self)} propositions; phases: {self.phase_source}",
+                 "family-wise adjustment: Holm (FWER) and Benjamini-Hochberg (FDR); Romano-Wolf not "
+                 "available (needs a joint bootstrap of all propositions)"]
+        for r in self._results:
+            est = r.contrast.get("estimate")
+            key = f"{r.contrast.get('description', '')} = {est:.4g}" if est is not None and np.isfinite(est) else ""
+            lines.append(f"  {r.id:4s} {r.verdict:13s} {r.title}: {key or r.message}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
