@@ -1,0 +1,636 @@
+"""Batch reports: run propositions and custom specifications over data subsets, in parallel, with a
+cache, and write one self-contained HTML report plus LaTeX, Word and Excel tables.
+
+The configuration (YAML, validated against ``config.schema.json`` beside this module; errors name
+the key and its line) gives:
+
+``data``
+    ``demo`` or the folder of a normalized Panel (relative to the configuration file).
+``phases.method``
+    ``column`` (use ``cluster_year["phase"]``), ``rules``, ``breaks`` or ``hmm``. Default:
+    ``column`` when the data have phases, else ``rules``.
+``propositions``
+    Proposition ids (``P1`` ... ``P9``) tested with :func:`cluster_econ.hypotheses.test`.
+``specifications``
+    ``name``, ``formula`` (parsed by :func:`cluster_econ.estimate.formula.parse_formula`, never
+    evaluated), ``estimator`` (``feols``, ``logit``, ``probit``, ``lpm``, ``cloglog`` or
+    ``panel-<model>``), ``vcov`` and optional ``entity``/``time``. They run on the analysis frame:
+    ``enterprise_year`` joined with ``enterprise``, the schooling of the manager in charge
+    (``schooling_years``) and the cluster-year ``phase``.
+``subsets``
+    ``{by: cluster_id|country|industry_isic|survey_round}`` (one subset per value) or
+    ``{name: ..., where: {column: [values]}}``. Every specification and proposition runs on the
+    full data and on every subset.
+``outputs``, ``seed``, ``workers`` (at most 2), ``title``.
+
+Each (subset, task) pair is one job. Jobs run in local processes
+(:class:`concurrent.futures.ProcessPoolExecutor`, forked from the process that loaded the data)
+under a tqdm progress bar. Each job's result is cached in ``DIR/.cache`` as a pickle keyed by the
+SHA-256 of the subset's data hash, the task's canonical JSON, the phase method, the seed and the
+package version, so a re-run after a configuration change recomputes only the jobs that changed.
+The cache holds only files this program wrote into the output folder; pickles are not a format
+for exchanging data with others. A job that fails is reported in the HTML report with its error
+and makes the exit code 1; the other jobs still run. Every output path is checked to stay inside
+the output folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import html
+import json
+import multiprocessing
+import pickle
+import re
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cluster_econ._version import __version__
+from cluster_econ.errors import ConfigError
+from cluster_econ.report._util import atomic_write
+
+__all__ = ["ReportSummary", "load_config", "run_report"]
+
+SCHEMA_PATH = Path(__file__).with_name("config.schema.json")
+DEFAULT_OUTPUTS = ("html", "latex", "docx", "xlsx")
+_TABLE_EXT = {"latex": "tex", "docx": "docx", "xlsx": "xlsx", "markdown": "md", "csv": "csv"}
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+# -- configuration ------------------------------------------------------------------------------
+def load_config(path: str | Path) -> tuple[dict[str, Any], Any]:
+    """Read and check a report configuration; returns the mapping and its YamlDocument.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key and its line, for schema violations, formulas outside the grammar,
+        unknown proposition ids, duplicate names and data folders that do not exist.
+    """
+    from cluster_econ.errors import FormulaError
+    from cluster_econ.estimate.formula import parse_formula
+    from cluster_econ.schema.yamlconf import YamlDocument, load_json_schema
+
+    doc = YamlDocument.from_file(path)
+    if not isinstance(doc.data, Mapping):
+        raise doc.fail([], "the configuration must be a mapping of keys to values")
+    doc.check(load_json_schema(SCHEMA_PATH))
+    cfg = dict(doc.data)
+    names: set[str] = set()
+    for i, spec in enumerate(cfg.get("specifications") or []):
+        try:
+            parse_formula(spec["formula"])
+        except FormulaError as exc:
+            raise doc.fail(["specifications", i, "formula"], str(exc)) from None
+        if spec["name"] in names:
+            raise doc.fail(["specifications", i, "name"], f"duplicate specification name {spec['name']!r}")
+        names.add(spec["name"])
+    for i, pid in enumerate(cfg.get("propositions") or []):
+        known = _proposition_ids()
+        if known is not None and pid not in known:
+            raise doc.fail(["propositions", i], f"unknown proposition {pid!r}; known: {', '.join(known)}")
+    if not cfg.get("specifications") and not cfg.get("propositions"):
+        raise doc.fail([], "give 'specifications' or 'propositions' (or both): nothing to run")
+    if cfg["data"] != "demo":
+        folder = (Path(doc.path).parent / cfg["data"]).resolve()
+        if not folder.is_dir():
+            raise doc.fail(["data"], f"'demo' or the folder of a normalized Panel; {folder} does not exist")
+    return cfg, doc
+
+
+def _proposition_ids() -> list[str] | None:
+    try:
+        from cluster_econ.hypotheses.spec import ids
+    except ImportError:
+        return None
+    return list(ids())
+
+
+def _inside(root: Path, *parts: str, doc: Any = None, key: Sequence[str | int] = ()) -> Path:
+    """``root / parts`` if it stays inside ``root``, else a ConfigError naming the key."""
+    target = root.joinpath(*parts).resolve()
+    base = root.resolve()
+    if target != base and base not in target.parents:
+        msg = f"output path {'/'.join(parts)!r} escapes the output folder {base}"
+        raise doc.fail(list(key), msg) if doc is not None else ConfigError(msg)
+    return target
+
+
+def _slug(value: Any) -> str:
+    return _SAFE_NAME.sub("_", str(value)).strip("._") or "_"
+
+
+# -- data -------------------------------------------------------------------------------------
+_STATE: dict[str, Any] = {}
+
+
+def _load_panel(cfg: Mapping[str, Any], base: Path) -> Any:
+    if cfg["data"] == "demo":
+        from cluster_econ.datasets import demo
+
+        return demo()
+    from cluster_econ.io.parquet import read_panel
+
+    return read_panel(str((base / cfg["data"]).resolve()))
+
+
+def _phased(panel: Any, method: str | None) -> tuple[Any, str]:
+    """The panel with ``cluster_year["phase"]`` set by the chosen method."""
+    cy = panel.cluster_year
+    has = cy is not None and "phase" in cy.columns and cy["phase"].notna().any()
+    method = method or ("column" if has else "rules")
+    if method == "column":
+        if not has:
+            raise ConfigError("phases.method 'column': the data have no cluster_year.phase; use rules, breaks "
+                              "or hmm")
+        return panel, method
+    from cluster_econ.phases import detect
+
+    ph = detect(panel, method=method).phases
+    base = panel.with_cluster_year().cluster_year.drop(columns=["phase"], errors="ignore")
+    base = base.assign(year=pd.to_numeric(base["year"]).astype("int64"))
+    ph = ph.assign(year=pd.to_numeric(ph["year"]).astype("int64"))
+    return panel.replace(cluster_year=base.merge(ph, on=["cluster_id", "year"], how="left")), method
+
+
+def _subset(panel: Any, where: Mapping[str, Sequence[Any]]) -> Any:
+    """The panel restricted to enterprises (or enterprise-years) matching ``where``."""
+    ent, ey = panel.enterprise, panel.enterprise_year
+    keep = pd.Series(True, index=ent.index)
+    ey_keep = pd.Series(True, index=ey.index)
+    for col, values in where.items():
+        vals = {str(v) for v in values}
+        if col == "survey_round":
+            if col not in ey.columns:
+                raise ConfigError("subset on survey_round: enterprise_year has no survey_round column")
+            ey_keep &= ey[col].astype(str).isin(vals)
+        else:
+            if col not in ent.columns:
+                raise ConfigError(f"subset on {col}: the enterprise table has no {col} column")
+            keep &= ent[col].astype(str).isin(vals)
+    ids = set(ent.loc[keep, "enterprise_id"])
+    tables = {"enterprise": ent[keep].reset_index(drop=True)}
+    ey2 = ey[ey_keep & ey["enterprise_id"].isin(ids)].reset_index(drop=True)
+    tables["enterprise_year"] = ey2
+    clusters = set(tables["enterprise"]["cluster_id"])
+    for name in ("manager", "rct_assignment"):
+        df = panel.get(name)
+        if df is not None:
+            tables[name] = df[df["enterprise_id"].isin(ids)].reset_index(drop=True)
+    cy = panel.cluster_year
+    if cy is not None:
+        tables["cluster_year"] = cy[cy["cluster_id"].isin(clusters)].reset_index(drop=True)
+    if panel.deflator is not None:
+        tables["deflator"] = panel.deflator
+    from cluster_econ.panel import Panel
+
+    return Panel(tables, panel.audit, panel.rejects, panel.metadata)
+
+
+def _subsets(panel: Any, cfg: Mapping[str, Any]) -> list[tuple[str, dict[str, list[Any]]]]:
+    out: list[tuple[str, dict[str, list[Any]]]] = [("all", {})]
+    for sub in cfg.get("subsets") or []:
+        if "by" in sub:
+            col = sub["by"]
+            src = panel.enterprise_year if col == "survey_round" else panel.enterprise
+            if col not in src.columns:
+                raise ConfigError(f"subsets: the data have no column {col!r} to split by")
+            for value in sorted(src[col].dropna().astype(str).unique()):
+                out.append((f"{col}={value}", {col: [value]}))
+        else:
+            out.append((sub["name"], {k: list(v) for k, v in sub["where"].items()}))
+    return out
+
+
+def _panel_hash(panel: Any) -> str:
+    h = hashlib.sha256()
+    for name in ("enterprise", "enterprise_year", "manager", "cluster_year", "rct_assignment", "deflator"):
+        df = panel.get(name)
+        if df is None:
+            continue
+        h.update(name.encode())
+        h.update(",".join(map(str, df.columns)).encode())
+        h.update(pd.util.hash_pandas_object(df.astype(str), index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def analysis_frame(panel: Any) -> pd.DataFrame:
+    """enterprise_year joined with enterprise, the manager in charge's ``schooling_years`` and the
+    cluster-year ``phase``: the data custom specifications run on."""
+    from cluster_econ.estimate.formula import as_frame
+    from cluster_econ.tables.phase_profile import _manager_in_charge
+
+    frame = as_frame(panel)
+    frame = frame.assign(year=pd.to_numeric(frame["year"]).astype("int64"))
+    if "schooling_years" not in frame.columns:
+        frame["schooling_years"] = _manager_in_charge(panel, frame).to_numpy()
+    cy = panel.cluster_year
+    if cy is not None and "phase" in cy.columns and "phase" not in frame.columns:
+        ph = cy[["cluster_id", "year", "phase"]].assign(year=pd.to_numeric(cy["year"]).astype("int64"))
+        frame = frame.merge(ph, on=["cluster_id", "year"], how="left")
+    return frame
+
+
+# -- jobs ---------------------------------------------------------------------------------------
+def _result_state(res: Any) -> dict[str, Any]:
+    """A picklable copy of a Result (its mappings are read-only proxies that pickle refuses)."""
+    vi = res.vcov_info
+    vi = dataclasses.replace(vi, details=dict(vi.details))
+    audit = dataclasses.replace(res.audit, dropped=dict(res.audit.dropped))
+    return {"params": res.params, "cov": res.cov, "nobs": int(res.nobs), "vcov_info": vi,
+            "formula": res.formula, "model": res.model, "engine": res.engine, "audit": audit,
+            "data_hash": res.data_hash, "groups": dict(res.groups),
+            "stats": {k: v for k, v in res.stats.items() if isinstance(v, int | float)}}
+
+
+def _rebuild(state: Mapping[str, Any]) -> Any:
+    from cluster_econ.estimate.result import Result
+
+    return Result(**state)
+
+
+def _estimate(spec: Mapping[str, Any], frame: pd.DataFrame, seed: int) -> Any:
+    from cluster_econ import estimate
+
+    est = spec["estimator"]
+    vcov = spec.get("vcov", "iid")
+    if est.startswith("panel-"):
+        return estimate.panel(spec["formula"], frame, model=est.split("-", 1)[1],
+                              entity=spec.get("entity", "enterprise_id"), time=spec.get("time", "year"),
+                              vcov=vcov)
+    if est == "feols":
+        return estimate.feols(spec["formula"], frame, vcov=vcov)
+    return getattr(estimate, est)(spec["formula"], frame, vcov=vcov)
+
+
+def _run_job(job: Mapping[str, Any]) -> dict[str, Any]:
+    """Run one (subset, task) job in a worker; returns a picklable state (never raises)."""
+    import warnings
+
+    t0 = time.perf_counter()
+    try:
+        panel = _STATE.get(("subset", job["subset"]))
+        if panel is None:
+            panel = _subset(_STATE["panel"], job["where"]) if job["where"] else _STATE["panel"]
+            _STATE[("subset", job["subset"])] = panel
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if job["kind"] == "spec":
+                frame = _STATE.get(("frame", job["subset"]))
+                if frame is None:
+                    frame = analysis_frame(panel)
+                    _STATE[("frame", job["subset"])] = frame
+                res = _estimate(job["task"], frame, job["seed"])
+                state = {"result": _result_state(res), "tidy": res.tidy()}
+            else:
+                from cluster_econ.hypotheses import test
+
+                hr = test(panel, job["task"]["id"], phases="column")
+                state = {"row": {k: (v if isinstance(v, str | int | float) else str(v))
+                                 for k, v in hr.row().items()},
+                         "tidy": hr.tidy(), "verdict": str(hr.verdict)}
+        state["warnings"] = sorted({str(w.message) for w in caught})
+        state["error"] = None
+    except Exception as exc:  # a failing job is reported, the others still run
+        state = {"error": f"{type(exc).__name__}: {exc}"}
+    state["seconds"] = time.perf_counter() - t0
+    return state
+
+
+def _init_worker(cfg: Mapping[str, Any], base: str, method: str | None) -> None:
+    """Under the spawn start method, load the data once per worker (fork inherits them)."""
+    if "panel" not in _STATE:
+        _STATE["panel"] = _phased(_load_panel(cfg, Path(base)), method)[0]
+
+
+# -- summary ------------------------------------------------------------------------------------
+@dataclass
+class ReportSummary:
+    """What a batch run did."""
+
+    out: Path
+    report: Path | None = None
+    jobs: int = 0
+    cache_hits: int = 0
+    computed: int = 0
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def n_failed(self) -> int:
+        return len(self.failed)
+
+    def text(self) -> str:
+        lines = [f"{self.jobs} jobs: {self.computed} computed, {self.cache_hits} from the cache, "
+                 f"{self.n_failed} failed ({self.seconds:.1f} s)"]
+        lines += [f"FAILED  {sub} / {name}: {err}" for sub, name, err in self.failed]
+        if self.report is not None:
+            lines.append(f"report: {self.report}")
+        return "\n".join(lines)
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0], "cluster_econ": __version__}
+    for pkg in ("numpy", "pandas", "scipy", "statsmodels", "linearmodels", "matplotlib", "pyarrow"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _task_label(job: Mapping[str, Any]) -> str:
+    return job["task"]["name"] if job["kind"] == "spec" else job["task"]["id"]
+
+
+# -- main ---------------------------------------------------------------------------------------
+def run_report(config: str | Path, out: str | Path, workers: int | None = None,
+               progress: bool = True) -> ReportSummary:
+    """Run a batch report (see the module docstring) and write it into ``out``.
+
+    Returns
+    -------
+    ReportSummary
+        Jobs, cache hits, computed jobs, failures (subset, task, error) and files written.
+    """
+    from tqdm import tqdm
+
+    from cluster_econ.schema import SCHEMA_VERSION
+
+    t0 = time.perf_counter()
+    cfg, doc = load_config(config)
+    base = Path(doc.path).parent
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = ReportSummary(out=out_dir.resolve())
+    seed = int(cfg.get("seed", 0))
+    for i, spec in enumerate(cfg.get("specifications") or []):
+        _inside(out_dir, "tables", spec["name"], doc=doc, key=["specifications", i, "name"])
+    for i, sub in enumerate(cfg.get("subsets") or []):
+        if "name" in sub:
+            _inside(out_dir, "tables", sub["name"], doc=doc, key=["subsets", i, "name"])
+
+    panel, method = _phased(_load_panel(cfg, base), (cfg.get("phases") or {}).get("method"))
+    _STATE.clear()
+    _STATE["panel"] = panel
+    subsets = _subsets(panel, cfg)
+    tasks: list[tuple[str, dict[str, Any]]] = [("spec", dict(s)) for s in cfg.get("specifications") or []]
+    tasks += [("proposition", {"id": p}) for p in cfg.get("propositions") or []]
+    hashes = {}
+    for name, where in subsets:
+        sub = _subset(panel, where) if where else panel
+        _STATE[("subset", name)] = sub
+        hashes[name] = _panel_hash(sub)
+
+    cache_dir = _inside(out_dir, ".cache")
+    cache_dir.mkdir(exist_ok=True)
+    jobs, results = [], {}
+    for sname, where in subsets:
+        for kind, task in tasks:
+            key_src = json.dumps({"data": hashes[sname], "kind": kind, "task": task, "phases": method,
+                                  "seed": seed, "version": __version__}, sort_keys=True)
+            key = hashlib.sha256(key_src.encode()).hexdigest()
+            job = {"subset": sname, "where": where, "kind": kind, "task": task, "seed": seed, "key": key}
+            jobs.append(job)
+            path = cache_dir / f"{key}.pkl"
+            if path.is_file():
+                try:
+                    with path.open("rb") as fh:
+                        results[key] = pickle.load(fh)
+                    summary.cache_hits += 1
+                    continue
+                except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+                    path.unlink(missing_ok=True)
+    summary.jobs = len(jobs)
+    todo = [j for j in jobs if j["key"] not in results]
+    n_workers = max(1, min(int(workers or cfg.get("workers") or 2), 2, len(todo) or 1))
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="report", unit="job",
+               disable=not progress, file=sys.stderr)
+    if todo:
+        if n_workers == 1:
+            for job in todo:
+                results[job["key"]] = _run_job(job)
+                bar.update(1)
+        else:
+            methods = multiprocessing.get_all_start_methods()
+            ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(cfg, str(base), method)) as pool:
+                futures = {pool.submit(_run_job, job): job for job in todo}
+                for fut in as_completed(futures):
+                    job = futures[fut]
+                    try:
+                        results[job["key"]] = fut.result()
+                    except Exception as exc:  # the worker itself died
+                        results[job["key"]] = {"error": f"worker failed: {type(exc).__name__}: {exc}",
+                                               "seconds": 0.0}
+                    bar.update(1)
+        for job in todo:
+            state = results[job["key"]]
+            if state.get("error") is None:
+                atomic_write(cache_dir / f"{job['key']}.pkl", pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        summary.computed = len(todo)
+    bar.close()
+    for job in jobs:
+        err = results[job["key"]].get("error")
+        if err:
+            summary.failed.append((job["subset"], _task_label(job), err))
+
+    outputs = cfg.get("outputs") or list(DEFAULT_OUTPUTS)
+    manifest = {
+        "title": cfg.get("title", "cluster_econ report"), "data": cfg["data"],
+        "data_hash": hashes["all"], "schema_version": SCHEMA_VERSION, "package_versions": _versions(),
+        "seed": seed, "phase_method": method, "configuration": cfg,
+        "synthetic": bool(panel.metadata.get("synthetic")),
+    }
+    summary.files += _write_tables(out_dir, jobs, results, subsets, outputs)
+    if "html" in outputs:
+        text = _html_report(manifest, panel, subsets, jobs, results, out_dir)
+        summary.report = atomic_write(out_dir / "report.html", text)
+        summary.files.append(summary.report)
+    summary.files.append(atomic_write(out_dir / "manifest.json",
+                                      json.dumps(manifest, indent=2, sort_keys=True, default=str)))
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _spec_results(sname: str, jobs: Sequence[Mapping[str, Any]], results: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for job in jobs:
+        if job["subset"] == sname and job["kind"] == "spec":
+            state = results[job["key"]]
+            if state.get("error") is None:
+                out[job["task"]["name"]] = _rebuild(state["result"])
+    return out
+
+
+def _write_tables(out_dir: Path, jobs: Sequence[Mapping[str, Any]], results: Mapping[str, Any],
+                  subsets: Sequence[tuple[str, Any]], outputs: Sequence[str]) -> list[Path]:
+    from cluster_econ.tables import regression_table
+
+    files: list[Path] = []
+    exts = [_TABLE_EXT[o] for o in outputs if o in _TABLE_EXT]
+    for sname, _ in subsets:
+        res = _spec_results(sname, jobs, results)
+        if not res:
+            continue
+        tab = regression_table(res, title=f"Specifications: {sname}", digits=3)
+        for ext in exts:
+            files.append(tab.save(_inside(out_dir, "tables", f"{_slug(sname)}.{ext}")))
+    return files
+
+
+def _figure_b64(fig: Any, out_dir: Path, name: str) -> str:
+    from cluster_econ.figures import save
+
+    (path,) = save(fig, _inside(out_dir, "figures", f"{_slug(name)}.png"))
+    try:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    except Exception:  # pragma: no cover - housekeeping
+        pass
+    return base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _frame_html(df: pd.DataFrame, caption: str | None = None) -> str:
+    """A DataFrame as an HTML table; every cell and header escaped."""
+    esc = html.escape
+    head = "".join(f"<th>{esc(str(c))}</th>" for c in df.columns)
+    body = []
+    for row in df.itertuples(index=False):
+        cells = []
+        for v in row:
+            text = f"{v:.4g}" if isinstance(v, float) else ("" if v is None else str(v))
+            cells.append(f"<td>{esc(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
+    return f'<table class="frame">{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:0.9em}
+td,th{border-bottom:1px solid #ccc;padding:0.2em 0.6em;text-align:right}
+caption{font-weight:bold;text-align:left}
+.failed{background:#fde8e8;border-left:4px solid #c00;padding:0.5em 1em;margin:0.5em 0}
+.synthetic{background:#fff3cd;border-left:4px solid #b58900;padding:0.5em 1em}
+pre{background:#f6f6f6;padding:0.6em;overflow-x:auto;font-size:0.85em}
+figure img{max-width:100%}
+"""
+
+
+def _html_report(manifest: Mapping[str, Any], panel: Any, subsets: Sequence[tuple[str, Any]],
+                 jobs: Sequence[Mapping[str, Any]], results: Mapping[str, Any], out_dir: Path) -> str:
+    from cluster_econ.figures import coefficient_plot
+    from cluster_econ.tables import regression_table
+
+    esc = html.escape
+    title = str(manifest["title"])
+    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"
+             f"<style>{_CSS}</style></head><body>", f"<h1>{esc(title)}</h1>"]
+    if manifest.get("synthetic"):
+        parts.append('<p class="synthetic">SYNTHETIC DATA: simulated by cluster_econ.simulate, not a real '
+                     "survey.</p>")
+    failed = [(j, results[j["key"]]["error"]) for j in jobs if results[j["key"]].get("error")]
+    parts.append(f"<p>{len(jobs)} jobs ({len(subsets)} data subsets), {len(failed)} failed.</p>")
+    if failed:
+        parts.append('<section id="failures"><h2>Failed specifications</h2>')
+        for job, err in failed:
+            parts.append(f'<div class="failed"><b>{esc(job["subset"])} / {esc(_task_label(job))}</b>: '
+                         f"{esc(err)}</div>")
+        parts.append("</section>")
+
+    # data and row audit
+    parts.append('<section id="data"><h2>Data</h2>')
+    parts.append(f"<pre>{esc(panel.summary())}</pre>")
+    audit = panel.audit_summary()
+    if len(audit):
+        parts.append(_frame_html(audit, "Row audit: rows read, added, kept, dropped and rejected"))
+    parts.append("</section>")
+
+    # specifications by subset
+    specs = [j for j in jobs if j["kind"] == "spec"]
+    if specs:
+        parts.append('<section id="specifications"><h2>Specifications</h2>')
+        for sname, _ in subsets:
+            res = _spec_results(sname, jobs, results)
+            parts.append(f"<h3>Subset: {esc(sname)}</h3>")
+            if res:
+                parts.append(regression_table(res, title=f"Specifications: {sname}", digits=3).to_html())
+                for name, r in res.items():
+                    parts.append(_frame_html(r.audit.to_frame(), f"Row audit: {name} ({sname})"))
+            for job in specs:
+                if job["subset"] == sname and results[job["key"]].get("error"):
+                    parts.append(f'<div class="failed">{esc(_task_label(job))}: '
+                                 f'{esc(results[job["key"]]["error"])}</div>')
+        parts.append("</section>")
+        # one figure per specification: its first slope across subsets
+        parts.append('<section id="figures"><h2>Figures</h2>')
+        for spec in dict.fromkeys(j["task"]["name"] for j in specs):
+            by_subset = {}
+            for sname, _ in subsets:
+                r = _spec_results(sname, jobs, results).get(spec)
+                if r is not None:
+                    by_subset[sname] = r
+            terms = [t for r in by_subset.values() for t in r.params.index if t != "Intercept"]
+            if not terms:
+                continue
+            term = terms[0]
+            by_subset = {k: r for k, r in by_subset.items() if term in r.params.index}
+            fig = coefficient_plot(by_subset, term=term, by="subset", title=f"{spec}: {term}")
+            b64 = _figure_b64(fig, out_dir, f"{spec}_{term}")
+            parts.append(f'<figure><img alt="{esc(spec)}: {esc(term)} by subset" '
+                         f'src="data:image/png;base64,{b64}"><figcaption>{esc(spec)}: coefficient of '
+                         f"{esc(term)} by subset (95% CI)</figcaption></figure>")
+        parts.append("</section>")
+
+    # propositions
+    props = [j for j in jobs if j["kind"] == "proposition"]
+    if props:
+        parts.append('<section id="propositions"><h2>Propositions</h2>')
+        rows = []
+        for job in props:
+            st = results[job["key"]]
+            if st.get("error"):
+                continue
+            row = dict(st["row"])
+            rows.append({"subset": job["subset"], "id": row.get("id"), "verdict": row.get("verdict"),
+                         "test": row.get("test"), "estimate": row.get("estimate"),
+                         "p_value": row.get("p_value"), "message": row.get("message")})
+        if rows:
+            parts.append(_frame_html(pd.DataFrame(rows), "Verdicts by subset"))
+        for job in props:
+            st = results[job["key"]]
+            if st.get("error") is None and len(st["tidy"]):
+                parts.append(_frame_html(st["tidy"], f"{job['task']['id']} estimates ({job['subset']})"))
+        parts.append("</section>")
+
+    # manifest
+    parts.append('<section id="manifest"><h2>Manifest</h2>')
+    man = pd.DataFrame([
+        {"item": "data", "value": manifest["data"]},
+        {"item": "data hash", "value": manifest["data_hash"]},
+        {"item": "schema version", "value": manifest["schema_version"]},
+        {"item": "seed", "value": str(manifest["seed"])},
+        {"item": "phase method", "value": manifest["phase_method"]},
+        *({"item": k, "value": v} for k, v in manifest["package_versions"].items()),
+    ])
+    parts.append(_frame_html(man, "Manifest"))
+    parts.append("<h3>Configuration</h3><pre>"
+                 + esc(json.dumps(manifest["configuration"], indent=2, sort_keys=True, default=str)) + "</pre>")
+    parts.append("</section></body></html>")
+    return "\n".join(parts) + "\n"
+

@@ -1,0 +1,163 @@
+"""Batch reports (``cluster-econ report``): HTML content, cache, failures, config errors, paths.
+
+Specifications here use the usual (iid) or cluster-robust CRV1 (Stata small-sample correction)
+standard errors; the tests check the report machinery, not the estimators (tested elsewhere).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cluster_econ.errors import ConfigError
+from cluster_econ.report.batch import load_config, run_report
+from cluster_econ.report.command import register
+
+BASE = {
+    "title": "Test report <script>alert(1)</script>",
+    "data": "demo",
+    "seed": 7,
+    "specifications": [
+        {"name": "innovation", "formula": "new_product ~ schooling_years + log(employment) | cluster_id + year",
+         "estimator": "feols", "vcov": {"CRV1": "cluster_id"}},
+        {"name": "size", "formula": "log(employment) ~ schooling_years", "estimator": "feols", "vcov": "HC1"},
+    ],
+    "subsets": [{"name": "<b>asia</b>", "where": {"country": ["JPN", "TWN", "CHN"]}}],
+    "outputs": ["html", "latex", "docx", "xlsx"],
+    "workers": 2,
+}
+
+
+def _write(tmp_path: Path, cfg: dict, name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="cluster-econ")
+    register(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    tmp = tmp_path_factory.mktemp("report")
+    cfg = _write(tmp, BASE)
+    out = tmp / "out"
+    summary = run_report(cfg, out, progress=False)
+    return out, summary
+
+
+def test_report_html_content(report_dir: tuple[Path, object]) -> None:
+    out, summary = report_dir
+    assert summary.n_failed == 0 and summary.jobs == 4 and summary.computed == 4
+    text = (out / "report.html").read_text(encoding="utf-8")
+    # escaped text from the configuration; never raw markup
+    assert "<script>alert(1)</script>" not in text and "&lt;script&gt;" in text
+    assert "<b>asia</b>" not in text and "&lt;b&gt;asia&lt;/b&gt;" in text
+    # regression tables for both subsets, row audits, figures embedded, manifest
+    assert text.count("Specifications: all") >= 1
+    assert "Row audit: innovation (all)" in text
+    imgs = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+    assert len(imgs) == 2
+    assert all(base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n" for b in imgs)
+    manifest = __import__("json").loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["data_hash"] in text and manifest["seed"] == 7
+    assert manifest["schema_version"] in text and "statsmodels" in text
+    assert "SYNTHETIC DATA" in text
+    for ext in ("tex", "docx", "xlsx"):
+        assert (out / "tables" / f"all.{ext}").stat().st_size > 0
+        assert (out / "tables" / f"b_asia_b.{ext}").stat().st_size > 0
+    # everything is inside the output folder
+    for f in summary.files:
+        assert out.resolve() in Path(f).resolve().parents
+
+
+def test_cache_recomputes_only_what_changed(tmp_path: Path, report_dir: tuple[Path, object]) -> None:
+    out, _ = report_dir
+    work = tmp_path / "out"
+    shutil.copytree(out, work)
+    cfg = _write(tmp_path, BASE)
+    again = run_report(cfg, work, progress=False)
+    assert (again.cache_hits, again.computed) == (4, 0)
+    changed = {**BASE, "specifications": [BASE["specifications"][0],
+                                          {**BASE["specifications"][1], "formula": "log(employment) ~ 1"}]}
+    third = run_report(_write(tmp_path, changed), work, progress=False)
+    # the changed specification reruns on both subsets; the unchanged one comes from the cache
+    assert (third.cache_hits, third.computed) == (2, 2)
+    other_seed = run_report(_write(tmp_path, {**changed, "seed": 8}), work, progress=False, workers=1)
+    assert other_seed.cache_hits == 0
+
+
+def test_failing_specification_is_reported_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = {**BASE, "subsets": [], "specifications": [
+        BASE["specifications"][1],
+        {"name": "broken", "formula": "new_product ~ no_such_column", "estimator": "logit"}]}
+    code = _cli(["report", str(_write(tmp_path, cfg)), "--out", str(tmp_path / "out"), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "FAILED  all / broken" in printed and "no_such_column" in printed
+    text = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert 'class="failed"' in text and "no_such_column" in text
+    assert "Specifications: all" in text  # the working specification still ran
+
+
+def test_config_errors_name_key_and_line(tmp_path: Path) -> None:
+    text = yaml.safe_dump(BASE, sort_keys=False)
+    lines = text.splitlines()
+    idx = next(i for i, line in enumerate(lines) if "estimator: feols" in line)
+    lines[idx] = lines[idx].replace("feols", "magic")
+    path = tmp_path / "bad.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "specifications.0.estimator" in str(err.value) and f"line {idx + 1}" in str(err.value)
+    # a formula outside the grammar is rejected before anything runs, never evaluated
+    cfg = {**BASE, "specifications": [{"name": "x", "formula": "y ~ __import__('os').system('true')",
+                                       "estimator": "feols"}]}
+    with pytest.raises(ConfigError, match=r"specifications\.0\.formula.*line"):
+        load_config(_write(tmp_path, cfg, "bad2.yaml"))
+    with pytest.raises(ConfigError, match=r"key 'data'"):
+        load_config(_write(tmp_path, {**BASE, "data": "no/such/folder"}, "bad3.yaml"))
+
+
+def test_config_error_through_the_command(tmp_path: Path) -> None:
+    # cluster_econ.cli.main prints ClusterEconError subclasses and exits 2
+    path = _write(tmp_path, {**BASE, "workers": 5})
+    with pytest.raises(ConfigError, match=r"key 'workers'.*line \d+"):
+        _cli(["report", str(path), "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o" / "report.html").exists()
+
+
+def test_output_paths_cannot_escape(tmp_path: Path) -> None:
+    cfg = {**BASE, "specifications": [{**BASE["specifications"][1], "name": "../../escaped"}]}
+    with pytest.raises(ConfigError, match=r"escapes the output folder") as err:
+        run_report(_write(tmp_path, cfg), tmp_path / "out", progress=False)
+    assert "specifications.0.name" in str(err.value)
+    assert not (tmp_path / "escaped.tex").exists()
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs /usr/bin/chromium")
+def test_report_renders_in_headless_chromium(report_dir: tuple[Path, object]) -> None:
+    out, _ = report_dir
+    proc = subprocess.run(["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                           (out / "report.html").resolve().as_uri()],
+                          capture_output=True, text=True, timeout=90, check=False)
+    dom = proc.stdout
+    assert "</html>" in dom, proc.stderr[-2000:]
+    source = (out / "report.html").read_text(encoding="utf-8")
+    # every table and figure of the file is in the rendered DOM
+    assert dom.count("<table") == source.count("<table") >= 6
+    assert dom.count("<img") == source.count("<img") == 2
+    assert dom.count("<figure") == 2
+    assert "Specifications: all" in dom and "Manifest" in dom
+    assert "<script" not in dom.lower()
