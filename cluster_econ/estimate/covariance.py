@@ -114,6 +114,7 @@ class CovInputs:
     leverage: Callable[[], np.ndarray] | None = None
     jackknife: Callable[[np.ndarray], np.ndarray] | None = None
     meat_transform: Callable[[np.ndarray], np.ndarray] | None = None
+    nested_memo: dict[Any, bool] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -122,6 +123,17 @@ class CovInputs:
     @property
     def k(self) -> int:
         return self.X.shape[1]
+
+    def cluster_scores(self, codes: np.ndarray) -> np.ndarray:
+        """(G x k) sums of the scores within clusters, one column at a time (no n x k temporary)."""
+        wu = self.u * self.weights if self.weights is not None else self.u
+        G = int(codes.max()) + 1
+        buf = np.empty(len(wu))
+        out = np.empty((G, self.k))
+        for j in range(self.k):
+            np.multiply(self.X[:, j], wu, out=buf)
+            out[:, j] = np.bincount(codes, weights=buf, minlength=G)
+        return out
 
     def scores(self) -> np.ndarray:
         wu = self.u * self.weights if self.weights is not None else self.u
@@ -201,7 +213,11 @@ def compute_vcov(inp: CovInputs, kind: str, clusters: Sequence[np.ndarray] = (),
     nested_fe = []
     if inp.fe_codes and ssc != "none":
         for j, fe in enumerate(inp.fe_codes):
-            if any(_nested(fe, c) for c in clusters):
+            for ci, c in enumerate(clusters):
+                key = (j, ci, tuple(cluster_names))
+                if key not in inp.nested_memo:
+                    inp.nested_memo[key] = _nested(fe, c)
+            if any(inp.nested_memo[(j, ci, tuple(cluster_names))] for ci in range(len(clusters))):
                 nested_fe.append(j)
     sizes = [int(c.max()) + 1 for c in inp.fe_codes]
     K = k + k_fe - sum(sizes[j] for j in nested_fe) + len(nested_fe)
@@ -220,7 +236,6 @@ def compute_vcov(inp: CovInputs, kind: str, clusters: Sequence[np.ndarray] = (),
         D = betas - inp.beta[None, :]
         V = adj * (D.T @ D)
     else:
-        S = inp.scores()
         parts: list[tuple[float, np.ndarray]] = [(1.0, c) for c in clusters]
         if len(clusters) == 2:
             inter = pd.factorize(clusters[0] * (Gs[1] + 1) + clusters[1])[0].astype(np.int64)
@@ -228,7 +243,7 @@ def compute_vcov(inp: CovInputs, kind: str, clusters: Sequence[np.ndarray] = (),
             details["n_intersection_clusters"] = int(inter.max()) + 1
         meat = np.zeros((k, k))
         for sign, c in parts:
-            Sg = _cluster_sum(S, c)
+            Sg = inp.cluster_scores(c)
             meat += sign * (Sg.T @ Sg)
         if inp.meat_transform is not None:
             meat = inp.meat_transform(meat)

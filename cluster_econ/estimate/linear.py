@@ -17,7 +17,7 @@ fixed effects. Correctness is checked against all three in ``tests/estimate_line
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -123,13 +123,13 @@ def feols_many(formulas: Sequence[str], data: Any, **kwargs: Any) -> list[Result
             groups.setdefault((sp.lhs, sp.fixed_effects), []).append(i)
     _, cl_names = parse_vcov(opts["vcov"])
     extra_cols = [*cl_names, *([opts["weights"]] if opts["weights"] else [])]
+    notna: dict[str, np.ndarray] = {}
     for idxs in groups.values():
         if len(idxs) < 2:
             continue
         members = [specs[i] for i in idxs]
         try:
-            masks = [frame[list(dict.fromkeys([*sp.variables(), *extra_cols]))].notna().all(axis=1).to_numpy()
-                     for sp in members]
+            masks = [_notna_all([*sp.variables(), *extra_cols], frame, notna) for sp in members]
         except KeyError:
             continue  # a missing column: let the single fits raise the clear error
         if not all(np.array_equal(m, masks[0]) for m in masks[1:]):
@@ -149,6 +149,15 @@ def feols_many(formulas: Sequence[str], data: Any, **kwargs: Any) -> list[Result
         if results[i] is None:
             results[i] = _fit(sp, frame, *args)
     return [r for r in results if r is not None]
+
+
+def _notna_all(cols: Sequence[str], frame: pd.DataFrame, memo: dict[str, np.ndarray]) -> np.ndarray:
+    out = np.ones(len(frame), dtype=bool)
+    for c in dict.fromkeys(cols):
+        if c not in memo:
+            memo[c] = frame[c].notna().to_numpy()
+        out &= memo[c]
+    return out
 
 
 class _NotShareableError(Exception):
@@ -189,6 +198,14 @@ def _select_independent(G: np.ndarray, diag_ref: np.ndarray, forced: int = 0) ->
         if r > COLLINEAR_TOL * G[j, j]:
             keep.append(j)
     return keep
+
+
+def _fstack(cols: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """Column-major (n x k) matrix from 1-d columns (column operations stay contiguous)."""
+    out = np.empty((n, len(cols)), order="F")
+    for j, c in enumerate(cols):
+        out[:, j] = c
+    return out
 
 
 def _cat(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -298,9 +315,9 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
                      f"demeaned in {info.iterations} sweeps (largest relative change in the last sweep "
                      f"{info.achieved_tol:.1e}, tol {tol:g}), {info.reused} reused from the cache")
         y = dm["y|" + spec.lhs]
-        X = np.column_stack([dm["x|" + nm] for nm in xnames]) if xnames else np.zeros((n, 0))
-        E = np.column_stack([dm["e|" + nm] for nm in enames]) if enames else np.zeros((n, 0))
-        Z = np.column_stack([dm["z|" + nm] for nm in znames]) if znames else np.zeros((n, 0))
+        X = _fstack([dm["x|" + nm] for nm in xnames], n)
+        E = _fstack([dm["e|" + nm] for nm in enames], n)
+        Z = _fstack([dm["z|" + nm] for nm in znames], n)
     else:
         y, X, E, Z = y_raw, X_raw, E_raw, Z_raw
     fe_dof: dict[str, int] = {}
@@ -324,19 +341,50 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
     xpos = {nm: j for j, nm in enumerate(xnames_all)}
 
     E_all, Z_all = E, Z
+    norm_memo: dict[tuple[str, int], float] = {}
+
+    def raw_norm(part: str, j: int) -> float:
+        """Weighted sum of squares of a raw (not demeaned) regressor column."""
+        if (part, j) not in norm_memo:
+            col = X_raw_all[:, j] if part == "x" else E_raw[:, j]
+            norm_memo[(part, j)] = float(np.sum(w * col * col)) if w is not None else float(col @ col)
+        return norm_memo[(part, j)]
+
+    tss_memo: dict[Any, float] = {}
+    nested_memo: dict[Any, bool] = {}
+
+    def total_ss(has_const: bool | None) -> float:
+        """Total sum of squares of y: centred (True), uncentred (False), within (None)."""
+        if has_const not in tss_memo:
+            wt = w if w is not None else np.ones(n)
+            if has_const is None:
+                val = float(np.sum(wt * y**2))
+            elif has_const:
+                ybar = float(np.sum(wt * y_raw) / np.sum(wt))
+                val = float(np.sum(wt * (y_raw - ybar) ** 2))
+            else:
+                val = float(np.sum(wt * y_raw**2))
+            tss_memo[has_const] = val
+        return tss_memo[has_const]
+
     def estimate(spec: FormulaSpec, idx: list[int]) -> Result:
         full = idx == list(range(X_all.shape[1]))
-        X = X_all if full else X_all[:, idx]
-        X_raw = X_raw_all if full else X_raw_all[:, idx]
+        X = X_all if full else _fstack([X_all[:, jj] for jj in idx], n)
+        raw_idx = list(idx)
+
+        def raw_design(sel: list[int]) -> np.ndarray:
+            """Raw (not demeaned) regressors [X, endog] restricted to the columns ``sel``."""
+            nxr = len(raw_idx)
+            return _fstack([X_raw_all[:, raw_idx[j]] if j < nxr else E_raw[:, j - nxr] for j in sel], n)
         xnames = [xnames_all[jj] for jj in idx]
         E, Z = E_all, Z_all
         notes = list(sample_notes)
         # collinearity: regressors [X, E] in order; then instruments [X kept, Z]
         R = _cat(X, E)
-        R_raw = _cat(X_raw, E_raw)
         rnames = xnames + enames
         GR = _wsum(R, w).T @ R
-        ref = np.einsum("ij,ij->j", _wsum(R_raw, w), R_raw) if codes else np.diag(GR).copy()
+        ref = np.array([raw_norm("x", jj) for jj in raw_idx] + [raw_norm("e", jj) for jj in range(E_raw.shape[1])]) \
+            if codes else np.diag(GR).copy()
         absorbed = [j for j in range(R.shape[1]) if ref[j] > 0 and GR[j, j] <= COLLINEAR_TOL * ref[j]]
         kept = _select_independent(GR, ref)
         collinear = [rnames[j] for j in range(len(rnames)) if j not in kept]
@@ -388,7 +436,7 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
             A = _wsum(Rk, w).T @ Rk
             beta = linalg.solve(A, _wsum(Rk, w).T @ y, assume_a="pos")
         u = y - Rk @ beta
-        XtX = _wsum(Xs, w).T @ Xs
+        XtX = _wsum(Xs, w).T @ Xs if is_iv else A
         bread = linalg.inv(XtX)
         bread = (bread + bread.T) / 2
 
@@ -414,7 +462,7 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
                     Xg, yg, Xwg = Xs[grp], y[grp], Xw[grp]
                     out.append(np.linalg.lstsq(XtX - Xwg.T @ Xg, Xty - Xwg.T @ yg, rcond=None)[0])
                 return np.array(out)
-            raw = np.column_stack([y_raw, Rraw_k])
+            raw = np.column_stack([y_raw, raw_design(sel_k)])
             for grp in groups_idx:
                 m = np.ones(n, dtype=bool)
                 m[grp] = False
@@ -426,27 +474,24 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
             return np.array(out)
 
         sel_k = [*kx, *[nx + j for j in ke]]
-        Rraw_k = R_raw if sel_k == list(range(R_raw.shape[1])) else R_raw[:, sel_k]
         inputs = CovInputs(X=Xs, u=u, bread=bread, beta=beta, weights=w, fe_codes=codes, fe_dof=fe_dof,
-                           leverage=leverage, jackknife=jackknife)
+                           leverage=leverage, jackknife=jackknife, nested_memo=nested_memo)
         V, vinfo = compute_vcov(inputs, kind, cl_codes, cl_names, ssc)
         notes.extend(vinfo.details.get("notes", ()))
         # fit statistics
-        wt = w if w is not None else np.ones(n)
-        rss = float(np.sum(wt * u**2))
+        rss = float(u @ u) if w is None else float(np.sum(w * u**2))
         has_const = bool(codes) or "Intercept" in names
-        ybar = float(np.sum(wt * y_raw) / np.sum(wt))
-        tss = float(np.sum(wt * (y_raw - ybar) ** 2)) if has_const else float(np.sum(wt * y_raw**2))
+        tss = total_ss(has_const)
         K_full = k + (fe_dof.get("fixest", 0) if codes else 0)
         r2 = 1 - rss / tss if tss > 0 else float("nan")
         stats: dict[str, float] = {
             "r2": r2,
             "adj_r2": 1 - (1 - r2) * ((n - 1) if has_const else n) / (n - K_full) if n > K_full else float("nan"),
-            "rmse": float(np.sqrt(rss / np.sum(wt))) if w is not None else float(np.sqrt(rss / n)),
+            "rmse": float(np.sqrt(rss / np.sum(w))) if w is not None else float(np.sqrt(rss / n)),
             "rss": rss,
         }
         if codes:
-            tss_w = float(np.sum(wt * y**2))
+            tss_w = total_ss(None)
             stats["within_r2"] = 1 - rss / tss_w if tss_w > 0 else float("nan")
         extra: dict[str, Any] = {"residuals": pd.Series(u, index=index, name="residual")}
         if is_iv:
@@ -462,14 +507,13 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
         if time:
             extra["time"] = time
         audit = Audit(n_input=mf.n_input, dropped=dropped, collinear=tuple(collinear), notes=tuple(notes))
-        parts = [ydigest] + [digest("x|" + nm, X_raw[:, jj]) for jj, nm in enumerate(xnames)]
+        parts = [ydigest] + [digest("x|" + nm, X_raw_all[:, jj]) for jj, nm in zip(raw_idx, xnames, strict=True)]
         parts += [digest("e|" + nm, E_raw[:, jj]) for jj, nm in enumerate(enames)] + [gdigest]
         dh = data_hash(np.frombuffer("|".join(parts).encode(), dtype=np.uint8))
         params = pd.Series(beta, index=names, name="coef")
         cov = pd.DataFrame(V, index=names, columns=names)
-        fitted = pd.Series(y_raw - u, index=index, name="fitted")
-        predictor = _Predictor(spec, names, beta, fitted, fe_names, fe_levels, absorber,
-                               y_raw - u - Rraw_k @ beta)
+        predictor = _Predictor(spec, names, beta, y_raw, u, index, fe_names, fe_levels, absorber,
+                               lambda sel=sel_k: raw_design(sel))
         model = "iv" if is_iv else "feols"
         return Result(params=params, cov=cov, nobs=n, vcov_info=vinfo, formula=spec.text, model=model,
                       engine=ENGINE, audit=audit, data_hash=dh, groups=groups, stats=stats, extra=extra,
@@ -519,16 +563,19 @@ class _Predictor:
     """Predictions of a fitted linear model: fitted values on the estimation sample, or the
     linear index plus the recovered fixed effects on new data (unseen levels give NaN)."""
 
-    def __init__(self, spec: FormulaSpec, names: list[str], beta: np.ndarray, fitted: pd.Series,
-                 fe_names: list[str], fe_levels: list[np.ndarray], absorber: Absorber | None,
-                 fe_sum: np.ndarray) -> None:
-        self.spec, self.names, self.beta, self.fitted = spec, names, beta, fitted
-        self.fe_names, self.fe_levels, self.absorber, self.fe_sum = fe_names, fe_levels, absorber, fe_sum
+    def __init__(self, spec: FormulaSpec, names: list[str], beta: np.ndarray, y: np.ndarray,
+                 u: np.ndarray, index: pd.Index, fe_names: list[str], fe_levels: list[np.ndarray],
+                 absorber: Absorber | None, R_raw: Callable[[], np.ndarray]) -> None:
+        self.spec, self.names, self.beta, self.y, self.u, self.index = spec, names, beta, y, u, index
+        self.fe_names, self.fe_levels, self.absorber, self.R_raw = fe_names, fe_levels, absorber, R_raw
         self._fe_values: list[np.ndarray] | None = None
 
     def __call__(self, result: Result, data: pd.DataFrame | None) -> pd.Series:
         if data is None:
-            return self.fitted.copy()
+            return pd.Series(self.y - self.u, index=self.index, name="fitted")
+        if any("^" in fe for fe in self.fe_names):
+            raise NotImplementedError("predict on new data is not available with interacted fixed "
+                                      "effects (a^b); use predict() for the estimation sample")
         data = as_frame(data)
         terms = list(self.spec.rhs) + list(self.spec.endog)
         D = _design(terms, data, self.spec.intercept)
@@ -537,7 +584,7 @@ class _Predictor:
         if self.fe_names:
             if self._fe_values is None:
                 assert self.absorber is not None
-                self._fe_values = self.absorber.recover(self.fe_sum)
+                self._fe_values = self.absorber.recover(self.y - self.u - self.R_raw() @ self.beta)
             from cluster_econ.estimate.formula import _fe_column
             for fe, levels, vals in zip(self.fe_names, self.fe_levels, self._fe_values, strict=True):
                 col = _fe_column(data, fe)
