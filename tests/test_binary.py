@@ -205,6 +205,28 @@ def test_ame_follows_the_formula(mroz: pd.DataFrame) -> None:
     assert list(ame.params.index) == ["educ", "exper"]
 
 
+def test_ame_of_a_factor_is_each_level_against_the_reference() -> None:
+    """Factor levels: mean of F(x'b | level) - F(x'b | reference), other regressors as observed
+    (Stata's margins, dydx(i.phase)); computed here from the coefficients. Predictions on rows
+    that hold a single level still get that level's column."""
+    from scipy.special import expit
+    rng = np.random.default_rng(0)
+    n = 3000
+    df = pd.DataFrame({"x": rng.normal(size=n), "phase": rng.choice(["init", "qty", "qual"], n)})
+    xb = -0.3 + 0.7 * df["x"] + np.where(df["phase"] == "qty", 0.4, 0) - np.where(df["phase"] == "qual", 0.5, 0)
+    df["y"] = (rng.uniform(size=n) < expit(xb)).astype(int)
+    res = logit("y ~ x + phase", df)
+    ame = marginal_effects(res)
+    b = res.params
+    base = b["Intercept"] + b["x"] * df["x"]
+    for lv in ("qty", "qual"):
+        expected = np.mean(expit(base + b[f"phase[T.{lv}]"]) - expit(base))
+        assert ame.params[f"phase[{lv}]"] == pytest.approx(expected, abs=1e-10)
+    one = df[df["phase"] == "qual"].head(4)
+    np.testing.assert_allclose(res.predict(one.drop(columns="y")).to_numpy(),
+                               expit(b["Intercept"] + b["x"] * one["x"] + b["phase[T.qual]"]), atol=1e-12)
+
+
 def test_ame_with_fixed_effects_and_kept_sample(mroz: pd.DataFrame) -> None:
     """Probit with group dummies from '| g'; AME from the sample kept in the Result (data=None)
     against statsmodels Probit with the dummies built here and get_margeff; OIM; 1e-6."""

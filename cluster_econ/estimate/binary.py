@@ -452,20 +452,38 @@ def _check_fitted(link: str, xb: np.ndarray, names: Sequence[str], beta: np.ndar
 
 
 def _design_for(result: Result, data: pd.DataFrame) -> pd.DataFrame:
-    """Design matrix of ``result``'s formula on new data, aligned to its coefficients."""
-    from cluster_econ.estimate.formula import model_frame
+    """Design matrix of ``result``'s formula on ``data``, aligned to its coefficients.
+
+    The rows are built together with the estimation sample kept in the Result, so that factor
+    levels absent from ``data`` (for example a factor set to one level) still get their columns.
+    Columns of the outcome that ``data`` lacks are filled with 1 (they do not enter the design).
+    """
+    from cluster_econ.estimate.formula import as_frame, model_frame, term_variables
     spec = result.extra["spec"]
-    mf = model_frame(spec, data)
-    X = mf.X
+    data = as_frame(data)
+    fill = {v: 1.0 for v in term_variables(spec.lhs) if v not in data.columns}
+    if fill:
+        data = data.assign(**fill)
+    m = len(data)
+    sample = result.extra.get("sample")
+    used = [c for c in spec.variables() if c in data.columns]
+    parts = [data[used].reset_index(drop=True)]
+    if sample is not None and all(c in sample.columns for c in used):
+        parts.append(sample[used].reset_index(drop=True))
+    stacked = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    mf = model_frame(spec, stacked)
+    pos = np.asarray(mf.X.index)
+    mine = pos < m
+    X = mf.X.loc[mine].copy()
     if result.extra.get("fe_columns"):
         for col in mf.fe.columns:
-            vals = mf.fe[col].to_numpy()
+            vals = mf.fe[col].loc[mine].astype(str).to_numpy()
             for name in result.extra["fe_columns"]:
                 if name.startswith(f"{col}["):
-                    lv = name[len(col) + 1:-1]
-                    X[name] = (pd.Series(vals).astype(str).to_numpy() == lv).astype(float)
+                    X[name] = (vals == name[len(col) + 1:-1]).astype(float)
         if "Intercept" not in X.columns:
             X.insert(0, "Intercept", 1.0)
+    X.index = data.index[pos[mine]]
     return X.reindex(columns=list(result.params.index), fill_value=0.0)
 
 
