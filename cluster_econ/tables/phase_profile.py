@@ -11,9 +11,8 @@ reports, in five sections:
   before a cluster's first surveyed year are not counted). Shares are among entrants whose origin
   is known; the share with a missing or ``unknown`` origin among all entrants is a row of its own.
 * **Schooling**: mean and quartiles of the schooling of the manager in charge in each
-  enterprise-year. The manager in charge in year *t* is the one of highest ``generation`` whose
-  start year (``start_year`` or ``src_start_year`` when the manager table has one) is at most *t*;
-  without a start year it is the current manager of :func:`~cluster_econ.panel.derive.current_manager_schooling`.
+  enterprise-year (:func:`cluster_econ.panel.derive.manager_schooling_by_year`: the manager with
+  the latest ``start_year`` at or before the year, else the current manager).
 * **Innovation, imitation and productivity**: shares of enterprise-years reporting each innovation
   item, the annual change of the cluster mean of log labour productivity (value added deflated by
   the country deflator, per worker), the annual change of the log real price index of the
@@ -156,27 +155,11 @@ def _phases_frame(panel: Any, phases: Any) -> pd.DataFrame:
 
 
 def _manager_in_charge(panel: Any, ey: pd.DataFrame) -> pd.Series:
-    """Schooling of the manager in charge in each enterprise-year (see the module docstring)."""
-    man = panel.manager
-    if man is None or "schooling_years" not in man.columns or man.empty:
-        return pd.Series(np.nan, index=ey.index)
-    start_col = next((c for c in ("start_year", "src_start_year") if c in man.columns), None)
-    if start_col is None or "generation" not in man.columns:
-        from cluster_econ.panel.derive import current_manager_schooling
+    """Schooling of the manager in charge in each enterprise-year (the package's one definition,
+    :func:`cluster_econ.panel.derive.manager_schooling_by_year`)."""
+    from cluster_econ.panel.derive import manager_schooling_by_year
 
-        return ey["enterprise_id"].map(current_manager_schooling(panel)).astype("float64")
-    m = man[["enterprise_id", "generation", start_col, "schooling_years"]].copy()
-    m["start"] = pd.to_numeric(m[start_col], errors="coerce").astype("float64")
-    m["generation"] = pd.to_numeric(m["generation"], errors="coerce")
-    m["schooling_years"] = pd.to_numeric(m["schooling_years"], errors="coerce")
-    m = m.dropna(subset=["start"]).sort_values(["start", "generation"], kind="stable")
-    m = m.drop_duplicates(["enterprise_id", "start"], keep="last")
-    left = pd.DataFrame({"enterprise_id": ey["enterprise_id"].to_numpy(),
-                         "start": pd.to_numeric(ey["year"]).to_numpy(dtype="float64"),
-                         "_row": np.arange(len(ey))}).sort_values("start", kind="stable")
-    merged = pd.merge_asof(left, m[["enterprise_id", "start", "schooling_years"]], on="start",
-                           by="enterprise_id", direction="backward")
-    return pd.Series(merged.sort_values("_row")["schooling_years"].to_numpy(), index=ey.index)
+    return manager_schooling_by_year(panel, ey).astype("float64")
 
 
 def _annual_change(cy: pd.DataFrame, column: str) -> pd.Series:
