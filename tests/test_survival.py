@@ -116,6 +116,21 @@ def test_cox_against_statsmodels_phreg(ties: str) -> None:
     assert res.stats["loglik"] == pytest.approx(m.llf, abs=1e-6)
 
 
+def test_cox_baseline_against_lifelines_without_ties() -> None:
+    """Baseline cumulative hazard: lifelines reports it at the mean covariates, ours is at
+    x = 0, so ours * exp(mean(x)'b) must equal lifelines' at every event time; 1e-8."""
+    from lifelines import CoxPHFitter
+    df = _sim(ties=False, seed=3)
+    res = cox("y ~ a + b + c", df, event="d")
+    cph = CoxPHFitter().fit(df[["a", "b", "c", "y", "d"]], "y", "d",
+                            fit_options={"precision": 1e-12, "r_precision": 1e-14})
+    ours = res.extra["baseline"].set_index("time")["cumhaz"]
+    scale = np.exp(df[["a", "b", "c"]].mean().to_numpy() @ res.params.to_numpy())
+    ref = cph.baseline_cumulative_hazard_.iloc[:, 0].loc[ours.index]
+    np.testing.assert_allclose(ours.to_numpy() * scale, ref.to_numpy(), rtol=1e-8)
+    assert len(ours) == df["d"].sum()
+
+
 def test_cox_robust_against_lifelines_without_ties() -> None:
     """Lin-Wei sandwich, ssc='none' (R's and lifelines' convention): per-row (robust=True) and
     clustered (cluster_col). Continuous times: lifelines' score residuals ignore ties."""
@@ -139,7 +154,8 @@ def test_cox_robust_against_lifelines_without_ties() -> None:
 @pytest.mark.parametrize("ties", ["efron", "breslow"])
 def test_cox_cluster_robust_against_r(tmp_path, ties: str) -> None:
     """R's coxph(Surv(e, y, d) ~ a + b + c + strata(s), cluster = cl), ties and late entry:
-    coefficients, model and cluster-robust SE (ssc='none') to 1e-6."""
+    coefficients, model and cluster-robust SE (ssc='none') and the baseline cumulative hazard
+    (basehaz, centered=FALSE) to 1e-6."""
     ok = subprocess.run(["Rscript", "-e", "library(survival)"], capture_output=True).returncode == 0
     if not ok:
         pytest.skip("R survival package is not installed")
@@ -149,7 +165,8 @@ def test_cox_cluster_robust_against_r(tmp_path, ties: str) -> None:
     script = (f"library(survival); d <- read.csv('{path}');"
               f"m <- coxph(Surv(e, y, d) ~ a + b + c + strata(s), data=d, cluster=cl, ties='{ties}');"
               "write.table(rbind(coef(m), sqrt(diag(m$naive.var)), sqrt(diag(m$var))), "
-              "row.names=FALSE, col.names=FALSE); cat(format(m$loglik[2], digits=15), '\\n')")
+              "row.names=FALSE, col.names=FALSE); cat(format(m$loglik[2], digits=15), '\\n');"
+              f"write.csv(basehaz(m, centered=FALSE), '{tmp_path / 'bh.csv'}', row.names=FALSE)")
     out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True, check=True).stdout
     lines = out.strip().splitlines()
     ref = np.array([[float(v) for v in ln.split()] for ln in lines[:3]])
@@ -160,6 +177,12 @@ def test_cox_cluster_robust_against_r(tmp_path, ties: str) -> None:
     np.testing.assert_allclose(oim.bse.to_numpy(), ref[1], atol=1e-6)
     np.testing.assert_allclose(res.bse.to_numpy(), ref[2], atol=1e-6)
     assert res.stats["loglik"] == pytest.approx(float(lines[3]), abs=1e-6)
+    # baseline cumulative hazard at x = 0 per stratum (R's basehaz(centered=FALSE)) at event times
+    bh = pd.read_csv(tmp_path / "bh.csv")
+    bh["s"] = bh["strata"].str.replace("s=", "").astype(int)
+    both = res.extra["baseline"].merge(bh, on=["s", "time"], suffixes=("", "_r"))
+    assert len(both) == len(res.extra["baseline"]) > 0
+    np.testing.assert_allclose(both["cumhaz"], both["hazard_r"], rtol=1e-6)
 
 
 def test_cox_split_episodes_equal_unsplit() -> None:

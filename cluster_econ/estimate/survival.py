@@ -169,6 +169,9 @@ class _CoxData:
             U = -(r[:, None] * (A[:, None] * X - B))
             U[ev] += X[ev] - xbar_mean[ev_grp_row]
             out["score_resid"] = U
+            # baseline hazard increments at x = 0 (Efron-adjusted when ties="efron", as R's
+            # survfit.coxph ctype=2; d / S0 for Breslow)
+            out["base_increment"] = w1 * np.exp(-shift)
         return out
 
 
@@ -216,9 +219,12 @@ def cox_fit_arrays(duration: np.ndarray, event: np.ndarray, X: np.ndarray,
     ll0 = cd.evaluate(np.zeros(cd.p), need="loglik")["loglik"]
     beta, _, it = _cox_newton(cd)
     fin = cd.evaluate(beta, need="resid")
+    _, first = np.unique(cd.ev_group, return_index=True)
     return {"beta": beta, "info": fin["info"], "loglik": fin["loglik"], "loglik0": ll0,
             "score_resid": fin["score_resid"], "iterations": it, "n_events": cd.n_events,
-            "n_times": cd.n_times, "grad": fin["grad"]}
+            "n_times": cd.n_times, "grad": fin["grad"],
+            "base_increment": fin["base_increment"], "base_row": cd.ev_idx[first],
+            "base_events": cd.d}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,7 +275,9 @@ def cox(formula: str, data: Any, event: str, entry: str | None = None,
     Returns
     -------
     Result with ``stats`` ``loglik``, ``loglik_null``, ``lr_chi2``, ``n_events``; ``model="cox"``.
-    The predictor gives the linear index ``x'beta`` (not centred).
+    The predictor gives the linear index ``x'beta`` (not centred). ``extra["baseline"]`` holds the
+    baseline hazard at ``x = 0`` per stratum and event time (columns: strata, time, events,
+    hazard, cumhaz), Efron-adjusted for ties as R's ``basehaz(fit, centered=FALSE)``.
     """
     from cluster_econ.estimate.binary import ENGINE_OWN, drop_collinear, first_rows, frame, mest_vcov, parse_vcov
     kind, cl = parse_vcov(vcov)
@@ -315,6 +323,14 @@ def cox(formula: str, data: Any, event: str, entry: str | None = None,
                  "lr_chi2": 2 * (fit["loglik"] - fit["loglik0"]), "n_events": float(fit["n_events"]),
                  "iterations": float(fit["iterations"])}
     groups = {"strata": int(scode.max() + 1)} if scode is not None else {}
+    rows = fit["base_row"]
+    baseline = pd.DataFrame({"time": stop[rows], "events": fit["base_events"],
+                             "hazard": fit["base_increment"]})
+    for c in strata_cols:
+        baseline.insert(len(baseline.columns) - 3, c, mf.extra[c].to_numpy()[rows])
+    baseline = baseline.sort_values([*strata_cols, "time"], kind="stable").reset_index(drop=True)
+    baseline["cumhaz"] = (baseline.groupby(strata_cols, sort=False)["hazard"].cumsum()
+                          if strata_cols else baseline["hazard"].cumsum())
     return Result(
         params=pd.Series(fit["beta"], index=names), cov=pd.DataFrame(cov, index=names, columns=names),
         nobs=len(stop), vcov_info=VcovInfo(type=info.type, ssc=info.ssc, cluster_vars=info.cluster_vars,
@@ -323,7 +339,8 @@ def cox(formula: str, data: Any, event: str, entry: str | None = None,
         formula=formula, model="cox", engine=ENGINE_OWN,
         audit=Audit(n_input=mf.n_input, dropped=dict(mf.dropped), collinear=collinear),
         data_hash=data_hash(pd.Series(stop), pd.Series(ev), X), groups=groups, stats=stats_out,
-        extra={"spec": mf.spec, "ties": ties, "entry": entry, "strata": tuple(strata_cols)},
+        extra={"spec": mf.spec, "ties": ties, "entry": entry, "strata": tuple(strata_cols),
+               "baseline": baseline},
         predictor=_cox_predict,
     )
 
