@@ -197,3 +197,17 @@ def test_phase_profile_phases_argument_and_errors() -> None:
         phase_profile_long(panel, phases=cy.assign(phase="boom"))
     with pytest.raises(SchemaError, match="PhaseResult or a DataFrame"):
         phase_profile_long(panel, phases=cy[["cluster_id", "year"]])
+
+
+def test_phase_profile_detects_phases_when_the_data_have_none() -> None:
+    from cluster_econ.datasets import demo
+    from cluster_econ.phases import detect
+
+    panel = demo()
+    bare = panel.replace(cluster_year=panel.cluster_year.drop(columns=["phase"]))
+    auto = phase_profile_long(bare)
+    explicit = phase_profile_long(bare, phases=detect(bare, method="rules"))
+    pd.testing.assert_frame_equal(auto, explicit)
+    true_phases = phase_profile_long(panel)
+    n = lambda df: df.set_index(["section", "item", "phase"]).loc[("sample", "n_cluster_years"), "estimate"]  # noqa: E731
+    assert n(auto).sum() == n(true_phases).sum() == len(panel.cluster_year)

@@ -68,7 +68,7 @@ def test_report_html_content(report_dir: tuple[Path, object]) -> None:
     assert text.count("Specifications: all") >= 1
     assert "Row audit: innovation (all)" in text
     imgs = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
-    assert len(imgs) == 2
+    assert len(imgs) == 3  # the timeline of the first cluster and one figure per specification
     assert all(base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n" for b in imgs)
     manifest = __import__("json").loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["data_hash"] in text and manifest["seed"] == 7
@@ -89,6 +89,9 @@ def test_cache_recomputes_only_what_changed(tmp_path: Path, report_dir: tuple[Pa
     cfg = _write(tmp_path, BASE)
     again = run_report(cfg, work, progress=False)
     assert (again.cache_hits, again.computed) == (4, 0)
+    # results from the cache give the same report, byte for byte
+    assert (work / "report.html").read_bytes() == (out / "report.html").read_bytes()
+    assert (work / "tables" / "all.xlsx").read_bytes() == (out / "tables" / "all.xlsx").read_bytes()
     changed = {**BASE, "specifications": [BASE["specifications"][0],
                                           {**BASE["specifications"][1], "formula": "log(employment) ~ 1"}]}
     third = run_report(_write(tmp_path, changed), work, progress=False)
@@ -157,7 +160,7 @@ def test_report_renders_in_headless_chromium(report_dir: tuple[Path, object]) ->
     source = (out / "report.html").read_text(encoding="utf-8")
     # every table and figure of the file is in the rendered DOM
     assert dom.count("<table") == source.count("<table") >= 6
-    assert dom.count("<img") == source.count("<img") == 2
-    assert dom.count("<figure") == 2
+    assert dom.count("<img") == source.count("<img") == 3
+    assert dom.count("<figure") == 3
     assert "Specifications: all" in dom and "Manifest" in dom
     assert "<script" not in dom.lower()

@@ -505,6 +505,22 @@ def _figure_b64(fig: Any, out_dir: Path, name: str) -> str:
     return base64.b64encode(path.read_bytes()).decode("ascii")
 
 
+def _timeline_html(panel: Any, out_dir: Path) -> str:
+    """The first cluster's timeline with its phases shaded, as an embedded PNG."""
+    from cluster_econ.figures import cluster_timeline
+
+    cy = panel.with_cluster_year().cluster_year
+    if cy is None or cy.empty:
+        return ""
+    first = sorted(cy["cluster_id"].astype(str).unique())[0]
+    series = [c for c in ("n_firms", "n_entries", "n_exits", "price_index") if c in cy.columns and cy[c].notna().any()]
+    fig = cluster_timeline(cy, first, series=series or None, title=f"{first}: firms, entry, exit and phases")
+    b64 = _figure_b64(fig, out_dir, f"timeline_{first}")
+    esc = html.escape
+    return (f'<figure><img alt="timeline of {esc(first)}" src="data:image/png;base64,{b64}">'
+            f"<figcaption>Timeline of cluster {esc(first)} with its phases shaded</figcaption></figure>")
+
+
 def _frame_html(df: pd.DataFrame, caption: str | None = None) -> str:
     """A DataFrame as an HTML table; every cell and header escaped."""
     esc = html.escape
@@ -579,6 +595,7 @@ def _html_report(manifest: Mapping[str, Any], panel: Any, subsets: Sequence[tupl
         parts.append("</section>")
         # one figure per specification: its first slope across subsets
         parts.append('<section id="figures"><h2>Figures</h2>')
+        parts.append(_timeline_html(panel, out_dir))
         for spec in dict.fromkeys(j["task"]["name"] for j in specs):
             by_subset = {}
             for sname, _ in subsets:
@@ -599,6 +616,8 @@ def _html_report(manifest: Mapping[str, Any], panel: Any, subsets: Sequence[tupl
 
     # propositions
     props = [j for j in jobs if j["kind"] == "proposition"]
+    if props and not specs:
+        parts.append('<section id="figures"><h2>Figures</h2>' + _timeline_html(panel, out_dir) + "</section>")
     if props:
         parts.append('<section id="propositions"><h2>Propositions</h2>')
         rows = []
