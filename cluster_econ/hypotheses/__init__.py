@@ -64,7 +64,7 @@ register_builtin()
 
 
 def prepare(panel: Any, phases: Any = None, by: str = "phase", stagnation: str = "quantity_expansion",
-            productivity: str = "cost_share") -> AnalysisData:
+            productivity: Any = "cost_share") -> AnalysisData:
     """Build the analysis data once (phases, firm-year frame, productivity) for several tests.
 
     Parameters are those of :func:`test`. Pass the result as ``data=`` to :func:`test`.
@@ -114,7 +114,7 @@ def _run(spec: Proposition, data: AnalysisData) -> HypothesisResult:
 
 def test(panel: Any, prop: str | Proposition = "P4", by: str = "phase", phases: Any = None, *,
          data: AnalysisData | None = None, stagnation: str = "quantity_expansion",
-         productivity: str = "cost_share", **overrides: Any) -> HypothesisResult:
+         productivity: Any = "cost_share", **overrides: Any) -> HypothesisResult:
     """Test one proposition on a panel.
 
     Parameters
@@ -132,8 +132,9 @@ def test(panel: Any, prop: str | Proposition = "P4", by: str = "phase", phases: 
         are ignored).
     stagnation : "quantity_expansion" or "separate"
         Analyse stagnation years as quantity expansion (default) or as a phase of their own.
-    productivity : "cost_share" or "feols"
-        How the productivity elasticities are obtained (:func:`cluster_econ.hypotheses.data.productivity`).
+    productivity : "cost_share", "feols" or a pair (b_l, b_k)
+        How the productivity elasticities are obtained (:func:`cluster_econ.hypotheses.data.productivity`):
+        median labour-cost shares with constant returns (default), fixed-effects estimates, or given.
     **overrides
         Fields of the :class:`Proposition` to change for this run, for example
         ``outcome="own_brand", estimator="logit", controls=["log_l"]``.
@@ -155,7 +156,7 @@ def test(panel: Any, prop: str | Proposition = "P4", by: str = "phase", phases: 
 
 def test_all(panel: Any, ids: Sequence[str] | None = None, by: str = "phase", phases: Any = None, *,
              data: AnalysisData | None = None, stagnation: str = "quantity_expansion",
-             productivity: str = "cost_share", overrides: dict[str, dict[str, Any]] | None = None,
+             productivity: Any = "cost_share", overrides: dict[str, dict[str, Any]] | None = None,
              progress: bool = False) -> HypothesisFamily:
     """Test several propositions (default: every registered one) on the same analysis data.
 

@@ -154,7 +154,7 @@ def _real_money(panel: Panel, ey: pd.DataFrame, country: pd.Series) -> tuple[pd.
     return div, "deflated by deflator.price_index"
 
 
-def productivity(frame: pd.DataFrame, method: str = "cost_share") -> tuple[pd.Series, ProductivityModel]:
+def productivity(frame: pd.DataFrame, method: Any = "cost_share") -> tuple[pd.Series, ProductivityModel]:
     """Cobb-Douglas productivity residual ``tfp = log V - b_l log L - b_k log K`` of a frame built
     by :func:`build` (``V`` is the column ``log_va_q``, see the module docstring).
 
@@ -163,10 +163,22 @@ def productivity(frame: pd.DataFrame, method: str = "cost_share") -> tuple[pd.Se
     returns). ``method="feols"``: ``(b_l, b_k)`` from ``feols`` of ``log V`` on ``log L`` and
     ``log K`` with enterprise and cluster-by-year fixed effects. The fixed-effects estimates are
     biased when labour responds to productivity (on the demo universe they come out near
-    0.95 and 0.03 against true 0.6 and 0.3), which is why the default is the cost share.
+    0.95 and 0.03 against true 0.6 and 0.3), which is why the default is the cost share. The cost
+    share has its own bias: it imposes constant returns, so when firms grow (innovators expanding in
+    quality improvement) and the true returns are decreasing, part of the growth shows up as
+    productivity (on the demo model with its innovation gains switched off, ``flat_productivity``,
+    P3 and P7 still find faster growth in quality improvement unless the true elasticities are
+    given). ``method=(b_l, b_k)`` uses elasticities the user takes from elsewhere.
     Rows with non-positive value added, employment or capital get a missing productivity.
     """
-    if method == "feols":
+    if isinstance(method, tuple | list):
+        if len(method) != 2:
+            raise InputError("productivity elasticities must be a pair (b_l, b_k)")
+        res = None
+        bl = pd.Series(float(method[0]), index=frame.index)
+        bk = pd.Series(float(method[1]), index=frame.index)
+        note = f"elasticities given by the user: b_l={float(method[0]):g}, b_k={float(method[1]):g}"
+    elif method == "feols":
         from cluster_econ.estimate import feols
 
         need = frame[["log_va_q", "log_l", "log_k", "enterprise_id", "cluster_id", "year"]].dropna()
@@ -225,7 +237,7 @@ def _analysis_phase(raw: pd.Series, stagnation: str) -> pd.Series:
 
 
 def build(panel: Panel, phases: Any = None, by: str = "phase", stagnation: str = "quantity_expansion",
-          with_productivity: bool = True, productivity_method: str = "cost_share") -> AnalysisData:
+          with_productivity: bool = True, productivity_method: Any = "cost_share") -> AnalysisData:
     """Build the analysis data of a panel (see the module docstring for every definition)."""
     labels = resolve_phases(panel, phases, by)
     ph = labels.table.assign(year=lambda d: d["year"].astype(int), cluster_id=lambda d: d["cluster_id"].astype(str))
