@@ -80,7 +80,7 @@ def test_jtrain2_experiment_ols():
 
 
 # -- independent implementations ---------------------------------------------------------------
-PF_VCOVS = ["iid", "HC1", {"CRV1": "firm"}, {"CRV1": "state"}, {"CRV1": "firm+year"}, {"CRV3": "firm"}]
+PF_VCOVS = ["iid", "HC1", {"CRV1": "firm"}, {"CRV1": "state"}, {"CRV1": "firm+year"}, {"CRV3": "state"}]
 PF_FORMULAS = ["y ~ x1 + x2 | firm + year", "y ~ x1 + x2", "y ~ x1 + x2 | firm", "y ~ x1 + x2 | firm^year"]
 
 
