@@ -441,8 +441,20 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
         bread = (bread + bread.T) / 2
 
         def leverage() -> np.ndarray:
+            """Diagonal of the hat matrix of the full model, fixed-effect dummies included."""
             h = np.einsum("ij,jk,ik->i", Xs, bread, Xs)
-            return h * w if w is not None else h
+            h = h * w if w is not None else h
+            if len(codes) == 1:
+                # one absorbed factor: its dummies add w_i / sum of w in the group
+                c = codes[0]
+                wt = w if w is not None else np.ones(n)
+                h = h + wt / np.bincount(c, weights=wt)[c]
+            elif len(codes) > 1:
+                raise EstimationError("HC3 with more than one absorbed fixed effect is not implemented "
+                                      "(the leverage of the fixed effects is not available); use "
+                                      "'HC1' or a clustered covariance, or enter the smaller factor "
+                                      "as C(...) regressors")
+            return h
 
         def jackknife(cl: np.ndarray) -> np.ndarray:
             """Leave-one-cluster-out coefficients. Exact: when a fixed effect is not nested in the

@@ -110,3 +110,15 @@ def test_panel_input_joins_enterprise_table():
     s = feols("sales ~ log(employment) + C(cluster_id) | year", frame)
     np.testing.assert_allclose(r.params, s.params, rtol=1e-12)
     assert r.extra["entity"] == "enterprise_id" and r.extra["time"] == "year"
+
+
+def test_hc3_with_one_absorbed_factor_equals_dummy_regression():
+    """HC3 (no multiplier) with firm effects absorbed = statsmodels HC3 with firm dummies."""
+    smf = pytest.importorskip("statsmodels.formula.api")
+    df = _sim(n=600)
+    df["firm"] = df.firm % 40
+    ours = feols("y ~ x | firm", df, vcov="HC3")
+    sm = smf.ols("y ~ x + C(firm)", df).fit(cov_type="HC3")
+    assert ours.bse["x"] == pytest.approx(sm.bse["x"], rel=1e-8)
+    with pytest.raises(EstimationError, match="HC3 with more than one"):
+        feols("y ~ x | firm + year", df, vcov="HC3")
