@@ -37,6 +37,7 @@ the output folder.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import html
@@ -292,9 +293,13 @@ def _run_job(job: Mapping[str, Any]) -> dict[str, Any]:
                 res = _estimate(job["task"], frame, job["seed"])
                 state = {"result": _result_state(res), "tidy": res.tidy()}
             else:
-                from cluster_econ.hypotheses import test
+                from cluster_econ.hypotheses import prepare, test
 
-                hr = test(panel, job["task"]["id"], phases="column")
+                hdata = _STATE.get(("hdata", job["subset"]))
+                if hdata is None:  # prepared once per subset and process, shared by the propositions
+                    hdata = prepare(panel, phases="column")
+                    _STATE[("hdata", job["subset"])] = hdata
+                hr = test(panel, job["task"]["id"], data=hdata)
                 state = {"row": {k: (v if isinstance(v, str | int | float) else str(v))
                                  for k, v in hr.row().items()},
                          "tidy": hr.tidy(), "verdict": str(hr.verdict)}
@@ -416,6 +421,11 @@ def run_report(config: str | Path, out: str | Path, workers: int | None = None,
     summary.jobs = len(jobs)
     todo = [j for j in jobs if j["key"] not in results]
     n_workers = max(1, min(int(workers or cfg.get("workers") or 2), 2, len(todo) or 1))
+    if n_workers > 1:
+        # build each subset's analysis frame once, before the workers fork (they inherit it)
+        for sname in dict.fromkeys(j["subset"] for j in todo if j["kind"] == "spec"):
+            with contextlib.suppress(Exception):  # the job itself reports the error
+                _STATE[("frame", sname)] = analysis_frame(_STATE[("subset", sname)])
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="report", unit="job",
                disable=not progress, file=sys.stderr)
     if todo:
