@@ -344,3 +344,16 @@ def test_p4_logit_matches_statsmodels(family, prepared):
     for term in ("schooling__quantity_expansion", "schooling__quality_improvement", "log_l", "age"):
         assert res.params[term] == pytest.approx(fit.params[term], rel=1e-6, abs=1e-9)
         assert res.bse[term] == pytest.approx(fit.bse[term] * np.sqrt((n - k) / (n - 1)), rel=1e-6)
+
+
+def test_cli_reads_a_panel_directory(demo, tmp_path, capsys):
+    panel_dir = tmp_path / "panel"
+    demo[0].to_parquet(str(panel_dir))
+    args = _parser().parse_args(["test", str(panel_dir), "--hypotheses", "P8", "--phases", "column",
+                                 "--out", str(tmp_path / "out")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert args.func(args) == 0
+    v = pd.read_csv(tmp_path / "out" / "verdicts.csv")
+    assert v.loc[0, "id"] == "P8" and v.loc[0, "verdict"] == "supported"
+    assert "P8   institutions and size: supported" in capsys.readouterr().out

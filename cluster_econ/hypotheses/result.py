@@ -277,9 +277,7 @@ class HypothesisFamily(Sequence[HypothesisResult]):
                  "family-wise adjustment: Holm (FWER) and Benjamini-Hochberg (FDR); Romano-Wolf not "
                  "available (needs a joint bootstrap of all propositions)"]
         for r in self._results:
-            est = r.contrast.get("estimate")
-            key = f"{r.contrast.get('description', '')} = {est:.4g}" if est is not None and np.isfinite(est) else ""
-            lines.append(f"  {r.id:4s} {r.verdict:13s} {r.title}: {key or r.message}")
+            lines.append(f"  {r.id:4s} {r.title}: {r.summary_line}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
