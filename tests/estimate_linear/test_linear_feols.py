@@ -118,11 +118,12 @@ def test_weights_match_pyfixest_crv1():
 
 
 @pytest.mark.peer
-def test_iv_with_fe_matches_pyfixest_crv1_nonnested_cluster():
+@pytest.mark.parametrize("cluster", ["state", "firm"])
+def test_iv_with_fe_matches_pyfixest_crv1(cluster):
     pf = pytest.importorskip("pyfixest")
     df = _sim()
-    ours = feols("y ~ x1 | firm + year | d ~ z", df, vcov={"CRV1": "state"}, ssc="fixest")
-    peer = pf.feols("y ~ x1 | firm + year | d ~ z", df, vcov={"CRV1": "state"})
+    ours = feols("y ~ x1 | firm + year | d ~ z", df, vcov={"CRV1": cluster}, ssc="fixest")
+    peer = pf.feols("y ~ x1 | firm + year | d ~ z", df, vcov={"CRV1": cluster})
     np.testing.assert_allclose(ours.params, peer.coef()[ours.params.index], rtol=1e-7)
     np.testing.assert_allclose(ours.bse, peer.se()[ours.params.index], rtol=1e-6)
 
