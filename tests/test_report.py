@@ -164,3 +164,10 @@ def test_report_renders_in_headless_chromium(report_dir: tuple[Path, object]) ->
     assert dom.count("<figure") == 3
     assert "Specifications: all" in dom and "Manifest" in dom
     assert "<script" not in dom.lower()
+
+
+def test_example_configuration_is_valid() -> None:
+    from cluster_econ.report.replicate import replication_root
+
+    cfg, _ = load_config(replication_root() / "report_demo.yaml")
+    assert cfg["data"] == "demo" and cfg["specifications"] and cfg["propositions"]
