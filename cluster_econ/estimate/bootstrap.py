@@ -78,15 +78,17 @@ class WildBootstrapResult:
         return asdict(self)
 
 
-def _draws(G: int, B: int, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+def _draws(G: int, B: int, kind: str, rng: np.random.Generator, start: int | None = None) -> np.ndarray:
+    """(G x B) cluster weights. ``start`` given: the Rademacher sign vectors numbered
+    start..start+B-1 of the full enumeration (bit g of the number is cluster g's sign)."""
     if kind == "rademacher":
-        if 2**G <= B:
-            grid = ((np.arange(2**G)[None, :] >> np.arange(G)[:, None]) & 1).astype(float)
-            return 2 * grid - 1, True
-        return rng.integers(0, 2, size=(G, B)).astype(float) * 2 - 1, False
+        if start is not None:
+            num = np.arange(start, start + B, dtype=np.int64)
+            return ((num[None, :] >> np.arange(G)[:, None]) & 1).astype(float) * 2 - 1
+        return rng.integers(0, 2, size=(G, B)).astype(float) * 2 - 1
     if kind == "webb":
         pts = np.array([-np.sqrt(1.5), -1, -np.sqrt(0.5), np.sqrt(0.5), 1, np.sqrt(1.5)])
-        return pts[rng.integers(0, 6, size=(G, B))], False
+        return pts[rng.integers(0, 6, size=(G, B))]
     raise EstimationError(f"bootstrap weights {kind!r} are not known; use 'rademacher' or 'webb'")
 
 
@@ -141,6 +143,8 @@ def wild_bootstrap(result_or_formula: Any, data: Any, param: str, cluster: str, 
         extra_fe = [f.strip() for f in (fe.split("+") if isinstance(fe, str) else fe) if f.strip()]
     fes = tuple(dict.fromkeys([*spec.fixed_effects, *extra_fe]))
     spec = FormulaSpec(spec.text, spec.lhs, spec.rhs, spec.intercept and not fes, fes)
+    if weights not in ("rademacher", "webb"):
+        raise EstimationError(f"bootstrap weights {weights!r} are not known; use 'rademacher' or 'webb'")
     if rng is None:
         rng = np.random.default_rng(seed)
     frame = as_frame(data)
@@ -222,23 +226,24 @@ def wild_bootstrap(result_or_formula: Any, data: Any, param: str, cluster: str, 
         ua, ub = u_hat, np.zeros(n)
     Wa, Wb = _csum(X * ua[:, None], cl, G), _csum(X * ub[:, None], cl, G)
     ca, cb = Wa @ a, Wb @ a
-    V, enumerated = _draws(G, B, weights, rng)
-    Beff = V.shape[1]
+    # draws are generated chunk by chunk (G x chunk), so memory stays O(G * chunk) for any B
+    enumerated = weights == "rademacher" and 2**G <= B
+    Beff = 2**G if enumerated else B
     if enumerated:
         notes.append(f"all 2^{G} = {Beff} Rademacher sign vectors enumerated")
     # five length-B vectors: numerator parts and sums of squared scores
-    na, nb = ca @ V, cb @ V
-    s11 = np.empty(Beff)
-    s12 = np.empty(Beff)
-    s22 = np.empty(Beff)
+    na, nb = np.empty(Beff), np.empty(Beff)
+    s11, s12, s22 = np.empty(Beff), np.empty(Beff), np.empty(Beff)
     step = max(1, _CHUNK_CELLS // max(G, 1))
     for lo in range(0, Beff, step):
-        Vc = V[:, lo:lo + step]
+        hi = min(Beff, lo + step)
+        Vc = _draws(G, hi - lo, weights, rng, start=lo if enumerated else None)
+        na[lo:hi], nb[lo:hi] = ca @ Vc, cb @ Vc
         P1 = ca[:, None] * Vc - A @ (Wa.T @ Vc)
         P2 = cb[:, None] * Vc - A @ (Wb.T @ Vc)
-        s11[lo:lo + step] = np.einsum("gb,gb->b", P1, P1)
-        s12[lo:lo + step] = np.einsum("gb,gb->b", P1, P2)
-        s22[lo:lo + step] = np.einsum("gb,gb->b", P2, P2)
+        s11[lo:hi] = np.einsum("gb,gb->b", P1, P1)
+        s12[lo:hi] = np.einsum("gb,gb->b", P1, P2)
+        s22[lo:hi] = np.einsum("gb,gb->b", P2, P2)
 
     def tstar(b0: float) -> np.ndarray:
         if impose_null:
