@@ -14,7 +14,8 @@ Quantity names are dotted paths:
   standard error); the simulator's truth under ``truth.<path>`` (any key path of
   :func:`cluster_econ.datasets.demo_truth`'s dictionaries, and ``truth.exit_rate.<phase>``,
   ``truth.mean_omega_growth.<phase>`` computed from its true cluster-year table);
-* hypotheses: ``<id>.verdict`` and ``<id>.<term>.coef`` for the estimates they report.
+* hypotheses: ``<id>.verdict``, ``<id>.p_value``, ``<id>.estimate`` (the first verdict check) and
+  ``<id>|<model>|<term>`` (and ``.se``) for every row of the result's estimates.
 """
 
 from __future__ import annotations
@@ -216,6 +217,13 @@ def hypotheses_demo(config: Mapping[str, Any]) -> ExhibitData:
         q[f"{res.id}.p_value"] = float(res.p_value)
         if res.contrast:
             q[f"{res.id}.estimate"] = float(res.contrast.get("estimate", np.nan))
+        for row in res.estimates.to_dict("records"):
+            key = f"{res.id}|{row.get('model')}|{row.get('term')}"
+            q[key] = float(row["estimate"])
+            q[f"{key}.se"] = float(row["std_error"])
+    from cluster_econ.datasets import demo_truth
+
+    q["_truth"] = demo_truth()
     tidy = family.tidy()
     cols = [c for c in ("title", "verdict", "test", "estimate", "std_error", "p_value", "p_holm", "p_bh")
             if c in tidy.columns]
