@@ -73,12 +73,21 @@ def prepare(panel: Any, phases: Any = None, by: str = "phase", stagnation: str =
 
 
 def missing_data(panel: Any, spec: Proposition) -> list[str]:
-    """The ``table.column`` entries of ``spec.requires`` the panel lacks (absent or all missing)."""
+    """The ``table.column`` entries of ``spec.requires`` the panel lacks (absent or all missing).
+
+    ``deflator.price_index`` counts as present when every enterprise-year is already in real
+    terms (``enterprise_year.price_base_year`` filled in).
+    """
     out = []
     for req in spec.requires:
         table, column = req.split(".")
-        if not panel.has_column(table, column):
-            out.append(req)
+        if panel.has_column(table, column):
+            continue
+        if req == "deflator.price_index":
+            ey = panel.enterprise_year
+            if "price_base_year" in ey.columns and len(ey) and ey["price_base_year"].notna().all():
+                continue
+        out.append(req)
     return out
 
 
@@ -104,6 +113,10 @@ def _run(spec: Proposition, data: AnalysisData) -> HypothesisResult:
                                          "p_value": first.p_value}
     est = pd.DataFrame(out.estimates, columns=ESTIMATE_COLUMNS)
     notes = [*out.notes]
+    for res in out.results:  # what the estimators noted (separation, dropped regressors), once each
+        for note in getattr(getattr(res, "audit", None), "notes", ()):
+            if note not in notes and any(k in note for k in ("perfect", "separat", "collinear", "converge")):
+                notes.append(note)
     if data.productivity is not None and any(t in " ".join(spec.requires) for t in ("value_added",)):
         notes.append(f"productivity: {data.productivity.note}; {data.productivity.price}")
     return HypothesisResult(

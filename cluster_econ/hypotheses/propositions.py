@@ -21,7 +21,7 @@ BUILTIN = (
         claim="Entrants during quantity expansion are more often spin-offs of incumbents than later entrants, and "
               "a spin-off starts with a productivity that follows its parent's.",
         requires=("enterprise.founder_origin", "enterprise.spinoff_parent_id", "enterprise_year.value_added",
-                  "enterprise_year.employment", "enterprise_year.capital_stock"),
+                  "enterprise_year.employment", "enterprise_year.capital_stock", "deflator.price_index"),
         outcome="spinoff", regressors=("entered_in_expansion", "tfp_parent"), estimator="logit",
         test="spinoff ~ entered_in_expansion (> 0) and the imitation elasticity of entrant productivity on the "
              "parent's (> 0)",
@@ -30,7 +30,8 @@ BUILTIN = (
         id="P3", title="stagnant expansion",
         claim="During quantity expansion productivity hardly grows while real prices fall; productivity grows "
               "faster once quality improvement starts.",
-        requires=("enterprise_year.value_added", "enterprise_year.employment", "enterprise_year.capital_stock"),
+        requires=("enterprise_year.value_added", "enterprise_year.employment", "enterprise_year.capital_stock",
+                  "deflator.price_index"),
         outcome="d_tfp", regressors=("phase",), fixed_effects=("enterprise_id",), estimator="feols",
         test="within-firm productivity growth in quality improvement minus quantity expansion (> 0); growth in "
              "quantity expansion below a margin; real price change in quantity expansion (< 0)",
@@ -39,7 +40,7 @@ BUILTIN = (
         id="P4", title="education and innovation",
         claim="Managers with more schooling innovate more, and the more so in quality improvement than in "
               "quantity expansion.",
-        requires=("manager.schooling_years", "enterprise_year.new_product"),
+        requires=("manager.schooling_years", "enterprise_year.new_product", "enterprise_year.employment"),
         outcome="new_product", regressors=("schooling",), controls=("log_l", "age"),
         fixed_effects=("cluster_id",), estimator="logit",
         test="logit schooling slope in quality improvement minus quantity expansion (> 0), with cluster fixed "
@@ -49,7 +50,7 @@ BUILTIN = (
     Proposition(
         id="P5", title="education and performance",
         claim="Schooling raises value added more in quality improvement than in quantity expansion.",
-        requires=("manager.schooling_years", "enterprise_year.value_added"),
+        requires=("manager.schooling_years", "enterprise_year.value_added", "deflator.price_index"),
         outcome="log_va", regressors=("schooling",), controls=("age", "C(cluster_id)"), estimator="re",
         test="schooling slope on log real value added in quality improvement minus quantity expansion (> 0), "
              "random effects (schooling does not vary within firms)",
@@ -58,7 +59,8 @@ BUILTIN = (
         id="P6", title="shake-out",
         claim="In quality improvement enterprises that do not innovate exit much more often than innovators, "
               "more so than in quantity expansion.",
-        requires=("enterprise_year.exit", "enterprise_year.new_product", "enterprise_year.new_process"),
+        requires=("enterprise_year.exit", "enterprise_year.new_product", "enterprise_year.new_process",
+                  "manager.schooling_years", "enterprise_year.employment"),
         outcome="exit", regressors=("innovator",), controls=("schooling", "log_l"), estimator="cloglog",
         test="innovator log hazard ratio in quality improvement minus quantity expansion (< 0) and in quality "
              "improvement (< 0)",
@@ -67,7 +69,8 @@ BUILTIN = (
         id="P7", title="sources of productivity growth",
         claim="Aggregate productivity rises in quality improvement, through within-firm gains, reallocation "
               "towards better firms and the exit of worse ones.",
-        requires=("enterprise_year.value_added", "enterprise_year.employment", "enterprise_year.capital_stock"),
+        requires=("enterprise_year.value_added", "enterprise_year.employment", "enterprise_year.capital_stock",
+                  "deflator.price_index"),
         outcome="total", regressors=("phase",), estimator="feols",
         test="aggregate productivity growth per year in quality improvement minus quantity expansion (> 0); "
              "within, between, entry and exit components reported",
