@@ -98,7 +98,7 @@ def _csum(M: np.ndarray, codes: np.ndarray, G: int) -> np.ndarray:
     return out if M.ndim == 2 else out[:, 0]
 
 
-def wild_bootstrap(result_or_formula: Any, data: Any, param: str, cluster: str, B: int = 9999,
+def wild_bootstrap(result_or_formula: Any, data: Any, param: str, cluster: str | None = None, B: int = 9999,
                    weights: str = "rademacher", impose_null: bool = True, seed: int | None = None,
                    level: float = 0.95, fe: str | Sequence[str] | None = None, null: float = 0.0,
                    rng: np.random.Generator | None = None, ci: bool = True) -> WildBootstrapResult:
@@ -112,8 +112,9 @@ def wild_bootstrap(result_or_formula: Any, data: Any, param: str, cluster: str, 
         The data the model is estimated on.
     param : str
         Coefficient name to test.
-    cluster : str
-        Bootstrap (and covariance) cluster column.
+    cluster : str, optional
+        Bootstrap (and covariance) cluster column; defaults to the (one-way) cluster variable of
+        a clustered Result.
     B : int
         Bootstrap draws. With Rademacher weights and ``2**G <= B`` all sign vectors are enumerated.
     weights : ``"rademacher"`` or ``"webb"``.
@@ -135,6 +136,11 @@ def wild_bootstrap(result_or_formula: Any, data: Any, param: str, cluster: str, 
     formula = result_or_formula if isinstance(result_or_formula, str) else getattr(result_or_formula, "formula", None)
     if not isinstance(formula, str):
         raise EstimationError("wild_bootstrap needs a formula or a Result with one")
+    if cluster is None:
+        cvars = getattr(getattr(result_or_formula, "vcov_info", None), "cluster_vars", ())
+        if len(cvars) != 1:
+            raise EstimationError("wild_bootstrap needs cluster= (one clustering variable)")
+        cluster = cvars[0]
     spec = parse_formula(formula)
     if spec.endog:
         raise EstimationError("wild_bootstrap supports OLS models only (no IV part)")

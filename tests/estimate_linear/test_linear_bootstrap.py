@@ -126,3 +126,11 @@ def test_size_under_the_null_is_close_to_nominal():
         rej += wild_bootstrap("y ~ d + x", df, "d", "cl", B=199, seed=s, ci=False).p_value < 0.05
     se = np.sqrt(0.05 * 0.95 / reps)
     assert abs(rej / reps - 0.05) < 4 * se
+
+
+def test_result_input_reuses_formula_and_cluster():
+    df = _data(G=25, n=700, seed=9)
+    res = feols("y ~ d + x | firm", df, vcov={"CRV1": "cl"})
+    a = wild_bootstrap(res, df, "d", B=499, seed=2, ci=False)
+    b = wild_bootstrap("y ~ d + x | firm", df, "d", "cl", B=499, seed=2, ci=False)
+    assert (a.p_value, a.statistic, a.n_clusters) == (b.p_value, b.statistic, b.n_clusters)

@@ -269,3 +269,18 @@ def test_result_metadata():
     assert "multiplier" in r.vcov_info.details
     assert r.data_hash and r.engine.startswith("cluster_econ")
     assert r.groups == {"firm": df.firm.nunique()}
+
+
+def test_second_call_demeans_only_new_columns():
+    from cluster_econ.estimate.demean import clear_cache
+    df = _sim(seed=21)
+    clear_cache()
+    first = feols("y ~ x1 | firm + year", df)
+    second = feols("y ~ x1 + x2 | firm + year", df)
+    assert any("2 columns demeaned" in n for n in first.audit.notes)
+    assert any("1 columns demeaned" in n and "2 reused from the cache" in n for n in second.audit.notes)
+    df2 = df.copy()
+    df2["x2"] = df2.x2 + 1e-3 * np.arange(len(df2))  # same name, new values: not served stale
+    third = feols("y ~ x1 + x2 | firm + year", df2)
+    assert any("1 columns demeaned" in n for n in third.audit.notes)
+    assert third.params["x2"] != second.params["x2"]
