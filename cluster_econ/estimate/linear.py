@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import linalg
-from scipy import stats as sps
 
 from cluster_econ._version import __version__
 from cluster_econ.errors import EstimationError, FormulaError
@@ -603,8 +602,3 @@ class _Predictor:
                 mapping = pd.Series(vals, index=pd.Index(levels))
                 pred = pred + col.map(mapping).to_numpy(dtype=float)
         return pd.Series(pred, index=data.index, name="prediction")
-
-
-def _t_crit(df: float | None, level: float = 0.95) -> float:
-    q = 0.5 + level / 2
-    return float(sps.t.ppf(q, df) if df is not None else sps.norm.ppf(q))

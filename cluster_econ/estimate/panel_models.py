@@ -130,7 +130,6 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
     if time:
         extra_out["time"] = time
     cl_frame = mf.extra
-    keep_rows = np.arange(len(y))
     base_cols = list(range(X.shape[1]))
     if model == "mundlak":
         xm = means(X[:, slope])[ent]
@@ -143,7 +142,6 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
         yb, Xb = means(y), means(X)
         Xt, yt = Xb, yb
         cl_frame = mf.extra.groupby(ent, sort=True).first()
-        stats_n = G
     elif model == "fd":
         assert time is not None
         t = pd.to_numeric(mf.extra[time], errors="coerce").to_numpy(dtype=float)
@@ -163,9 +161,7 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
         Xt = X[cur] - X[prev]
         if "Intercept" in names:
             Xt[:, names.index("Intercept")] = 1.0
-        keep_rows = cur
         cl_frame = mf.extra.iloc[cur]
-        stats_n = len(cur)
         ent = ent[cur]
     else:  # re, mundlak
         ym, Xm = means(y), means(X)
@@ -194,7 +190,6 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
                      rho=sigma2_u / (sigma2_u + sigma2_e) if sigma2_u + sigma2_e > 0 else float("nan"))
         if np.ptp(theta) > 0:
             extra_out["theta"] = pd.Series(theta, name="theta")
-        stats_n = N
         if sigma2_u == 0:
             notes.append("between variance estimate is not positive: sigma2_u set to 0 (RE = pooled OLS)")
     n = len(yt)
@@ -228,7 +223,6 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
     audit = Audit(n_input=mf.n_input, dropped=dropped, notes=tuple(notes))
     extra_out["residuals"] = pd.Series(u, name="residual")
     params = pd.Series(beta, index=names, name="coef")
-    del keep_rows, stats_n
     return Result(params=params, cov=pd.DataFrame(V, index=names, columns=names), nobs=n,
                   vcov_info=vinfo, formula=spec.text, model=f"panel-{model}", engine=ENGINE,
                   audit=audit, data_hash=data_hash(yt, Xt), groups=groups, stats=stats, extra=extra_out)
