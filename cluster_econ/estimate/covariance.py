@@ -80,7 +80,8 @@ def parse_vcov(vcov: str | Mapping[str, str] | None) -> tuple[str, tuple[str, ..
         kind, spec = next(iter(vcov.items()))
         if kind not in ("CRV1", "CRV3"):
             raise EstimationError(f"clustered vcov must be CRV1 or CRV3, got {kind!r}")
-        names = tuple(v.strip() for v in str(spec).split("+") if v.strip())
+        parts = list(spec) if isinstance(spec, list | tuple) else str(spec).split("+")
+        names = tuple(str(v).strip() for v in parts if str(v).strip())
         if not 1 <= len(names) <= 2:
             raise EstimationError(f"clustering takes one or two variables, got {spec!r}")
         if kind == "CRV3" and len(names) != 1:

@@ -122,3 +122,21 @@ def test_hc3_with_one_absorbed_factor_equals_dummy_regression():
     assert ours.bse["x"] == pytest.approx(sm.bse["x"], rel=1e-8)
     with pytest.raises(EstimationError, match="HC3 with more than one"):
         feols("y ~ x | firm + year", df, vcov="HC3")
+
+
+def test_cluster_list_equals_plus_syntax():
+    df = _sim()
+    with pytest.warns(UserWarning, match="only 6 clusters in 'year'"):
+        a = feols("y ~ x | firm", df, vcov={"CRV1": "state+year"})
+    with pytest.warns(UserWarning, match="wild_bootstrap"):
+        b = feols("y ~ x | firm", df, vcov={"CRV1": ["state", "year"]})
+    np.testing.assert_allclose(a.bse, b.bse, rtol=1e-14)
+    assert b.vcov_info.cluster_vars == ("state", "year")
+
+
+def test_demeaning_non_convergence_is_a_clear_error():
+    from cluster_econ.estimate.demean import clear_cache
+    clear_cache()
+    df = _sim(seed=4)
+    with pytest.raises(EstimationError, match="did not converge"):
+        feols("y ~ x | firm + year + state^year", df, maxiter=1, tol=1e-14)
