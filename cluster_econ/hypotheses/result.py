@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 __all__ = ["VERDICTS", "Check", "HypothesisFamily", "HypothesisResult", "Outcome", "decide", "rule_text"]
 
@@ -61,6 +60,8 @@ class Check:
         return (self.estimate - self.null) / self.std_error
 
     def _sf(self, z: float) -> float:
+        from scipy import stats
+
         if not np.isfinite(z):
             return float("nan")
         return float(stats.t.sf(z, self.df) if self.df is not None else stats.norm.sf(z))
