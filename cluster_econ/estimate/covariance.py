@@ -66,6 +66,15 @@ _KINDS = ("iid", "HC1", "HC3", "CRV1", "CRV3")
 FEW_CLUSTERS = 20
 
 
+def _user_level() -> int:
+    """``stacklevel`` that points a warning at the first caller outside cluster_econ."""
+    import sys
+    frame, level = sys._getframe(1), 1
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith("cluster_econ"):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def parse_vcov(vcov: str | Mapping[str, str] | None) -> tuple[str, tuple[str, ...]]:
     """``"iid"``, ``"HC1"``, ``{"CRV1": "firm+year"}`` -> (kind, cluster variables)."""
     if vcov is None:
@@ -210,7 +219,7 @@ def compute_vcov(inp: CovInputs, kind: str, clusters: Sequence[np.ndarray] = (),
         if G < FEW_CLUSTERS:
             warnings.warn(f"only {G} clusters in {name!r}: cluster-robust standard errors are "
                           "unreliable with fewer than 20 clusters; use "
-                          "cluster_econ.estimate.wild_bootstrap for inference", stacklevel=3)
+                          "cluster_econ.estimate.wild_bootstrap for inference", stacklevel=_user_level())
     nested_fe = []
     if inp.fe_codes and ssc != "none":
         for j, fe in enumerate(inp.fe_codes):
