@@ -156,6 +156,7 @@ class Absorber:
         self.inv_denoms = [np.divide(1.0, d, out=np.zeros(len(d)), where=d > 0) for d in self.denoms]
         # demeaned columns by name, with the raw values they were computed from
         self._store: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._dof_memo: dict[str, int] = {}
 
     # -- one sweep over all factors for one contiguous column, in place ----------------------
     def _sweep1(self, x: np.ndarray) -> float:
@@ -259,13 +260,16 @@ class Absorber:
         if J == 1:
             return total
         if exact_pairs:
+            if "exact" in self._dof_memo:
+                return self._dof_memo["exact"]
             from scipy.sparse import coo_matrix
             from scipy.sparse.csgraph import connected_components
             g1, g2 = self.sizes[0], self.sizes[1]
             big = coo_matrix((np.ones(self.n), (self.codes[0], g1 + self.codes[1])),
                              shape=(g1 + g2, g1 + g2))
             ncomp, _ = connected_components(big, directed=False)
-            return total - ncomp - (J - 2)
+            self._dof_memo["exact"] = total - ncomp - (J - 2)
+            return self._dof_memo["exact"]
         return total - (J - 1)
 
     def recover(self, d: np.ndarray, maxiter: int = 1000) -> list[np.ndarray]:
