@@ -211,3 +211,12 @@ def test_phase_profile_detects_phases_when_the_data_have_none() -> None:
     true_phases = phase_profile_long(panel)
     n = lambda df: df.set_index(["section", "item", "phase"]).loc[("sample", "n_cluster_years"), "estimate"]  # noqa: E731
     assert n(auto).sum() == n(true_phases).sum() == len(panel.cluster_year)
+
+
+def test_hypotheses_exhibit_is_skipped_without_the_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cluster_econ.hypotheses", None)  # import raises ImportError
+    (o,) = run(["hypotheses_demo"], out=tmp_path)
+    assert o.skipped == "cluster_econ.hypotheses not available"
+    assert o.passed and o.n_failed == 0 and not o.checks

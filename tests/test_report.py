@@ -74,9 +74,11 @@ def test_report_html_content(report_dir: tuple[Path, object]) -> None:
     assert manifest["data_hash"] in text and manifest["seed"] == 7
     assert manifest["schema_version"] in text and "statsmodels" in text
     assert "SYNTHETIC DATA" in text
+    assert "Phase profile of the data" in text
     for ext in ("tex", "docx", "xlsx"):
         assert (out / "tables" / f"all.{ext}").stat().st_size > 0
         assert (out / "tables" / f"b_asia_b.{ext}").stat().st_size > 0
+        assert (out / "tables" / f"phase_profile.{ext}").stat().st_size > 0
     # everything is inside the output folder
     for f in summary.files:
         assert out.resolve() in Path(f).resolve().parents
@@ -86,13 +88,13 @@ def test_cache_recomputes_only_what_changed(tmp_path: Path, report_dir: tuple[Pa
     out, _ = report_dir
     work = tmp_path / "out"
     shutil.copytree(out, work)
-    cfg = _write(tmp_path, BASE)
+    cfg = _write(tmp_path, BASE)  # same configuration: the same report, from the cache
     again = run_report(cfg, work, progress=False)
     assert (again.cache_hits, again.computed) == (4, 0)
     # results from the cache give the same report, byte for byte
     assert (work / "report.html").read_bytes() == (out / "report.html").read_bytes()
     assert (work / "tables" / "all.xlsx").read_bytes() == (out / "tables" / "all.xlsx").read_bytes()
-    changed = {**BASE, "specifications": [BASE["specifications"][0],
+    changed = {**BASE, "phase_profile": False, "outputs": ["latex"], "specifications": [BASE["specifications"][0],
                                           {**BASE["specifications"][1], "formula": "log(employment) ~ 1"}]}
     third = run_report(_write(tmp_path, changed), work, progress=False)
     # the changed specification reruns on both subsets; the unchanged one comes from the cache
@@ -102,7 +104,7 @@ def test_cache_recomputes_only_what_changed(tmp_path: Path, report_dir: tuple[Pa
 
 
 def test_failing_specification_is_reported_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cfg = {**BASE, "subsets": [], "specifications": [
+    cfg = {**BASE, "subsets": [], "phase_profile": False, "specifications": [
         BASE["specifications"][1],
         {"name": "broken", "formula": "new_product ~ no_such_column", "estimator": "logit"}]}
     code = _cli(["report", str(_write(tmp_path, cfg)), "--out", str(tmp_path / "out"), "--no-progress"])

@@ -21,7 +21,8 @@ the key and its line) gives:
     ``{by: cluster_id|country|industry_isic|survey_round}`` (one subset per value) or
     ``{name: ..., where: {column: [values]}}``. Every specification and proposition runs on the
     full data and on every subset.
-``outputs``, ``seed``, ``workers`` (at most 2), ``title``.
+``outputs``, ``seed``, ``workers`` (at most 2), ``title``, ``phase_profile`` (false leaves out the
+    phase profile table of the data, :func:`cluster_econ.tables.phase_profile.phase_profile_table`).
 
 Each (subset, task) pair is one job. Jobs run in local processes
 (:class:`concurrent.futures.ProcessPoolExecutor`, forked from the process that loaded the data)
@@ -466,8 +467,19 @@ def run_report(config: str | Path, out: str | Path, workers: int | None = None,
         "synthetic": bool(panel.metadata.get("synthetic")),
     }
     summary.files += _write_tables(out_dir, jobs, results, subsets, outputs)
+    profile = None
+    if cfg.get("phase_profile", True):
+        try:
+            from cluster_econ.tables.phase_profile import phase_profile_table
+
+            profile = phase_profile_table(panel, title="Phase profile of the data (Otsuka and Sonobe, Table 1, "
+                                                       "measured)")
+            for ext in (_TABLE_EXT[o] for o in outputs if o in _TABLE_EXT):
+                summary.files.append(profile.save(_inside(out_dir, "tables", f"phase_profile.{ext}")))
+        except Exception as exc:  # the profile is descriptive: its failure is reported, not fatal
+            summary.failed.append(("all", "phase profile", f"{type(exc).__name__}: {exc}"))
     if "html" in outputs:
-        text = _html_report(manifest, panel, subsets, jobs, results, out_dir)
+        text = _html_report(manifest, panel, subsets, jobs, results, out_dir, profile)
         summary.report = atomic_write(out_dir / "report.html", text)
         summary.files.append(summary.report)
     summary.files.append(atomic_write(out_dir / "manifest.json",
@@ -559,7 +571,8 @@ figure img{max-width:100%}
 
 
 def _html_report(manifest: Mapping[str, Any], panel: Any, subsets: Sequence[tuple[str, Any]],
-                 jobs: Sequence[Mapping[str, Any]], results: Mapping[str, Any], out_dir: Path) -> str:
+                 jobs: Sequence[Mapping[str, Any]], results: Mapping[str, Any], out_dir: Path,
+                 profile: Any = None) -> str:
     from cluster_econ.figures import coefficient_plot
     from cluster_econ.tables import regression_table
 
@@ -571,6 +584,9 @@ def _html_report(manifest: Mapping[str, Any], panel: Any, subsets: Sequence[tupl
         parts.append('<p class="synthetic">SYNTHETIC DATA: simulated by cluster_econ.simulate, not a real '
                      "survey.</p>")
     failed = [(j, results[j["key"]]["error"]) for j in jobs if results[j["key"]].get("error")]
+    if profile is None and manifest["configuration"].get("phase_profile") is not False:
+        failed.append(({"subset": "all", "kind": "spec", "task": {"name": "phase profile"}},
+                       "the phase profile could not be computed"))
     parts.append(f"<p>{len(jobs)} jobs ({len(subsets)} data subsets), {len(failed)} failed.</p>")
     if failed:
         parts.append('<section id="failures"><h2>Failed specifications</h2>')
@@ -585,6 +601,8 @@ def _html_report(manifest: Mapping[str, Any], panel: Any, subsets: Sequence[tupl
     audit = panel.audit_summary()
     if len(audit):
         parts.append(_frame_html(audit, "Row audit: rows read, added, kept, dropped and rejected"))
+    if profile is not None:
+        parts.append(profile.to_html())
     parts.append("</section>")
 
     # specifications by subset
