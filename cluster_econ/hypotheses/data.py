@@ -14,13 +14,17 @@ every test uses the same definitions:
   latest ``manager.start_year`` at or before the year, when the panel records start years);
   otherwise of the enterprise's current manager (highest generation), constant per enterprise.
 - **innovator**: ``new_product`` or ``new_process`` in the year (missing if both are missing).
+- **exit**: ``enterprise_year.exit`` (a true exit in the year), else the year equal to
+  ``enterprise.exit_year``.
+- **real price**: ``log(price_main_product / deflator)``, the enterprise's real unit price.
 - **real values**: monetary columns divided by the country deflator (``deflator.price_index``)
   when the rows are nominal (``price_base_year`` missing).
 - **productivity** (:func:`productivity`): a Cobb-Douglas residual
   ``tfp = log V - b_l log L - b_k log K``, where ``V`` is real value added, ``b_l`` the median
   labour-cost share of value added in the cluster and ``b_k = 1 - b_l`` (an index-number Solow
-  residual; ``method="feols"`` estimates the elasticities with enterprise and cluster-by-year
-  fixed effects instead). When ``cluster_year.price_index`` (the real price
+  residual that imposes constant returns; ``method="feols"`` estimates the elasticities with
+  enterprise and cluster-by-year fixed effects instead, ``method=(b_l, b_k)`` takes them as
+  given). When ``cluster_year.price_index`` (the real price
   of the cluster's product) is present, ``V`` is also divided by it, so the residual measures
   output per unit of input rather than revenue (it does not move with the cluster's price). Neither
   method corrects for the simultaneity of inputs and productivity: this is *not* Olley-Pakes,
@@ -347,4 +351,7 @@ def build(panel: Panel, phases: Any = None, by: str = "phase", stagnation: str =
     if n_missing:
         notes.append(f"{n_missing} firm-years have no phase (cluster-year not labelled)")
     return AnalysisData(panel=panel, firm_year=fy, firms=firms.reset_index(), cluster_year=cyf,
-                        phase_source=labels.source, stagnation=stagnation, productivity=prod, notes=notes)
+                        phase_source=labels.source + (" (stagnation analysed as quantity_expansion)"
+                                                      if stagnation == "quantity_expansion"
+                                                      and (ph["phase_label"] == "stagnation").any() else ""),
+                        stagnation=stagnation, productivity=prod, notes=notes)
