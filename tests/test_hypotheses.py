@@ -115,6 +115,10 @@ def test_p9_itt_recovers_the_true_effect(family, demo):
     tot = est[est["model"] == "2SLS TOT: management_score"].iloc[0]
     assert abs(tot["estimate"] - truth["tot_management"]) < 4 * tot["std_error"]
     assert (est["term"] == "treated (wild cluster bootstrap)").sum() == 2
+    for model in ("feols ANCOVA ITT: log_va", "feols DiD ITT: log_va", "feols DiD ITT: management_score"):
+        row = est[est["model"] == model].iloc[0]
+        target = truth["itt_log_value_added"] if "log_va" in model else truth["itt_management"]
+        assert abs(row["estimate"] - target) < 4 * row["std_error"], model
 
 
 def test_p1_and_p2_shares_are_close_to_the_true_probabilities(family, demo):
