@@ -485,6 +485,7 @@ def run_report(config: str | Path, out: str | Path, workers: int | None = None,
     summary.files.append(atomic_write(out_dir / "manifest.json",
                                       json.dumps(manifest, indent=2, sort_keys=True, default=str)))
     summary.seconds = time.perf_counter() - t0
+    _STATE.clear()  # free the data held for the workers
     return summary
 
 
