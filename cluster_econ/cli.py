@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "cluster_econ.harmonize.command",  # normalize, validate, schema
     "cluster_econ.simulate.command",  # simulate
     "cluster_econ.phases.command",  # phases
+    "cluster_econ.hypotheses.command",  # test
+    "cluster_econ.report.command",  # replicate, report
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

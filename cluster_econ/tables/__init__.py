@@ -34,6 +34,9 @@ _LAZY: dict[str, str] = {
     "RegressionTable": "cluster_econ.tables.regression",
     "fixed_effects": "cluster_econ.tables.regression",
     "regression_table": "cluster_econ.tables.regression",
+    "phase_profile": "cluster_econ.tables.phase_profile",
+    "phase_profile_long": "cluster_econ.tables.phase_profile",
+    "phase_profile_table": "cluster_econ.tables.phase_profile",
 }
 
 __all__ = sorted(_LAZY)
