@@ -148,6 +148,7 @@ def test_verdict_rule_is_an_intersection_union_test():
     assert decide([good, Check("e", "e", -9.0, 1.0, 1, role="descriptive")], 0.05)[0] == "supported"
     # one-sided p-values with the t reference distribution
     from scipy import stats
+
     assert Check("t", "t", 2.0, 1.0, 1, df=11).p_value == pytest.approx(stats.t.sf(2.0, 11))
     assert Check("n", "n", 2.0, 1.0, -1, null=1.0).p_value == pytest.approx(stats.norm.sf(-1.0))
 
@@ -155,10 +156,15 @@ def test_verdict_rule_is_an_intersection_union_test():
 # --- decomposition ---------------------------------------------------------------------------------
 def test_decomposition_by_hand_and_adding_up(family):
     # two years; firms a, b survive; c exits; d enters. Weights are employment.
-    fy = pd.DataFrame({
-        "cluster_id": "X", "enterprise_id": ["a", "b", "c", "a", "b", "d"],
-        "year": [1, 1, 1, 2, 2, 2], "tfp": [1.0, 2.0, 0.0, 1.5, 2.0, 1.0],
-        "employment": [1.0, 1.0, 2.0, 1.0, 3.0, 1.0]})
+    fy = pd.DataFrame(
+        {
+            "cluster_id": "X",
+            "enterprise_id": ["a", "b", "c", "a", "b", "d"],
+            "year": [1, 1, 1, 2, 2, 2],
+            "tfp": [1.0, 2.0, 0.0, 1.5, 2.0, 1.0],
+            "employment": [1.0, 1.0, 2.0, 1.0, 3.0, 1.0],
+        }
+    )
     out = decompose(fy).iloc[0]
     # year 1: shares .25 .25 .5 -> Phi = .75; year 2: shares .2 .6 .2 -> Phi = 1.7
     assert out["total"] == pytest.approx(1.7 - 0.75)
@@ -235,15 +241,17 @@ def test_phases_default_to_rules_without_a_phase_column(demo):
 # --- changing and adding propositions ------------------------------------------------------------
 def test_user_swaps_item_estimator_and_controls(demo, prepared):
     panel = demo[0]
-    spec = hyp.get("P4").replace(outcome="own_brand", estimator="probit", controls=["log_l"],
-                                 options={"companion": None})
+    spec = hyp.get("P4").replace(
+        outcome="own_brand", estimator="probit", controls=["log_l"], options={"companion": None}
+    )
     assert hyp.get("P4").outcome == "new_product"  # the registry is untouched
     r = hyp.test(panel, spec, data=prepared)
     assert r.results[0].model == "probit" and r.results[0].formula.startswith("own_brand ~")
     assert "age" not in r.results[0].formula
     assert r.verdict == "supported"
-    r2 = hyp.test(panel, "P4", data=prepared, estimator="lpm", fixed_effects=["cluster_id^year"],
-                  options={"companion": None})
+    r2 = hyp.test(
+        panel, "P4", data=prepared, estimator="lpm", fixed_effects=["cluster_id^year"], options={"companion": None}
+    )
     assert r2.results[0].model == "feols" and len(r2.results) == 1
     r3 = hyp.test(panel, "P6", data=prepared, estimator="cox")
     assert r3.results[0].model == "cox" and r3.verdict == "supported"
@@ -252,10 +260,18 @@ def test_user_swaps_item_estimator_and_controls(demo, prepared):
 
 
 def test_user_registers_a_new_proposition(demo, prepared):
-    spec = Proposition(id="U1", title="certification", claim="Schooling matters more for certification later.",
-                       requires=("enterprise_year.quality_certification",), outcome="quality_certification",
-                       regressors=("schooling",), controls=("log_l",), fixed_effects=("cluster_id^year",),
-                       estimator="lpm", runner="interaction")
+    spec = Proposition(
+        id="U1",
+        title="certification",
+        claim="Schooling matters more for certification later.",
+        requires=("enterprise_year.quality_certification",),
+        outcome="quality_certification",
+        regressors=("schooling",),
+        controls=("log_l",),
+        fixed_effects=("cluster_id^year",),
+        estimator="lpm",
+        runner="interaction",
+    )
     hyp.register(spec)
     try:
         assert "U1" in hyp.ids()
@@ -341,8 +357,9 @@ def test_p4_logit_matches_statsmodels(family, prepared):
     X["log_l"], X["age"] = d["log_l"], d["age"]
     X = X.join(pd.get_dummies(d["cluster_id"], drop_first=True, dtype=float))
     groups = pd.factorize(d["cluster_id"])[0]
-    fit = sm.Logit(d["new_product"].to_numpy(), X).fit(disp=0, method="newton", tol=1e-12, maxiter=100,
-                                                        cov_type="cluster", cov_kwds={"groups": groups})
+    fit = sm.Logit(d["new_product"].to_numpy(), X).fit(
+        disp=0, method="newton", tol=1e-12, maxiter=100, cov_type="cluster", cov_kwds={"groups": groups}
+    )
     assert res.nobs == len(d)
     n, k = X.shape
     for term in ("schooling__quantity_expansion", "schooling__quality_improvement", "log_l", "age"):
@@ -353,11 +370,35 @@ def test_p4_logit_matches_statsmodels(family, prepared):
 def test_cli_reads_a_panel_directory(demo, tmp_path, capsys):
     panel_dir = tmp_path / "panel"
     demo[0].to_parquet(str(panel_dir))
-    args = _parser().parse_args(["test", str(panel_dir), "--hypotheses", "P8", "--phases", "column",
-                                 "--out", str(tmp_path / "out")])
+    args = _parser().parse_args(
+        ["test", str(panel_dir), "--hypotheses", "P8", "--phases", "column", "--out", str(tmp_path / "out")]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert args.func(args) == 0
     v = pd.read_csv(tmp_path / "out" / "verdicts.csv")
     assert v.loc[0, "id"] == "P8" and v.loc[0, "verdict"] == "supported"
     assert "P8   institutions and size: supported" in capsys.readouterr().out
+
+
+def test_subset_without_the_contrast_phase_cannot_be_tested() -> None:
+    """A panel whose clusters never reach quality improvement: clear 'cannot test', no raw error."""
+    import cluster_econ as ce
+
+    demo = ce.datasets.demo()
+    ent = demo.enterprise[demo.enterprise["country"] == "KEN"]
+    ids, clusters = set(ent["enterprise_id"]), set(ent["cluster_id"])
+    sub = ce.Panel(
+        {
+            "enterprise": ent.reset_index(drop=True),
+            "enterprise_year": demo.enterprise_year[demo.enterprise_year["enterprise_id"].isin(ids)].reset_index(
+                drop=True
+            ),
+            "manager": demo.manager[demo.manager["enterprise_id"].isin(ids)].reset_index(drop=True),
+            "cluster_year": demo.cluster_year[demo.cluster_year["cluster_id"].isin(clusters)].reset_index(drop=True),
+            "deflator": demo.deflator,
+        }
+    )
+    res = ce.test(sub, "P6")
+    assert res.verdict == "cannot test"
+    assert res.message.startswith("cannot test P6: no cluster-year of the panel is in quality_improvement")

@@ -342,18 +342,21 @@ def _index_model(formula: str, data: Any, link: str, vcov: Any, ssc: str, model:
                     "as Stata does")
             if separation != "drop":
                 raise EstimationError("separation must be 'raise' or 'drop'")
+            # every mask refers to the same sample: combine them, then drop once
+            drop_rows = np.zeros(len(X), dtype=bool)
             for c, rows, desc in sep:
-                if rows.all():
-                    raise EstimationError(f"{model}: {desc}; the model cannot be estimated")
-                keep2 = ~rows
-                reason = f"perfect prediction by {c}"
-                dropped[reason] = int(rows.sum())
+                drop_rows |= rows
+                dropped[f"perfect prediction by {c}"] = int(rows.sum())
                 notes.append(desc + f"; {c} and those rows dropped")
-                X = X.loc[keep2].drop(columns=[c])
-                y = y[keep2]
-                index = index[keep2]
-                extra = extra.loc[keep2]
-                collinear = (*collinear, c)
+            if drop_rows.all():
+                raise EstimationError(f"{model}: " + "; ".join(s[2] for s in sep) + "; the model cannot be estimated")
+            keep2 = ~drop_rows
+            cols = [s[0] for s in sep]
+            X = X.loc[keep2].drop(columns=cols)
+            y = y[keep2]
+            index = index[keep2]
+            extra = extra.loc[keep2]
+            collinear = (*collinear, *cols)
             X, more = drop_collinear(X)
             collinear = (*collinear, *more)
     Xa = X.to_numpy(dtype=float)

@@ -96,10 +96,29 @@ def _spec_of(prop: str | Proposition, overrides: dict[str, Any]) -> Proposition:
     return spec.replace(**overrides) if overrides else spec
 
 
+# built-in runners whose verdict compares the two phases of ``spec.contrast``
+CONTRAST_RUNNERS = frozenset({"interaction", "P2", "P3", "P6", "P7", "P8"})
+
+
+def _missing_phases(spec: Proposition, data: AnalysisData) -> list[str]:
+    """Phases the proposition's contrast compares that no cluster-year of the data is in."""
+    if callable(spec.runner) or spec.runner_name not in CONTRAST_RUNNERS:
+        return []
+    wanted = [p for p in (spec.contrast or ()) if isinstance(p, str)]
+    if not wanted or "phase" not in data.cluster_year.columns:
+        return []
+    present = set(data.cluster_year["phase"].dropna().astype(str))
+    return [p for p in wanted if p not in present]
+
+
 def _run(spec: Proposition, data: AnalysisData) -> HypothesisResult:
     runner = spec.runner if callable(spec.runner) else RUNNERS.get(spec.runner_name)
     if runner is None:
         raise ConfigError(f"{spec.id}: no runner {spec.runner_name!r}; registered runners: {', '.join(RUNNERS)}")
+    absent = _missing_phases(spec, data)
+    if absent:
+        return cannot_test(spec, f"cannot test {spec.id}: no cluster-year of the panel is in "
+                                 f"{' or '.join(absent)} ({data.phase_source})", data.phase_source)
     out: Outcome = runner(spec, data)
     import pandas as pd
 
