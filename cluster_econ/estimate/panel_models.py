@@ -178,9 +178,11 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
             ew = yw
         N = len(y)
         sigma2_e = float(ew @ ew) / (N - G - Kw)
-        # between regression on entity means
-        _, eb, _ = _ols(ym, Xm[:, base_cols])
-        Kb = len(base_cols)
+        # between regression on entity means; regressors whose entity means do not vary (time
+        # dummies in a balanced panel) are collinear with the constant there, so use the rank
+        Xb = Xm[:, base_cols]
+        eb = ym - Xb @ np.linalg.lstsq(Xb, ym, rcond=None)[0]
+        Kb = int(np.linalg.matrix_rank(Xb))
         Tbar = G / np.sum(1.0 / counts)
         sigma2_u = max(0.0, float(eb @ eb) / (G - Kb) - sigma2_e / Tbar)
         theta = 1 - np.sqrt(sigma2_e / (counts * sigma2_u + sigma2_e))

