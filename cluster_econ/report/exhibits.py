@@ -76,11 +76,9 @@ def wooldridge_jtrain(config: Mapping[str, Any]) -> ExhibitData:
       \\Delta grant`, usual (iid) OLS standard errors (Wooldridge ch. 13);
     * ``fe``: within estimator of ``lscrap ~ d88 + d89 + grant + grant_1`` with firm effects,
       usual standard errors with the within degrees of freedom (Example 14.1);
-    * ``re``: random effects (Swamy-Arora) of ``lscrap ~ grant + grant_1``, iid standard errors,
-      compared with linearmodels' ``RandomEffects`` on the same rows (the independent source).
-      The year dummies are left out of the RE model: on this balanced panel their entity means
-      are constant, which makes the between regression used for the variance components singular
-      in cluster_econ's implementation.
+    * ``re``: random effects (Swamy-Arora) of ``lscrap ~ d88 + d89 + grant + grant_1``, iid
+      standard errors, compared with linearmodels' ``RandomEffects`` on the same rows (the
+      independent source).
     """
     from linearmodels.panel import RandomEffects
 
@@ -94,12 +92,13 @@ def wooldridge_jtrain(config: Mapping[str, Any]) -> ExhibitData:
     fd = panel("lscrap ~ grant", fd_rows, model="fd", entity="fcode", time="year")
     fe = panel("lscrap ~ d88 + d89 + grant + grant_1", df, model="fe", entity="fcode", time="year")
     rows = df.dropna(subset=["lscrap", "grant", "grant_1"])
-    re = panel("lscrap ~ grant + grant_1", rows, model="re", entity="fcode", time="year")
+    re = panel("lscrap ~ d88 + d89 + grant + grant_1", rows, model="re", entity="fcode", time="year")
     _add_result(q, "fd", fd)
     _add_result(q, "fe", fe)
     _add_result(q, "re", re)
     x = rows.set_index(["fcode", "year"])
-    exog = x[["grant", "grant_1"]].astype(float).assign(const=1.0)[["const", "grant", "grant_1"]]
+    terms = ["d88", "d89", "grant", "grant_1"]
+    exog = x[terms].astype(float).assign(const=1.0)[["const", *terms]]
     lm = RandomEffects(x["lscrap"].astype(float), exog).fit()
     for term, coef in lm.params.items():
         name = "Intercept" if term == "const" else term
