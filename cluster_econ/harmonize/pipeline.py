@@ -71,11 +71,14 @@ def _recode(
     series: pd.Series, mapping: dict[Any, Any], unmatched: str, where: str, source: SourceTable, source_col: str
 ) -> tuple[pd.Series, int]:
     lookup = {_norm_key(k): v for k, v in mapping.items()}
-    uniques = pd.unique(series.dropna())
-    keys = series.map({u: _norm_key(u) for u in uniques})
-    present = series.notna().to_numpy()
-    matched = keys.isin(list(lookup)).to_numpy()
-    bad = present & ~matched
+    if unmatched == "keep":
+        return _recode_keep(series, lookup)
+    # every step runs on the distinct values, then one take spreads them over the rows
+    codes, uniques = pd.factorize(series)
+    keys = pd.Series([_norm_key(u) for u in uniques], dtype=object)
+    present = codes >= 0
+    matched_u = keys.isin(list(lookup)).to_numpy()
+    bad = present & ~matched_u[codes] if len(uniques) else np.zeros(len(series), bool)
     if bad.any() and unmatched == "error":
         vals = pd.Series(series[bad]).value_counts().head(8)
         rows = (np.flatnonzero(bad)[:10] + 1).tolist()
@@ -85,30 +88,54 @@ def _recode(
             f"first rows {rows}. Known values: {sorted(map(str, mapping))}. If this round codes the item "
             "differently (for example 0/1 instead of 1/2), give it its own recode; or set unmatched: missing"
         )
-    out = keys.map(lookup)
-    if unmatched == "keep":
-        out = out.where(matched | ~present, series)
+    # missing rows map like a missing key (a last slot, which codes of -1 take); the slot is added only
+    # when such rows exist, so the values' types are those the rows would give
+    has_missing = not present.all()
+    mapped = pd.Series([*keys, np.nan] if has_missing else list(keys), dtype=object).map(lookup)
+    values = mapped.astype(object).where(mapped.notna(), None).to_numpy()
+    if not has_missing:
+        values = np.append(values, None)
     n_unmatched = int(bad.sum()) if unmatched == "missing" else 0
-    return out.astype(object).where(out.notna(), None), n_unmatched
+    return pd.Series(values[codes], index=series.index, dtype=object), n_unmatched
+
+
+def _recode_keep(series: pd.Series, lookup: dict[Any, Any]) -> tuple[pd.Series, int]:
+    """Recode where values the recode does not list stay as they are."""
+    uniques = pd.unique(series.dropna())
+    keys = series.map({u: _norm_key(u) for u in uniques})
+    present = series.notna().to_numpy()
+    matched = keys.isin(list(lookup)).to_numpy()
+    out = keys.map(lookup).where(matched | ~present, series)
+    return out.astype(object).where(out.notna(), None), 0
+
+
+def _text_of(v: Any) -> str:
+    if isinstance(v, float | np.floating) and float(v).is_integer():
+        return str(int(v))
+    return str(v).strip()
 
 
 def _as_text(series: pd.Series) -> pd.Series:
     """Values as text for IDs: 1001.0 -> "1001", " a " -> "a", missing stays missing."""
-
-    def one(v: Any) -> Any:
-        if isinstance(v, float | np.floating) and float(v).is_integer():
-            return str(int(v))
-        return str(v).strip()
-
-    uniques = pd.unique(series.dropna())
-    return series.map({u: one(u) for u in uniques}).astype(object).where(series.notna(), None)
+    codes, uniques = pd.factorize(series)
+    text = np.array([*(_text_of(u) for u in uniques), None], dtype=object)
+    return pd.Series(text[codes], index=series.index, dtype=object)
 
 
 def _template(data: pd.DataFrame, template: str, where: str) -> pd.Series:
-    template_fields(template, where)  # checks the fields are plain names
+    fields = template_fields(template, where)  # checks the fields are plain names
+    parsed = list(string.Formatter().parse(template))
+    if len(fields) == 1:
+        # one field (the usual ID template): format each distinct value once
+        codes, uniques = pd.factorize(data[fields[0]])
+        texts = [
+            "".join(literal + (_text_of(u) if field is not None else "") for literal, field, _, _ in parsed)
+            for u in uniques
+        ]
+        return pd.Series(np.array([*texts, None], dtype=object)[codes], index=data.index, dtype=object)
     result = pd.Series("", index=data.index, dtype=object)
     missing = np.zeros(len(data), bool)
-    for literal, field, _, _ in string.Formatter().parse(template):
+    for literal, field, _, _ in parsed:
         result = result + literal
         if field is not None:
             part = _as_text(data[field])
@@ -181,13 +208,33 @@ def _map_columns(
                     f"(or normalize(..., params={{'{col['param']}': ...}}))"
                 )
             value = params[col["param"]] if "param" in col else col["const"]
-            out[name] = pd.Series([value] * n, index=data.index, dtype=object)
+            out[name] = _constant(value, n, data.index)
         elif "template" in col:
             used_source.update(template_fields(col["template"], where))
             out[name] = _template(data, col["template"], where)
         if "crosswalk" in col and name in out:
             out[name] = _crosswalk(out[name], spec.base_dir / col["crosswalk"], where)
-    return pd.DataFrame(out, index=data.index)
+    return pd.DataFrame(out, index=data.index, copy=False)
+
+
+def _constant(value: Any, n: int, index: pd.Index) -> pd.Series:
+    values = np.empty(n, dtype=object)
+    values.fill(value)
+    return pd.Series(values, index=index, dtype=object)
+
+
+def _select(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The columns as a new frame sharing the data (``df[columns]`` would copy every column)."""
+    return pd.DataFrame({c: df[c] for c in columns}, index=df.index, copy=False)
+
+
+def _fresh_index(df: pd.DataFrame) -> pd.DataFrame:
+    """``df.reset_index(drop=True)`` without copying the data when the index is already 0..n-1."""
+    if isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1:
+        return df
+    out = df.copy(deep=False)
+    out.index = pd.RangeIndex(len(df))
+    return out
 
 
 RECALL_CARRY = ("enterprise_id", "cluster_id", "country", "survey_round", "currency")
@@ -198,7 +245,7 @@ def map_source(
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Apply a mapping to one source table: the wide canonical frame (recalled years appended, with
     ``recall`` true) and audit notes."""
-    data = source.data.reset_index(drop=True)
+    data = _fresh_index(source.data)
     spec.check_against(list(data.columns), source.name)
     params = dict(params or {})
     notes: list[dict[str, Any]] = []
@@ -226,12 +273,15 @@ def map_source(
         if "derive" in col:
             wide[name] = evaluate(col["derive"], wide)
     wide = _schema_derivations(wide, spec)
-    if spec.keep_unmapped:
-        rest = [c for c in data.columns if str(c) not in used_source]
+    rest = [c for c in data.columns if str(c) not in used_source] if spec.keep_unmapped else []
+    if rest and len(frames) > 1:
         # kept on the source's own rows (the first n); recalled rows have none
         wide = wide.join(data[rest].add_prefix(SOURCE_PREFIX))
-    wide["_source"] = source.name
-    return wide, notes
+        rest = []
+    columns = {c: wide[c] for c in wide.columns}
+    columns.update({f"{SOURCE_PREFIX}{c}": data[c] for c in rest})
+    columns["_source"] = _constant(source.name, len(wide), wide.index)
+    return pd.DataFrame(columns, index=wide.index, copy=False), notes
 
 
 def _schema_derivations(wide: pd.DataFrame, spec: MappingSpec) -> pd.DataFrame:
@@ -311,15 +361,15 @@ def split_tables(wide: pd.DataFrame, spec: MappingSpec) -> dict[str, pd.DataFram
     unit = spec.unit
     tables: dict[str, pd.DataFrame] = {}
     unit_fields = [f for f in schema.load(unit).field_names if f in wide.columns]
-    tables[unit] = wide[unit_fields + _extras(wide, spec) + list(PROVENANCE)]
+    tables[unit] = _select(wide, unit_fields + _extras(wide, spec) + list(PROVENANCE))
     if unit == "enterprise_year":
         if spec.recall_blocks:
             wide = wide[wide["recall"].ne(True).to_numpy()]
         ent_fields = [f for f in schema.load("enterprise").field_names if f in wide.columns]
-        tables["enterprise"] = wide[[*ent_fields, "year", *PROVENANCE]]
+        tables["enterprise"] = _select(wide, [*ent_fields, "year", *PROVENANCE])
         man_fields = [f for f in schema.load("manager").field_names if f in wide.columns and f != "enterprise_id"]
         if [f for f in man_fields if f != "manager_id"]:
-            man = wide[["enterprise_id", *man_fields, "year", *PROVENANCE]].copy()
+            man = _select(wide, ["enterprise_id", *man_fields, "year", *PROVENANCE])
             if "manager_id" not in man.columns:
                 man.insert(1, "manager_id", "1")
             tables["manager"] = man
@@ -327,10 +377,104 @@ def split_tables(wide: pd.DataFrame, spec: MappingSpec) -> dict[str, pd.DataFram
 
 
 def _latest_per_key(df: pd.DataFrame, key: list[str], table: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """One row per key: the latest non-missing value of each column; count keys whose values disagree."""
+    """One row per key: the latest non-missing value of each column; count keys whose values disagree.
+
+    "Latest" is the order of ``year``, then ``_order`` (the file's position), then the row. Keys come
+    out in the order they first appear in that order; ``_source`` and ``_source_row`` are the latest
+    row's. Computed on integer codes of the key, with one pass per column (the enterprise-level
+    columns repeat on every enterprise-year row, so no frame of all rows is built or grouped).
+    """
     notes: list[dict[str, Any]] = []
     if df.empty:
         return df, notes
+    if not all(_plain_numeric(df[c]) for c in ("year", "_order") if c in df.columns):
+        return _latest_per_key_sorted(df, key, table)
+    n = len(df)
+    order = _latest_order(df)
+    kc = _codes(df, key)
+    kcodes = kc[order]
+    keyed = df[key].notna().all(axis=1).to_numpy()  # rows with a missing key count in no disagreement
+    # positions (in the sorted order) of the first and the last row of each key
+    first = np.flatnonzero(~pd.Series(kcodes).duplicated(keep="first").to_numpy())
+    last_any = np.flatnonzero(~pd.Series(kcodes).duplicated(keep="last").to_numpy())
+    n_keys = len(first)
+    slot = np.empty(kcodes.max() + 1, dtype=np.int64)
+    slot[kcodes[first]] = np.arange(n_keys)  # output row of each key code
+    last_row = np.empty(n_keys, dtype=np.int64)
+    last_row[slot[kcodes[last_any]]] = order[last_any]
+    value_cols = [c for c in df.columns if c not in key and c not in ("year", "_order", *PROVENANCE)]
+    repeated = n_keys < n
+    out: dict[str, Any] = {c: _at(df[c], order[first]) for c in key}
+    for c in [c for c in df.columns if c not in key and c not in ("year", "_order")]:
+        col = df[c]
+        if c in PROVENANCE:
+            out[c] = _at(col, last_row)
+            continue
+        vcodes, _ = pd.factorize(col)
+        present = (vcodes >= 0)[order]
+        if present.all():
+            out[c] = _at(col, last_row)
+        else:
+            # the last row of each key where the column has a value; keys without any stay missing
+            pos = np.flatnonzero(present)
+            sub = kcodes[pos]
+            last = pos[~pd.Series(sub).duplicated(keep="last").to_numpy()]
+            rows = np.full(n_keys, -1, dtype=np.int64)
+            rows[slot[kcodes[last]]] = order[last]
+            out[c] = _at(col, rows)
+        if repeated and c in value_cols:
+            ok = (vcodes >= 0) & keyed
+            width = int(vcodes.max()) + 1 if len(vcodes) else 1
+            pairs = pd.unique(kc[ok] * width + vcodes[ok])
+            n_conf = int((np.bincount(pairs // width) > 1).sum())
+            if n_conf:
+                notes.append(
+                    {
+                        "step": "note",
+                        "table": table,
+                        "rows": n_conf,
+                        "reason": f"{c}: {n_conf} {table}(s) reported different values across rows; "
+                        "the latest non-missing value is kept",
+                    }
+                )
+    return pd.DataFrame(out, copy=False), notes
+
+
+def _plain_numeric(series: pd.Series) -> bool:
+    return isinstance(series.dtype, np.dtype) and series.dtype.kind in "iuf"
+
+
+def _latest_order(df: pd.DataFrame) -> np.ndarray:
+    """Row positions sorted by year, then file, stably (missing years last)."""
+    if "year" not in df.columns:
+        return np.arange(len(df))
+    year = df["year"].to_numpy()
+    if "_order" in df.columns and df["_order"].nunique() > 1:
+        return np.lexsort((df["_order"].to_numpy(), year))
+    return np.argsort(year, kind="stable")
+
+
+def _codes(df: pd.DataFrame, key: list[str]) -> np.ndarray:
+    """One integer per distinct key (missing values form their own key, as in groupby(dropna=False))."""
+    codes, _ = pd.factorize(df[key[0]], use_na_sentinel=False)
+    for c in key[1:]:
+        more, uniques = pd.factorize(df[c], use_na_sentinel=False)
+        codes, _ = pd.factorize(codes.astype(np.int64) * (len(uniques) + 1) + more)
+    return codes.astype(np.int64)
+
+
+def _at(col: pd.Series, rows: np.ndarray) -> pd.Series:
+    """Values of ``col`` at positions ``rows`` (-1 gives a missing value), indexed 0..len(rows)-1."""
+    found = rows >= 0
+    taken = col.iloc[rows if found.all() else np.where(found, rows, 0)].reset_index(drop=True)
+    return taken if found.all() else taken.where(pd.Series(found))
+
+
+def _latest_per_key_sorted(
+    df: pd.DataFrame, key: list[str], table: str
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """As :func:`_latest_per_key`, through pandas sorting and grouping (years that are not plain numbers)."""
+    notes: list[dict[str, Any]] = []
     order = (
         df.sort_values([c for c in ("year",) if c in df.columns] + ["_order"], kind="stable")
         if "_order" in df.columns
@@ -358,11 +502,22 @@ def _latest_per_key(df: pd.DataFrame, key: list[str], table: str) -> tuple[pd.Da
     return last, notes
 
 
+def _any_duplicate_key(ey: pd.DataFrame) -> bool:
+    """Whether some enterprise_id+year occurs twice (ids compared as text, years as numbers)."""
+    ids = ey["enterprise_id"]
+    if not (_plain_numeric(ids) or pd.api.types.is_bool_dtype(ids.dtype)):
+        ids = ids.astype(str)  # numbers compare as themselves; anything else as its text, as below
+    year = pd.to_numeric(ey["year"], errors="coerce")
+    return bool(pd.DataFrame({"i": ids, "y": year}, copy=False).duplicated().any())
+
+
 def _resolve_duplicates(ey: pd.DataFrame, mode: str) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
     """Enterprise-years reported twice: identical copies are kept once; different ones are an error."""
     key = ["enterprise_id", "year"]
     audit: list[dict[str, Any]] = []
     if not {"enterprise_id", "year"} <= set(ey.columns):
+        return ey, ey.iloc[0:0], audit
+    if not _any_duplicate_key(ey):
         return ey, ey.iloc[0:0], audit
     yr = pd.to_numeric(ey["year"], errors="coerce")
     keyframe = pd.DataFrame({"enterprise_id": ey["enterprise_id"].astype(str), "year": yr})
@@ -526,7 +681,6 @@ def normalize(
             delimiter=src_conf.get("delimiter"),
         )
         wide, notes = map_source(source, spec, defl_df, params)
-        wide["_order"] = i
         for note in notes:
             audit.append({"source": source.name, "table": spec.unit, **note})
         audit.append(
@@ -539,7 +693,10 @@ def normalize(
             }
         )
         for table, df in split_tables(wide, spec).items():
-            pieces.setdefault(table, []).append(df.assign(_order=i) if table in ("enterprise", "manager") else df)
+            if table in ("enterprise", "manager"):
+                df = df.copy(deep=False)
+                df["_order"] = i
+            pieces.setdefault(table, []).append(df)
         sources_meta.append(
             {
                 "file": source.name,
@@ -560,7 +717,7 @@ def normalize(
     tables: dict[str, pd.DataFrame] = {}
     rejects: dict[str, pd.DataFrame] = {}
     for table, dfs in pieces.items():
-        df = pd.concat(dfs, ignore_index=True)
+        df = _fresh_index(dfs[0]) if len(dfs) == 1 else pd.concat(dfs, ignore_index=True)
         if table == "enterprise":
             df, notes = _latest_per_key(df, ["enterprise_id"], table)
             audit.extend({"source": "(all)", **n} for n in notes)
@@ -572,7 +729,7 @@ def normalize(
             audit.extend(dup_audit)
             if len(rej):
                 rejects[table] = rej
-        tables[table] = df.reset_index(drop=True)
+        tables[table] = _fresh_index(df)
     if defl_df is not None:
         tables["deflator"] = defl_df
     for table, df in tables.items():
