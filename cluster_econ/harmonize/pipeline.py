@@ -470,9 +470,7 @@ def _at(col: pd.Series, rows: np.ndarray) -> pd.Series:
     return taken if found.all() else taken.where(pd.Series(found))
 
 
-def _latest_per_key_sorted(
-    df: pd.DataFrame, key: list[str], table: str
-) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+def _latest_per_key_sorted(df: pd.DataFrame, key: list[str], table: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """As :func:`_latest_per_key`, through pandas sorting and grouping (years that are not plain numbers)."""
     notes: list[dict[str, Any]] = []
     order = (

@@ -143,9 +143,17 @@ class _Collector:
 
 
 # -- casting ------------------------------------------------------------------------------------
+def _per_distinct(series: pd.Series, fn: Any) -> pd.Series:
+    """``fn`` of each distinct non-missing value, spread over the rows (missing gives None)."""
+    codes, uniques = pd.factorize(series)
+    values = np.array([*(fn(u) for u in uniques.tolist()), None], dtype=object)
+    return pd.Series(values[codes], index=series.index, dtype=object)
+
+
 def _cast_column(series: pd.Series, ftype: str) -> tuple[pd.Series, np.ndarray]:
     """Cast to the schema type; return the cast series and a mask of values that failed."""
     notna = series.notna().to_numpy()
+    none = np.zeros(len(series), bool)
     if ftype in ("number", "integer"):
         if pd.api.types.is_bool_dtype(series.dtype):
             num = series.astype("float64")
@@ -166,7 +174,7 @@ def _cast_column(series: pd.Series, ftype: str) -> tuple[pd.Series, np.ndarray]:
         if pd.api.types.is_bool_dtype(series.dtype) or (
             series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) in ("boolean", "empty")
         ):
-            return series.astype("boolean"), np.zeros(len(series), bool)
+            return series.astype("boolean"), none
         text = series.astype("string").str.strip().str.lower()
         out = pd.array([pd.NA] * len(series), dtype="boolean")
         t = text.isin(BOOL_TRUE).fillna(False).to_numpy(dtype=bool)
@@ -175,22 +183,27 @@ def _cast_column(series: pd.Series, ftype: str) -> tuple[pd.Series, np.ndarray]:
         out[f] = False
         bad = notna & ~(t | f)
         return pd.Series(out, index=series.index), bad
-    # string (and anything else): keep text, missing stays missing
+    # string (and anything else): keep text, missing stays missing; numbers are converted once per
+    # distinct value (ids repeat on every row of an enterprise)
     if pd.api.types.is_float_dtype(series.dtype):
         # ids read as floats (1.0) become "1"
-        out = series.map(lambda v: None if pd.isna(v) else (f"{v:.0f}" if float(v).is_integer() else repr(v)))
-        return out.astype(object), np.zeros(len(series), bool)
+        return _per_distinct(series, lambda v: f"{v:.0f}" if float(v).is_integer() else repr(v)), none
     if pd.api.types.is_integer_dtype(series.dtype):
-        return series.astype(str).astype(object).where(series.notna(), None), np.zeros(len(series), bool)
-    out = series.astype(object).where(series.notna(), None)
+        return _per_distinct(series, str), none
+    if series.dtype == object and not series.isna().any():
+        out = series.copy()
+    else:
+        out = series.astype(object).where(series.notna(), None)
     if pd.api.types.infer_dtype(out, skipna=True) not in ("string", "empty"):
         out = out.map(lambda v: v if v is None or isinstance(v, str) else str(v))
-    return out, np.zeros(len(series), bool)
+    return out, none
 
 
 def _check_table(name: str, df: pd.DataFrame, col: _Collector) -> pd.DataFrame:
     ts = schema.load(name)
-    df = df.reset_index(drop=True).copy()
+    # a new frame sharing the columns: each checked column is replaced by its cast, never written into
+    df = df.copy(deep=False)
+    df.index = pd.RangeIndex(len(df))
     for f in ts.fields:
         if f.name not in df.columns:
             if f.required:
@@ -228,7 +241,9 @@ def _check_table(name: str, df: pd.DataFrame, col: _Collector) -> pd.DataFrame:
         if "pattern" in c:
             rx = re.compile(c["pattern"])
             present = cast.notna().to_numpy()
-            ok = np.array([bool(rx.fullmatch(v)) if isinstance(v, str) else True for v in cast.to_numpy()])
+            codes, uniques = pd.factorize(cast)
+            ok_u = np.array([*(bool(rx.fullmatch(v)) if isinstance(v, str) else True for v in uniques), True])
+            ok = ok_u[codes]
             col.add(name, df, f.name, f"pattern: does not match {c['pattern']}", present & ~ok, values=raw)
     # primary key
     pk = [k for k in ts.primary_key if k in df.columns]
@@ -372,7 +387,7 @@ def validate(panel_or_dir: Panel | str | Path, mode: str = "strict") -> Validati
                     .items()
                 ):
                     audit_rows.append({"source": src, "table": name, "step": "rejected", "rows": int(n), "reason": why})
-            kept[name] = df[~bad].reset_index(drop=True)
+            kept[name] = df[~bad].reset_index(drop=True) if bad.any() else df
         audit = panel.audit
         if audit_rows:
             audit = _rebalance_audit(audit, pd.DataFrame(audit_rows))
