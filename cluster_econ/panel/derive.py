@@ -61,8 +61,18 @@ def _with_cluster(panel: Panel) -> pd.DataFrame:
     ey = panel.enterprise_year
     if "cluster_id" in ey.columns:
         return ey
-    cluster_of = panel.enterprise.set_index("enterprise_id")["cluster_id"]
-    return ey.assign(cluster_id=ey["enterprise_id"].map(cluster_of))
+    return ey.assign(cluster_id=_cluster_by_row(panel, ey))
+
+
+def _cluster_by_row(panel: Panel, ey: pd.DataFrame) -> pd.Series:
+    """Each enterprise-year's cluster, from the enterprise table (missing when the enterprise is not
+    there). Looked up once per enterprise, not once per row."""
+    ent = panel.enterprise
+    codes, firms = pd.factorize(ey["enterprise_id"])
+    at = pd.Index(ent["enterprise_id"]).get_indexer(firms)
+    clusters = ent["cluster_id"].to_numpy(dtype=object)
+    per_firm = np.array([*(clusters[i] if i >= 0 else np.nan for i in at), np.nan], dtype=object)
+    return pd.Series(per_firm[codes], index=ey.index, name="cluster_id")
 
 
 def entry_exit(panel: Panel, ey: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -86,9 +96,11 @@ def entry_exit(panel: Panel, ey: pd.DataFrame | None = None) -> pd.DataFrame:
         },
         index=pd.Index(firm_ids, name="enterprise_id"),
     )
-    first_row = pd.Series(np.arange(len(codes))).groupby(codes).first().to_numpy()
+    first_row = np.flatnonzero(~pd.Series(codes).duplicated().to_numpy())  # codes number firms in order seen
     out["cluster_id"] = np.asarray(cluster_ids, dtype=object)[ccodes[first_row]]
-    by_cluster = pd.Series(years).groupby(np.asarray(cluster_ids, dtype=object)[ccodes]).agg(["min", "max"])
+    # group on the cluster codes (a missing cluster counts with the last one listed, as indexing by -1 does)
+    by_cluster = pd.Series(years).groupby(np.where(ccodes < 0, len(cluster_ids) - 1, ccodes)).agg(["min", "max"])
+    by_cluster.index = pd.Index(np.asarray(cluster_ids, dtype=object)[by_cluster.index.to_numpy()])
     cluster_last, cluster_first = by_cluster["max"], by_cluster["min"]
     if "exit" in ey.columns:
         ex = ey.loc[ey["exit"].fillna(False).astype(bool)]
@@ -217,16 +229,27 @@ def manager_schooling_by_year(panel: Panel, ey: pd.DataFrame) -> pd.Series:
 
 def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
     """Cluster-year aggregates of enterprise_year, merged with existing cluster-level columns."""
-    ey = _with_cluster(panel)
-    ey = ey.assign(year=pd.to_numeric(ey["year"]).astype("int64"))
-    operating = (
-        ey["operating"].fillna(True).astype(bool) if "operating" in ey.columns else pd.Series(True, index=ey.index)
-    )
-    op = ey.loc[operating.to_numpy()]
+    full = panel.enterprise_year
+    year_all = pd.to_numeric(full["year"]).astype("int64")
+    cluster_all = full["cluster_id"] if "cluster_id" in full.columns else _cluster_by_row(panel, full)
+    # the columns entry and exit need, as a frame that shares them (no copy of the table)
+    light = {"enterprise_id": full["enterprise_id"], "year": year_all, "cluster_id": cluster_all}
+    if "exit" in full.columns:
+        light["exit"] = full["exit"]
+    ey = pd.DataFrame(light, index=full.index, copy=False)
+    operating = full["operating"].fillna(True).astype(bool).to_numpy() if "operating" in full.columns else None
+    every = operating is None or bool(operating.all())
+
+    def column(name: str) -> pd.Series:
+        """A column over the operating enterprise-years."""
+        values = year_all if name == "year" else cluster_all if name == "cluster_id" else full[name]
+        return values if every else values[operating]
+
+    present = set(full.columns)
     keys = ["cluster_id", "year"]
     # one integer code per cluster-year, computed once and reused by every aggregate
-    ccode, clusters = pd.factorize(op["cluster_id"], sort=True)
-    year = op["year"].to_numpy()
+    ccode, clusters = pd.factorize(column("cluster_id"), sort=True)
+    year = column("year").to_numpy()
     y0 = int(year.min()) if len(year) else 0
     span = int(year.max()) - y0 + 1 if len(year) else 1
     gid, combos = pd.factorize(ccode.astype("int64") * span + (year - y0), sort=True)
@@ -249,12 +272,12 @@ def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
     )
     agg["entry_rate"] = (agg["n_entries"] / prev).where(prev_year_ok & (prev > 0))
     agg["exit_rate"] = (agg["n_exits"] / agg["n_firms"]).clip(upper=1.0)
-    if "employment" in op.columns:
-        emp = pd.to_numeric(op["employment"], errors="coerce")
+    if "employment" in present:
+        emp = pd.to_numeric(column("employment"), errors="coerce")
         agg["mean_employment"] = by_group(emp, "mean")
         agg["median_employment"] = by_group(emp, "median")
-    if "sales" in op.columns:
-        sales = pd.to_numeric(op["sales"], errors="coerce").clip(lower=0).to_numpy(dtype=float)
+    if "sales" in present:
+        sales = pd.to_numeric(column("sales"), errors="coerce").clip(lower=0).to_numpy(dtype=float)
         ok = np.isfinite(sales)
         total = np.bincount(gid[ok], weights=sales[ok], minlength=len(index))
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -273,16 +296,17 @@ def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
         agg["cr4"] = np.where(positive, cr4, np.nan)
         agg["hhi"] = np.where(positive, hhi, np.nan)
     for item in INNOVATION_ITEMS:
-        if item in op.columns:
-            agg[f"share_{item}"] = by_group(op[item].astype("float64"), "mean")
-    export_cols = [c for c in ("export_share", "indirect_export_share") if c in op.columns]
+        if item in present:
+            agg[f"share_{item}"] = by_group(column(item).astype("float64"), "mean")
+    export_cols = [c for c in ("export_share", "indirect_export_share") if c in present]
     if export_cols:
-        exp = sum(pd.to_numeric(op[c], errors="coerce").fillna(0) for c in export_cols)
-        answered = pd.concat([op[c].notna() for c in export_cols], axis=1).any(axis=1)
+        exp = sum(pd.to_numeric(column(c), errors="coerce").fillna(0) for c in export_cols)
+        answered = np.logical_or.reduce([column(c).notna().to_numpy() for c in export_cols])
         agg["share_exporter"] = by_group((exp > 0).astype(float).where(answered), "mean")
-    if "parts_market_share" in op.columns:
-        agg["mean_parts_market_share"] = by_group(pd.to_numeric(op["parts_market_share"], errors="coerce"), "mean")
+    if "parts_market_share" in present:
+        agg["mean_parts_market_share"] = by_group(pd.to_numeric(column("parts_market_share"), errors="coerce"), "mean")
     if panel.manager is not None and "schooling_years" in panel.manager.columns:
+        op = pd.DataFrame({"enterprise_id": column("enterprise_id"), "year": column("year")}, copy=False)
         agg["mean_schooling"] = by_group(manager_schooling_by_year(panel, op), "mean")
     agg = agg.reset_index()
     existing = panel.cluster_year
