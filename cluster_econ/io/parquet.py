@@ -14,6 +14,7 @@ the same Panel: no timestamps, no pandas index.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -34,21 +35,31 @@ MANIFEST = "manifest.json"
 atomic_write_bytes = atomic_write
 
 
-def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+def _write_parquet(df: pd.DataFrame, path: Path) -> str:
+    """Write one table atomically; returns the SHA-256 of the bytes written."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    df = df.reset_index(drop=True)
+    # the index is never stored (preserve_index=False), so it is left as it is rather than copying
+    # the table to reset it; only columns that change are replaced, on a shallow copy
+    fixed = {}
     # object columns of mixed types (raw source columns) are stored as text so Arrow accepts them
     for c in df.columns:
         if df[c].dtype == object:
             inferred = pd.api.types.infer_dtype(df[c], skipna=True)
             if inferred not in ("string", "empty", "boolean"):
-                df[c] = df[c].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+                fixed[c] = df[c].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    if fixed:
+        df = df.copy(deep=False)
+        for c, values in fixed.items():
+            df[c] = values
     table = pa.Table.from_pandas(df, preserve_index=False)
     buffer = pa.BufferOutputStream()
     pq.write_table(table, buffer, compression="snappy")
-    atomic_write(path, buffer.getvalue().to_pybytes())
+    payload = buffer.getvalue()
+    del table, buffer
+    atomic_write(path, payload)
+    return hashlib.sha256(memoryview(payload)).hexdigest()
 
 
 def _jsonable(obj: Any) -> Any:
@@ -78,14 +89,13 @@ def write_panel(panel: Any, directory: str | Path) -> str:
         if df is None:
             continue
         path = out / f"{name}.parquet"
-        _write_parquet(df, path)
-        files[f"{name}.parquet"] = {"table": name, "rows": len(df), "sha256": file_sha256(path)}
-    _write_parquet(panel.audit, out / "audit.parquet")
-    files["audit.parquet"] = {"table": "audit", "rows": len(panel.audit), "sha256": file_sha256(out / "audit.parquet")}
+        files[f"{name}.parquet"] = {"table": name, "rows": len(df), "sha256": _write_parquet(df, path)}
+    audit_hash = _write_parquet(panel.audit, out / "audit.parquet")
+    files["audit.parquet"] = {"table": "audit", "rows": len(panel.audit), "sha256": audit_hash}
     for name, df in sorted(panel.rejects.items()):
         path = out / "rejects" / f"{name}.parquet"
-        _write_parquet(df, path)
-        files[f"rejects/{name}.parquet"] = {"table": f"rejects/{name}", "rows": len(df), "sha256": file_sha256(path)}
+        digest = _write_parquet(df, path)
+        files[f"rejects/{name}.parquet"] = {"table": f"rejects/{name}", "rows": len(df), "sha256": digest}
     manifest = {
         "format": "cluster_econ panel",
         "schema_version": schema.SCHEMA_VERSION,

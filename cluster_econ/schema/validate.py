@@ -248,8 +248,14 @@ def _check_table(name: str, df: pd.DataFrame, col: _Collector) -> pd.DataFrame:
     # primary key
     pk = [k for k in ts.primary_key if k in df.columns]
     if pk and len(pk) == len(ts.primary_key) and len(df):
-        dup = df.duplicated(pk, keep=False).to_numpy()
-        later = df.duplicated(pk, keep="first").to_numpy()
+        # one integer per distinct key (missing values equal each other, as in DataFrame.duplicated)
+        key = pd.factorize(df[pk[0]], use_na_sentinel=False)[0].astype(np.int64)
+        for k in pk[1:]:
+            more, uniques = pd.factorize(df[k], use_na_sentinel=False)
+            key = pd.factorize(key * (len(uniques) + 1) + more)[0].astype(np.int64)
+        keys = pd.Series(key)
+        dup = keys.duplicated(keep=False).to_numpy()
+        later = keys.duplicated(keep="first").to_numpy()
         if dup.any():
             keyvals = df[pk].astype(str).agg("/".join, axis=1)
             col.add(name, df, "+".join(pk), "primaryKey: duplicate key", dup, values=keyvals, reject=False)
