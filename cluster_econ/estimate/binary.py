@@ -34,8 +34,8 @@ sums the scores within clusters first. The small-sample multiplier follows ``ssc
 ``"fixest"`` (``n/(n-k)`` robust, ``G/(G-1)(n-1)/(n-k)`` clustered) or ``"none"``. The LPM is
 OLS and takes its covariance from the shared ``covariance`` module (so ``"HC3"``, two-way
 ``{"CRV1": "firm+year"}`` and the presets mean exactly what they mean for ``feols``). The sandwich
-for the score-based models is written here (``mest_vcov``) because the shared ``covariance``
-module works on residuals of linear models; ``censored`` and ``survival`` reuse it.
+for the score-based models (``mest_vcov``) lives beside it in the shared ``covariance`` module;
+``censored`` and ``survival`` use it too.
 """
 
 from __future__ import annotations
@@ -50,12 +50,12 @@ from scipy import stats
 
 from cluster_econ._version import __version__
 from cluster_econ.errors import EstimationError
+from cluster_econ.estimate.covariance import mest_vcov
 from cluster_econ.estimate.result import Audit, Result, VcovInfo, data_hash
 
 __all__ = ["cloglog", "conditional_logit", "cre_probit", "logit", "lpm", "marginal_effects", "probit"]
 
 ENGINE_OWN = f"cluster_econ {__version__}"
-SSC_PRESETS = ("stata", "fixest", "none")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,51 +94,6 @@ def parse_vcov(vcov: Any) -> tuple[str, str | None]:
             raise EstimationError(f"vcov {vcov!r}: the cluster must be a column name")
         return "CRV1", col
     raise EstimationError(f"vcov {vcov!r} is not understood: use 'iid', 'HC1' or {{'CRV1': 'firm'}}")
-
-
-def mest_vcov(bread: np.ndarray, scores: np.ndarray | None, kind: str, clusters: Any = None,
-              ssc: str = "stata", cluster_var: str | None = None) -> tuple[np.ndarray, VcovInfo]:
-    """Covariance of an M-estimator from its bread (inverse negative Hessian) and per-row scores.
-
-    Parameters
-    ----------
-    bread : (k, k) array
-        ``(-H)^{-1}`` with ``H`` the Hessian of the objective summed over rows.
-    scores : (n, k) array
-        Per-row contributions to the gradient at the estimate (``None`` for ``OIM``).
-    kind : {"OIM", "HC1", "CRV1"}
-    clusters : array of length n, for ``CRV1``.
-    ssc : {"stata", "fixest", "none"}
-        Small-sample multiplier (see the module docstring).
-    """
-    if ssc not in SSC_PRESETS:
-        raise EstimationError(f"ssc {ssc!r} is not a preset: use one of {', '.join(SSC_PRESETS)}")
-    k = bread.shape[0]
-    if kind == "OIM":
-        return bread, VcovInfo(type="OIM", ssc="none", details={"multiplier": 1.0})
-    assert scores is not None
-    n = scores.shape[0]
-    if kind == "HC1":
-        meat = scores.T @ scores
-        mult = {"stata": n / (n - 1), "fixest": n / (n - k), "none": 1.0}[ssc]
-        info = VcovInfo(type="HC1", ssc=ssc, details={"multiplier": mult})
-    elif kind == "CRV1":
-        codes, uniq = pd.factorize(pd.Series(clusters), sort=True)
-        G = len(uniq)
-        if G < 2:
-            raise EstimationError(f"cannot cluster on {cluster_var!r}: the estimation sample has "
-                                  f"{G} cluster")
-        Sg = np.zeros((G, k))
-        np.add.at(Sg, codes, scores)
-        meat = Sg.T @ Sg
-        gfac = G / (G - 1)
-        nk = (n - 1) / (n - k)
-        mult = {"stata": gfac, "fixest": gfac * nk, "none": 1.0}[ssc]
-        info = VcovInfo(type="CRV1", ssc=ssc, cluster_vars=(cluster_var or "cluster",),
-                        n_clusters=(G,), details={"multiplier": mult})
-    else:
-        raise EstimationError(f"unknown covariance kind {kind!r}")
-    return mult * bread @ meat @ bread, info
 
 
 def first_rows(mask: np.ndarray, index: pd.Index, limit: int = 5) -> str:

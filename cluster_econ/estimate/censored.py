@@ -34,10 +34,10 @@ from cluster_econ.estimate.binary import (
     ENGINE_OWN,
     drop_collinear,
     frame,
-    mest_vcov,
     parse_vcov,
     sm_engine,
 )
+from cluster_econ.estimate.covariance import mest_vcov
 from cluster_econ.estimate.result import Audit, Result, data_hash
 
 __all__ = ["ordered_probit", "tobit"]

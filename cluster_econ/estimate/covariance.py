@@ -59,7 +59,7 @@ import pandas as pd
 from cluster_econ.errors import EstimationError
 from cluster_econ.estimate.result import VcovInfo
 
-__all__ = ["SSC_PRESETS", "CovInputs", "cluster_codes", "compute_vcov", "parse_vcov"]
+__all__ = ["SSC_PRESETS", "CovInputs", "cluster_codes", "compute_vcov", "mest_vcov", "parse_vcov"]
 
 SSC_PRESETS = ("stata", "fixest", "none")
 _KINDS = ("iid", "HC1", "HC3", "CRV1", "CRV3")
@@ -271,3 +271,49 @@ def compute_vcov(inp: CovInputs, kind: str, clusters: Sequence[np.ndarray] = (),
     info = VcovInfo(type=kind, ssc=ssc, cluster_vars=tuple(cluster_names), n_clusters=tuple(Gs),
                     df_resid=float(G - 1), details=details)
     return V, info
+
+
+def mest_vcov(bread: np.ndarray, scores: np.ndarray | None, kind: str, clusters: Any = None,
+              ssc: str = "stata", cluster_var: str | None = None) -> tuple[np.ndarray, VcovInfo]:
+    """Covariance of an M-estimator (maximum likelihood, Cox partial likelihood, Tobit) from its
+    bread (inverse negative Hessian) and per-row scores.
+
+    Parameters
+    ----------
+    bread : (k, k) array
+        ``(-H)^{-1}`` with ``H`` the Hessian of the objective summed over rows.
+    scores : (n, k) array
+        Per-row contributions to the gradient at the estimate (``None`` for ``OIM``).
+    kind : {"OIM", "HC1", "CRV1"}
+    clusters : array of length n, for ``CRV1``.
+    ssc : {"stata", "fixest", "none"}
+        Small-sample multiplier (see the module docstring).
+    """
+    if ssc not in SSC_PRESETS:
+        raise EstimationError(f"ssc {ssc!r} is not a preset: use one of {', '.join(SSC_PRESETS)}")
+    k = bread.shape[0]
+    if kind == "OIM":
+        return bread, VcovInfo(type="OIM", ssc="none", details={"multiplier": 1.0})
+    assert scores is not None
+    n = scores.shape[0]
+    if kind == "HC1":
+        meat = scores.T @ scores
+        mult = {"stata": n / (n - 1), "fixest": n / (n - k), "none": 1.0}[ssc]
+        info = VcovInfo(type="HC1", ssc=ssc, details={"multiplier": mult})
+    elif kind == "CRV1":
+        codes, uniq = pd.factorize(pd.Series(clusters), sort=True)
+        G = len(uniq)
+        if G < 2:
+            raise EstimationError(f"cannot cluster on {cluster_var!r}: the estimation sample has "
+                                  f"{G} cluster")
+        Sg = np.zeros((G, k))
+        np.add.at(Sg, codes, scores)
+        meat = Sg.T @ Sg
+        gfac = G / (G - 1)
+        nk = (n - 1) / (n - k)
+        mult = {"stata": gfac, "fixest": gfac * nk, "none": 1.0}[ssc]
+        info = VcovInfo(type="CRV1", ssc=ssc, cluster_vars=(cluster_var or "cluster",),
+                        n_clusters=(G,), details={"multiplier": mult})
+    else:
+        raise EstimationError(f"unknown covariance kind {kind!r}")
+    return mult * bread @ meat @ bread, info

@@ -279,7 +279,8 @@ def cox(formula: str, data: Any, event: str, entry: str | None = None,
     baseline hazard at ``x = 0`` per stratum and event time (columns: strata, time, events,
     hazard, cumhaz), Efron-adjusted for ties as R's ``basehaz(fit, centered=FALSE)``.
     """
-    from cluster_econ.estimate.binary import ENGINE_OWN, drop_collinear, first_rows, frame, mest_vcov, parse_vcov
+    from cluster_econ.estimate.binary import ENGINE_OWN, drop_collinear, first_rows, frame, parse_vcov
+    from cluster_econ.estimate.covariance import mest_vcov
     kind, cl = parse_vcov(vcov)
     strata_cols = _as_list(strata)
     extra = [event, *([entry] if entry else []), *strata_cols, *([cl] if cl else [])]
