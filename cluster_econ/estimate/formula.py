@@ -499,12 +499,13 @@ def term_variables(term: str) -> list[str]:
     return out
 
 
-def _split_top(text: str, sep: str) -> list[str]:
+def split_top_level(text: str, sep: str) -> list[str]:
+    """Split on ``sep`` outside parentheses, brackets and braces."""
     parts, depth, cur = [], 0, []
     for ch in text:
-        if ch == "(":
+        if ch in "([{":
             depth += 1
-        elif ch == ")":
+        elif ch in ")]}":
             depth -= 1
         if ch == sep and depth == 0:
             parts.append("".join(cur))
@@ -569,11 +570,11 @@ def parse_formula(text: str) -> FormulaSpec:
     if len(text) > 10_000:
         raise FormulaError("formula longer than 10,000 characters")
     _tokenize(text)  # reject disallowed characters early, with position
-    parts = _split_top(text, "|")
+    parts = split_top_level(text, "|")
     if len(parts) > 3:
         raise FormulaError(f"formula {text!r}: at most three parts separated by '|' "
                            "(exog | fixed effects | endog ~ instruments)")
-    main = _split_top(parts[0], "~")
+    main = split_top_level(parts[0], "~")
     if len(main) != 2:
         raise FormulaError(f"formula {text!r}: the first part must be 'y ~ regressors'")
     fe_text, iv_text = None, None
@@ -604,7 +605,7 @@ def parse_formula(text: str) -> FormulaSpec:
     endog: tuple[str, ...] = ()
     instr: tuple[str, ...] = ()
     if iv_text is not None:
-        iv = _split_top(iv_text, "~")
+        iv = split_top_level(iv_text, "~")
         if len(iv) != 2:
             raise FormulaError(f"formula {text!r}: the IV part must be 'endog ~ instruments'")
         e_terms, e_icpt = _parse_side(iv[0], text)

@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from functools import cache
 
+from cluster_econ.estimate.formula import split_top_level
+
 INTERCEPT_NAMES = frozenset({"Intercept", "(Intercept)", "const", "_cons", "intercept"})
 
 
@@ -44,23 +46,6 @@ def pretty_level(level: str) -> str:
     return level
 
 
-def _split_top(text: str, sep: str) -> list[str]:
-    """Split on ``sep`` outside brackets and parentheses."""
-    parts, depth, cur = [], 0, []
-    for ch in text:
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        if ch == sep and depth == 0:
-            parts.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    parts.append("".join(cur))
-    return parts
-
-
 _CATEGORICAL = re.compile(r"^(?:C\()?([A-Za-z_][\w.]*)(?:,[^)]*)?\)?\[(?:T\.)?(.+)\]$")
 _FUNCTION = re.compile(r"^([A-Za-z_][\w.]*)\(([A-Za-z_]\w*)\)$")
 
@@ -80,7 +65,7 @@ def label_term(term: str, user: Mapping[str, str] | None = None) -> str:
     if term in INTERCEPT_NAMES:
         return "Constant"
     for sep in (":", "^"):
-        parts = _split_top(term, sep)
+        parts = split_top_level(term, sep)
         if len(parts) > 1 and all(parts):
             return " × ".join(label_term(p.strip(), user) for p in parts)
     m = _CATEGORICAL.match(term)
