@@ -648,7 +648,7 @@ def normalize(
     Panel
         Typed, validated tables; ``panel.audit`` accounts for every source row.
     """
-    from cluster_econ.schema.validate import validate
+    from cluster_econ.schema.validate import _validate
 
     if mode not in ("strict", "quarantine"):
         raise ValueError("mode must be 'strict' or 'quarantine'")
@@ -729,7 +729,7 @@ def normalize(
                 rejects[table] = rej
         tables[table] = _fresh_index(df)
     if defl_df is not None:
-        tables["deflator"] = defl_df
+        tables["deflator"] = defl_df.copy()  # validation may reuse its columns: never the caller's frame
     for table, df in tables.items():
         if "_source" in df.columns:
             for src, n in df["_source"].value_counts().sort_index().items():
@@ -745,7 +745,11 @@ def normalize(
         "label": ", ".join(s["file"] for s in sources_meta),
     }
     panel = Panel(tables, pd.DataFrame(audit), rejects, metadata)
-    report = validate(panel, mode=mode)
+    # nothing else holds the untyped tables: drop the references so that memory is freed as the
+    # validation replaces them, and let it reuse the columns that already have their type
+    del tables, pieces, dfs, df, wide, source
+    report = _validate(panel, mode=mode, share=True)
+    del panel
     panel = report.panel
     if cluster_year and panel.has_column("enterprise", "cluster_id"):
         panel = panel.with_cluster_year()

@@ -14,8 +14,9 @@ the same Panel: no timestamps, no pandas index.
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from cluster_econ.io.atomic import atomic_write
 from cluster_econ.io.readers import file_sha256
 
 MANIFEST = "manifest.json"
+_COUNTER = itertools.count()
 
 
 # the name other modules use for byte payloads
@@ -38,7 +40,6 @@ atomic_write_bytes = atomic_write
 def _write_parquet(df: pd.DataFrame, path: Path) -> str:
     """Write one table atomically; returns the SHA-256 of the bytes written."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     # the index is never stored (preserve_index=False), so it is left as it is rather than copying
     # the table to reset it; only columns that change are replaced, on a shallow copy
@@ -54,12 +55,37 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> str:
         for c, values in fixed.items():
             df[c] = values
     table = pa.Table.from_pandas(df, preserve_index=False)
-    buffer = pa.BufferOutputStream()
-    pq.write_table(table, buffer, compression="snappy")
-    payload = buffer.getvalue()
-    del table, buffer
-    atomic_write(path, payload)
-    return hashlib.sha256(memoryview(payload)).hexdigest()
+    return _write_table_atomic(table, path)
+
+
+def _write_table_atomic(table: Any, path: Path) -> str:
+    """Stream an Arrow table to a temporary file beside ``path``, then rename it over ``path``.
+
+    The same contract as :func:`cluster_econ.io.atomic.atomic_write` (temporary name from the
+    process id and a counter, fsync, ``os.replace``), but pyarrow writes the file itself, so the
+    encoded table is never held in memory twice (buffer, then bytes). Returns the file's SHA-256.
+    """
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_COUNTER)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        except FileExistsError:
+            continue
+        break
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pq.write_table(table, fh, compression="snappy")
+            fh.flush()
+            os.fsync(fh.fileno())
+        digest = file_sha256(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return digest
 
 
 def _jsonable(obj: Any) -> Any:

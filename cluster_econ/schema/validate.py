@@ -150,15 +150,16 @@ def _per_distinct(series: pd.Series, fn: Any) -> pd.Series:
     return pd.Series(values[codes], index=series.index, dtype=object)
 
 
-def _cast_column(series: pd.Series, ftype: str) -> tuple[pd.Series, np.ndarray]:
-    """Cast to the schema type; return the cast series and a mask of values that failed."""
+def _cast_column(series: pd.Series, ftype: str, share: bool = False) -> tuple[pd.Series, np.ndarray]:
+    """Cast to the schema type; return the cast series and a mask of values that failed. With
+    ``share``, a column that already has the type is returned as it is, not copied."""
     notna = series.notna().to_numpy()
     none = np.zeros(len(series), bool)
     if ftype in ("number", "integer"):
         if pd.api.types.is_bool_dtype(series.dtype):
             num = series.astype("float64")
         elif pd.api.types.is_numeric_dtype(series.dtype):
-            num = pd.to_numeric(series, errors="coerce").astype("float64")
+            num = pd.to_numeric(series, errors="coerce").astype("float64", copy=not share)
         else:
             stripped = series.astype("string").str.strip() if series.dtype == object else series
             num = pd.to_numeric(stripped, errors="coerce").astype("float64")
@@ -199,7 +200,7 @@ def _cast_column(series: pd.Series, ftype: str) -> tuple[pd.Series, np.ndarray]:
     return out, none
 
 
-def _check_table(name: str, df: pd.DataFrame, col: _Collector) -> pd.DataFrame:
+def _check_table(name: str, df: pd.DataFrame, col: _Collector, share: bool = False) -> pd.DataFrame:
     ts = schema.load(name)
     # a new frame sharing the columns: each checked column is replaced by its cast, never written into
     df = df.copy(deep=False)
@@ -212,7 +213,7 @@ def _check_table(name: str, df: pd.DataFrame, col: _Collector) -> pd.DataFrame:
                     col.violations.append(Violation(name, f.name, "required column is missing", 0, (), ()))
             continue
         raw = df[f.name]
-        cast, bad = _cast_column(raw, f.type)
+        cast, bad = _cast_column(raw, f.type, share)
         col.add(name, df, f.name, f"type: not a valid {f.type}", bad, values=raw)
         df[f.name] = cast
         c = f.constraints
@@ -354,6 +355,12 @@ def validate(panel_or_dir: Panel | str | Path, mode: str = "strict") -> Validati
     SchemaError
         In strict mode, if there is any violation; the message lists all of them.
     """
+    return _validate(panel_or_dir, mode)
+
+
+def _validate(panel_or_dir: Panel | str | Path, mode: str = "strict", share: bool = False) -> ValidationReport:
+    """:func:`validate`; with ``share`` (for a panel nobody else holds, as in ``normalize``) the typed
+    tables reuse the input's columns that already have their type instead of copying them."""
     from cluster_econ.panel import Panel, read_panel
 
     if mode not in MODES:
@@ -365,7 +372,7 @@ def validate(panel_or_dir: Panel | str | Path, mode: str = "strict") -> Validati
         df = panel.get(name)
         if df is None:
             continue
-        typed[name] = _check_table(name, df, col)
+        typed[name] = _check_table(name, df, col, share)
     # rows rejected so far, then foreign keys against the kept parents (cascade)
     keep = {n: ~col.bad.get(n, np.zeros(len(df), bool)) for n, df in typed.items()}
     _check_foreign_keys(typed, col, keep if mode == "quarantine" else {})
