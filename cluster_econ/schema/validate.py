@@ -155,6 +155,15 @@ def _cast_column(series: pd.Series, ftype: str, share: bool = False) -> tuple[pd
     ``share``, a column that already has the type is returned as it is, not copied."""
     notna = series.notna().to_numpy()
     none = np.zeros(len(series), bool)
+    if (
+        ftype == "integer"
+        and isinstance(series.dtype, np.dtype)
+        and series.dtype.kind in "iu"
+        and series.dtype.itemsize <= 4
+    ):
+        # small machine integers are exact in float64, so the float route below gives these same values
+        values = series.to_numpy().astype(np.int64)
+        return pd.Series(pd.arrays.IntegerArray(values, np.zeros(len(values), bool)), index=series.index), none
     if ftype in ("number", "integer"):
         if pd.api.types.is_bool_dtype(series.dtype):
             num = series.astype("float64")
