@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 from pathlib import Path
+from typing import Any
 
 _COUNTER = itertools.count()
 
@@ -43,3 +44,26 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def atomic_write_csv(frame: Any, path: str | os.PathLike[str], **to_csv: Any) -> Path:
+    """Write a DataFrame as UTF-8 CSV, atomically, with spreadsheet formulas neutralised.
+
+    Text cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
+    ``@``, a tab or a line break, and not a plain number) get a leading ``'``; numbers stay
+    numbers. Every CSV the package writes goes through here.
+    """
+    import pandas as pd
+
+    from cluster_econ.tables._escape import neutralise_cell
+
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
+            out[col] = out[col].map(
+                lambda v: v if v is None or (isinstance(v, float) and v != v) else neutralise_cell(v)
+            )
+    if isinstance(out.columns, pd.Index) and out.columns.dtype == object:
+        out.columns = [neutralise_cell(c) for c in out.columns]
+    to_csv.setdefault("index", False)
+    return atomic_write(path, out.to_csv(**to_csv))
