@@ -23,7 +23,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Result": ("cluster_econ.estimate.result", "Result"),
     "feols": ("cluster_econ.estimate", "feols"),
     "iv": ("cluster_econ.estimate", "iv"),
-    "panel": ("cluster_econ.estimate", "panel"),
+    "panel": ("cluster_econ.panel", None),  # callable: the panel-data estimator (see cluster_econ.panel)
     "hausman": ("cluster_econ.estimate", "hausman"),
     "logit": ("cluster_econ.estimate", "logit"),
     "probit": ("cluster_econ.estimate", "probit"),

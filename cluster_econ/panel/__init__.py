@@ -1,4 +1,15 @@
-"""The Panel container, derived variables, entry, exit and spin-off lineage."""
+"""The Panel container, derived variables, entry, exit and spin-off lineage.
+
+``cluster_econ.panel`` is also the panel-data estimator: ``ce.panel(formula, data, model="re")``
+calls :func:`cluster_econ.estimate.panel_models.panel`. Python binds this subpackage to the
+attribute ``cluster_econ.panel`` as soon as anything imports it, which would hide an estimator
+of the same name; making the package callable keeps both the package layout and the estimator's
+public name, whatever was imported first.
+"""
+
+import sys
+import types
+from typing import Any
 
 from cluster_econ.panel.container import Panel
 
@@ -9,5 +20,14 @@ def read_panel(directory: str) -> Panel:
 
     return _read(directory)
 
+
+class _CallablePackage(types.ModuleType):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from cluster_econ.estimate.panel_models import panel
+
+        return panel(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
 
 __all__ = ["Panel", "read_panel"]

@@ -158,3 +158,14 @@ def test_re_with_time_dummies_matches_linearmodels():
     np.testing.assert_allclose(ours.params.to_numpy(), peer.params.to_numpy(), rtol=1e-6)
     np.testing.assert_allclose(ours.bse.to_numpy(), peer.std_errors.to_numpy(), rtol=1e-6)
     assert ours.stats["sigma2_u"] == pytest.approx(peer.variance_decomposition["Effects"], rel=1e-6)
+
+
+def test_ce_panel_is_the_estimator_whatever_was_imported_first(grunfeld):
+    """``cluster_econ.panel`` is a subpackage too; ``ce.panel(...)`` must still estimate."""
+    import cluster_econ as ce
+
+    ce.datasets.demo()  # imports the cluster_econ.panel subpackage
+    assert isinstance(ce.Panel, type)
+    via_ce = ce.panel(FML, grunfeld, model="re", entity="firm")
+    direct = panel(FML, grunfeld, model="re", entity="firm")
+    pd.testing.assert_series_equal(via_ce.params, direct.params)
