@@ -99,7 +99,7 @@ def _csum(M: np.ndarray, codes: np.ndarray, G: int) -> np.ndarray:
 
 
 def wild_bootstrap(result_or_formula: Any, data: Any, param: str, cluster: str | None = None, B: int = 9999,
-                   weights: str = "rademacher", impose_null: bool = True, seed: int | None = None,
+                   weights: str = "rademacher", impose_null: bool = True, seed: int | None = 0,
                    level: float = 0.95, fe: str | Sequence[str] | None = None, null: float = 0.0,
                    rng: np.random.Generator | None = None, ci: bool = True) -> WildBootstrapResult:
     """Wild cluster bootstrap test of ``param = null`` and confidence interval by test inversion.
@@ -120,7 +120,9 @@ def wild_bootstrap(result_or_formula: Any, data: Any, param: str, cluster: str |
     weights : ``"rademacher"`` or ``"webb"``.
     impose_null : bool
         True for WCR (restricted residuals; the recommended default), False for WCU.
-    seed, rng : seed of a new ``numpy.random.Generator``, or a Generator.
+    seed, rng : seed of a new ``numpy.random.Generator`` (default 0, so that the same call gives the
+        same p-value and interval; pass another seed to check Monte Carlo variation), or a
+        Generator. ``seed=None`` draws fresh entropy and is not reproducible.
     level : confidence level of the interval.
     fe : str or list, optional
         Extra fixed effects to absorb (``"firm+year"``), added to the formula's own.
