@@ -357,3 +357,20 @@ def test_cre_probit_against_statsmodels() -> None:
     assert res.vcov_info.cluster_vars == ("firm",) and res.groups == {"firm": 800}
     ame = marginal_effects(res, df)
     assert set(ame.params.index) == {"x1", "x2", "z"}
+
+
+def test_lpm_with_fixed_effects_counts_them_as_feols_does():
+    """LPM with absorbed firm effects and CRV1 by firm (nested FE not counted; ssc="fixest"
+    and "stata" agree here): equal to pyfixest's feols."""
+    pf = pytest.importorskip("pyfixest")
+    rng = np.random.default_rng(1)
+    n = 800
+    df = pd.DataFrame({"firm": np.repeat(np.arange(40), 20), "x": rng.normal(size=n)})
+    df["y"] = (rng.random(n) < 0.3 + 0.1 * (df["x"] > 0)).astype(float)
+    ours = lpm("y ~ x | firm", df, vcov={"CRV1": "firm"}, ssc="fixest")
+    peer = pf.feols("y ~ x | firm", df, vcov={"CRV1": "firm"})
+    assert ours.model == "lpm"
+    assert ours.params["x"] == pytest.approx(peer.coef()["x"], rel=1e-8)
+    assert ours.bse["x"] == pytest.approx(peer.se()["x"], rel=1e-6)
+    with pytest.raises(EstimationError, match="must be 0/1"):
+        lpm("x ~ y | firm", df)

@@ -497,9 +497,25 @@ def lpm(formula: str, data: Any, vcov: Any = "HC1", ssc: str = "stata") -> Resul
     The default covariance is heteroskedasticity-robust (``HC1``) because the errors of a linear
     probability model are heteroskedastic by construction. ``vcov`` accepts everything the shared
     ``covariance`` module does for OLS: ``"iid"``, ``"HC1"``, ``"HC3"``, ``{"CRV1": "firm"}``,
-    ``{"CRV1": "firm+year"}``. Fixed effects after ``|`` enter as dummies.
+    ``{"CRV1": "firm+year"}``. Fixed effects after ``|`` are absorbed by :func:`feols`, so the
+    small-sample presets count them exactly as they do there (fixed effects nested in the clusters
+    are not counted).
     """
-    return _index_model(formula, data, "identity", vcov, ssc, "lpm")
+    from cluster_econ.estimate.formula import as_frame, parse_formula
+
+    spec = parse_formula(formula)
+    if not spec.fixed_effects:
+        return _index_model(formula, data, "identity", vcov, ssc, "lpm")
+    import dataclasses
+
+    from cluster_econ.estimate.linear import feols
+
+    frame_ = as_frame(data)
+    if spec.lhs in frame_.columns:
+        y = frame_[spec.lhs]
+        check_binary(y[y.notna()], spec.lhs)
+    res = feols(formula, frame_, vcov=vcov, ssc=ssc)
+    return dataclasses.replace(res, model="lpm")
 
 
 # ---------------------------------------------------------------------------------------------
