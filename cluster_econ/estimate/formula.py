@@ -805,6 +805,19 @@ def model_frame(spec: FormulaSpec | str, data: Any, extra: Sequence[str] = (),
     positions = np.flatnonzero(keep)
     sub = data if keep.all() else data.loc[keep, used + [v for v in extra if v not in used]]
     # numeric parts: evaluate, then drop non-finite
+    if spec.lhs in sub.columns and not (
+        pd.api.types.is_numeric_dtype(sub[spec.lhs].dtype) or pd.api.types.is_bool_dtype(sub[spec.lhs].dtype)
+    ):
+        as_num = pd.to_numeric(sub[spec.lhs], errors="coerce")
+        bad = as_num.isna().to_numpy()
+        if bad.any():
+            rows = [str(r) for r in sub.index[bad][:5]]
+            values = sorted({str(v) for v in sub[spec.lhs][bad]})[:5]
+            raise FormulaError(
+                f"the outcome {spec.lhs!r} must be numeric: {int(bad.sum())} row(s) are not numbers "
+                f"(rows {', '.join(rows)}; values {values})"
+            )
+        sub = sub.assign(**{spec.lhs: as_num})
     y = _term_columns(spec.lhs, sub)[spec.lhs]
     term_map: dict[str, list[str]] = {}
     X = _design(spec.rhs, sub, spec.intercept, term_map)

@@ -143,8 +143,16 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
         Xt, yt = Xb, yb
         cl_frame = mf.extra.groupby(ent, sort=True).first()
     elif model == "fd":
-        assert time is not None
-        t = pd.to_numeric(mf.extra[time], errors="coerce").to_numpy(dtype=float)
+        if time is None:
+            raise EstimationError("first differences need the time column: pass time=")
+        raw_t = mf.extra[time]
+        t = pd.to_numeric(raw_t, errors="coerce").to_numpy(dtype=float)
+        bad_t = np.isnan(t)
+        if bad_t.any():
+            rows = ", ".join(str(r) for r in raw_t.index[bad_t][:5])
+            values = sorted({str(v) for v in raw_t[bad_t]})[:5]
+            raise EstimationError(f"first differences: the time column {time!r} must be numeric periods; "
+                                  f"{int(bad_t.sum())} row(s) are not (rows {rows}; values {values})")
         order = np.lexsort((t, ent))
         e_s, t_s = ent[order], t[order]
         same = np.r_[False, e_s[1:] == e_s[:-1]]

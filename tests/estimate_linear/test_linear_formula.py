@@ -124,3 +124,12 @@ def test_extra_column_missing_reason(df):
 def test_interacted_fe_column(df):
     mf = model_frame("y ~ x | firm^year", df)
     assert mf.fe["firm^year"].nunique() == 12
+
+
+def test_text_outcome_is_a_clear_error():
+    df = pd.DataFrame({"y": ["1", "2", "3", "x", "5"], "x": [1.0, 2, 3, 4, 5]})
+    with pytest.raises(FormulaError, match=r"the outcome 'y' must be numeric: 1 row\(s\) .*rows 3; values \['x'\]"):
+        model_frame("y ~ x", df)
+    # numbers stored as text are fine
+    mf = model_frame("y ~ x", df.assign(y=["1", "2", "3", "4", "5.5"]))
+    assert mf.y.tolist() == [1.0, 2.0, 3.0, 4.0, 5.5]

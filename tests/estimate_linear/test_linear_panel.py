@@ -169,3 +169,10 @@ def test_ce_panel_is_the_estimator_whatever_was_imported_first(grunfeld):
     via_ce = ce.panel(FML, grunfeld, model="re", entity="firm")
     direct = panel(FML, grunfeld, model="re", entity="firm")
     pd.testing.assert_series_equal(via_ce.params, direct.params)
+
+
+def test_fd_with_text_periods_is_a_clear_error(grunfeld):
+    bad = grunfeld.astype({"year": object})
+    bad.loc[[5, 40], "year"] = "unknown"
+    with pytest.raises(EstimationError, match=r"time column 'year' must be numeric periods; 2 row\(s\)"):
+        panel(FML, bad, model="fd", entity="firm", time="year")
