@@ -58,7 +58,7 @@ import pandas as pd
 
 from cluster_econ._version import __version__
 from cluster_econ.errors import ConfigError
-from cluster_econ.report._util import atomic_write
+from cluster_econ.io.atomic import atomic_write
 
 __all__ = ["ReportSummary", "load_config", "run_report"]
 

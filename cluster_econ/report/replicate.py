@@ -284,7 +284,7 @@ def _checks_csv(outcome: ExhibitOutcome) -> str:
 
 def run_one(name: str, out: str | Path, root: str | Path | None = None) -> ExhibitOutcome:
     """Run one replication (see :func:`run`)."""
-    from cluster_econ.report._util import atomic_write
+    from cluster_econ.io.atomic import atomic_write
     from cluster_econ.report.exhibits import BUILDERS
 
     base = Path(root) if root is not None else replication_root()
@@ -341,7 +341,7 @@ def run(names: Sequence[str] | None = None, out: str | Path = "replication_outpu
         One per replication, in the order run. An exhibit that raises is an outcome with
         ``error`` set (a failure); one whose inputs are unavailable has ``skipped`` set.
     """
-    from cluster_econ.report._util import atomic_write
+    from cluster_econ.io.atomic import atomic_write
 
     chosen = list(names) if names else available(root)
     outcomes = [run_one(n, out, root) for n in chosen]
