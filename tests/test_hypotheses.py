@@ -338,6 +338,34 @@ def test_cli_bad_input_and_failures(tmp_path):
         hyp.unregister("ZY")
 
 
+def test_cli_csv_neutralises_spreadsheet_formulas(tmp_path):
+    """Text a runner reports (here a term named like a spreadsheet formula) is written to the CSV
+    outputs with a leading quote, and left as it is in the Parquet outputs."""
+    from cluster_econ.hypotheses.result import Outcome
+
+    evil = '=HYPERLINK("http://evil","x")'
+
+    def runner(spec, data):
+        check = Check(name=evil, description=evil, estimate=1.0, std_error=0.5, expected_sign=1, n=10)
+        row = {"phase": "all", "term": evil, "estimate": 1.0, "std_error": 0.5, "p_value": 0.05, "n": 10,
+               "model": "@SUM(A1:A9)"}
+        return Outcome(checks=[check], estimates=[row])
+
+    hyp.register(Proposition(id="ZX", title="formula", claim="none", runner=runner))
+    try:
+        args = _parser().parse_args(["test", "demo", "--hypotheses", "ZX", "--phases", "column",
+                                     "--out", str(tmp_path)])
+        assert args.func(args) == 0
+    finally:
+        hyp.unregister("ZX")
+    e = pd.read_csv(tmp_path / "estimates.csv")
+    assert list(e["term"]) == ["'" + evil] and list(e["model"]) == ["'@SUM(A1:A9)"]
+    text = (tmp_path / "estimates.csv").read_text() + (tmp_path / "verdicts.csv").read_text()
+    assert evil.replace('"', '""') in text and not any(
+        cell.startswith(("=", "@")) for line in text.splitlines() for cell in line.split(","))
+    assert list(pd.read_parquet(tmp_path / "estimates.parquet")["term"]) == [evil]
+
+
 # --- independent implementation ------------------------------------------------------------------
 def test_p4_logit_matches_statsmodels(family, prepared):
     """The P4 verdict model refitted with statsmodels' Logit on a design built here by hand:

@@ -79,6 +79,28 @@ def test_cli_phases_on_a_cluster_year_file(tmp_path, capsys) -> None:
     assert "phase transitions" in printed
 
 
+def test_cli_phases_csv_neutralises_spreadsheet_formulas(tmp_path) -> None:
+    """A cluster id that a spreadsheet would run as a formula comes out with a leading quote;
+    the Parquet output keeps the id as it is (it is data, not a spreadsheet)."""
+    from cluster_econ.phases.synthetic import synthetic_cluster_year
+    evil = '=HYPERLINK("http://evil","x")'
+    cy = synthetic_cluster_year([[("initiation", 4), ("quantity_expansion", 8),
+                                  ("quality_improvement", 8)]], seed=3)
+    cy["cluster_id"] = evil
+    src = tmp_path / "cy.parquet"
+    cy.drop(columns="phase").to_parquet(src, index=False)
+    for name in ("out.csv", "out.parquet"):
+        args = _parser().parse_args(["phases", str(src), "--out", str(tmp_path / name)])
+        assert args.func(args) == 0
+    text = (tmp_path / "out.csv").read_text()
+    assert "'" + evil.replace('"', '""') in text
+    assert not any(line.startswith("=") or ',=' in line for line in text.splitlines())
+    back = pd.read_csv(tmp_path / "out.csv")
+    assert (back["cluster_id"] == "'" + evil).all() and len(back) == len(cy)
+    assert (pd.read_parquet(tmp_path / "out.parquet")["cluster_id"] == evil).all()
+    assert not list(tmp_path.glob(".*tmp"))
+
+
 def test_cli_phases_bad_input(tmp_path) -> None:
     from cluster_econ.errors import InputError
     args = _parser().parse_args(["phases", str(tmp_path / "missing")])

@@ -67,7 +67,7 @@ def _load(source: str) -> Any:
 
 
 def _write(df: pd.DataFrame, out: Path, name: str) -> list[Path]:
-    from cluster_econ.io.parquet import atomic_write_bytes
+    from cluster_econ.io.atomic import atomic_write, atomic_write_csv
 
     df = df.copy()
     for c in df.columns:
@@ -75,8 +75,9 @@ def _write(df: pd.DataFrame, out: Path, name: str) -> list[Path]:
             df[c] = df[c].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
-    atomic_write_bytes(out / f"{name}.parquet", buf.getvalue())
-    atomic_write_bytes(out / f"{name}.csv", df.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    atomic_write(out / f"{name}.parquet", buf.getvalue())
+    # text cells a spreadsheet would run as formulas (ids, terms, messages) are neutralised
+    atomic_write_csv(df, out / f"{name}.csv", lineterminator="\n")
     return [out / f"{name}.parquet", out / f"{name}.csv"]
 
 

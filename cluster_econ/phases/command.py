@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -65,22 +63,23 @@ def _load(source: str) -> Any:
 
 
 def _write(df: pd.DataFrame, out: str) -> None:
+    """Write the labelled table atomically: CSV with spreadsheet formulas neutralised, or Parquet
+    encoded in memory and renamed into place (:mod:`cluster_econ.io.atomic`)."""
+    from cluster_econ.io.atomic import atomic_write, atomic_write_csv
+
     path = Path(out)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
         raise InputError(f"--out {out}: use a .parquet or .csv file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".phases-", suffix=suffix, dir=str(path.parent))
-    os.close(fd)
-    try:
-        if suffix == ".csv":
-            df.to_csv(tmp, index=False)
-        else:
-            df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    if suffix == ".csv":
+        atomic_write_csv(df, path)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), sink)
+    atomic_write(path, sink.getvalue().to_pybytes())
 
 
 def run(args: argparse.Namespace) -> int:
