@@ -101,6 +101,16 @@ def test_cli_phases_csv_neutralises_spreadsheet_formulas(tmp_path) -> None:
     assert not list(tmp_path.glob(".*tmp"))
 
 
+@pytest.mark.parametrize("seed", ["-5", "1.5", "x"])
+def test_cli_phases_rejects_a_bad_seed(seed, capsys) -> None:
+    """A seed numpy cannot take is a usage error (exit 2, message naming --seed), not a traceback."""
+    with pytest.raises(SystemExit) as exc:
+        _parser().parse_args(["phases", "demo", "--method", "hmm", "--seed", seed])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--seed" in err and "non-negative integer" in err and "Traceback" not in err
+
+
 def test_cli_phases_bad_input(tmp_path) -> None:
     from cluster_econ.errors import InputError
     args = _parser().parse_args(["phases", str(tmp_path / "missing")])

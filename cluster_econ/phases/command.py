@@ -14,6 +14,17 @@ from cluster_econ.errors import InputError
 __all__ = ["register", "run"]
 
 
+def _seed(text: str) -> int:
+    """argparse type of ``--seed``: a non-negative integer (what numpy's generators accept)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
+    return value
+
+
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``phases`` subcommand to an argparse subparsers object."""
     p = subparsers.add_parser(
@@ -34,7 +45,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                         "left-to-right hidden Markov model")
     p.add_argument("--out", metavar="FILE",
                    help="write the labelled cluster_year table (.parquet or .csv)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the HMM's random starts")
+    p.add_argument("--seed", type=_seed, default=0,
+                   help="seed of the HMM's random starts (a non-negative integer)")
     p.set_defaults(func=run)
     return p
 
