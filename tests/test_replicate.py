@@ -110,6 +110,26 @@ def test_untampered_copy_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert lines[-1].startswith("1 exhibits, 30 checks: 30 passed, 0 failed")
 
 
+def test_csv_outputs_neutralise_spreadsheet_formulas(tmp_path: Path) -> None:
+    # checks.csv and summary.csv go through io.atomic.atomic_write_csv: text a spreadsheet would run
+    # as a formula gets a leading quote; plain numbers stay numbers
+    root = _copy(tmp_path, "baltagi_grunfeld")
+    exp = root / "baltagi_grunfeld" / "expected.yaml"
+    text = exp.read_text(encoding="utf-8")
+    first = "{name: OLS Intercept, value: pooled.Intercept.coef,"
+    assert first in text
+    exp.write_text(text.replace(first, '{name: "=HYPERLINK(\'http://x\')", value: pooled.Intercept.coef,', 1)
+                   .replace('source: "Baltagi', 'source: "@SUM(A1) Baltagi', 1), encoding="utf-8")
+    (o,) = run(["baltagi_grunfeld"], out=tmp_path / "out", root=root)
+    assert o.passed
+    checks = pd.read_csv(tmp_path / "out" / "baltagi_grunfeld" / "checks.csv", dtype=str, keep_default_na=False)
+    assert checks.loc[0, "check"] == "'=HYPERLINK('http://x')"
+    assert checks.loc[0, "source"].startswith("'@SUM(A1)")
+    assert not checks["check"].str.startswith(("=", "+", "@")).any()
+    assert checks.loc[0, "value"] == f"{o.checks[0].value:.6g}"  # a plain negative number: unchanged
+    assert not list((tmp_path / "out").rglob("*.tmp"))  # written atomically, no temporary left behind
+
+
 def test_invalid_expected_file_names_key_and_line(tmp_path: Path) -> None:
     root = _copy(tmp_path, "baltagi_grunfeld")
     exp = root / "baltagi_grunfeld" / "expected.yaml"

@@ -23,13 +23,12 @@ Each replication is a folder (installed as package data under ``cluster_econ/rep
 
 :func:`run` builds each exhibit, writes its tables (LaTeX, HTML, Markdown, CSV, Excel, Word) and
 figures (PNG, SVG) atomically under ``out/<name>/``, checks every expectation and returns one
-:class:`ExhibitOutcome` per replication.
+:class:`ExhibitOutcome` per replication. ``checks.csv`` and ``summary.csv`` go through
+:func:`cluster_econ.io.atomic.atomic_write_csv` (atomic, spreadsheet formulas neutralised).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -38,7 +37,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from cluster_econ.errors import ConfigError
+from cluster_econ.io.atomic import atomic_write_csv
 
 __all__ = ["CheckOutcome", "ExhibitOutcome", "available", "replication_root", "run"]
 
@@ -272,19 +274,18 @@ def _write_outputs(name: str, data: Any, cfg: Mapping[str, Any], folder: Path) -
     return files
 
 
-def _checks_csv(outcome: ExhibitOutcome) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(["exhibit", "check", "quantity", "value", "expected", "tolerance", "source", "passed", "note"])
-    for c in outcome.checks:
-        w.writerow([c.exhibit, c.name, c.quantity, _fmt(c.value), c.expected, c.tolerance, c.source,
-                    "yes" if c.passed else "no", c.note])
-    return buf.getvalue()
+_CHECK_COLUMNS = ["exhibit", "check", "quantity", "value", "expected", "tolerance", "source", "passed", "note"]
+
+
+def _checks_frame(outcome: ExhibitOutcome) -> pd.DataFrame:
+    """One row per check, every cell text (numbers as shown on the PASS/FAIL lines)."""
+    rows = [[c.exhibit, c.name, c.quantity, _fmt(c.value), c.expected, c.tolerance, c.source,
+             "yes" if c.passed else "no", c.note] for c in outcome.checks]
+    return pd.DataFrame(rows, columns=_CHECK_COLUMNS, dtype=object)
 
 
 def run_one(name: str, out: str | Path, root: str | Path | None = None) -> ExhibitOutcome:
     """Run one replication (see :func:`run`)."""
-    from cluster_econ.io.atomic import atomic_write
     from cluster_econ.report.exhibits import BUILDERS
 
     base = Path(root) if root is not None else replication_root()
@@ -316,7 +317,7 @@ def run_one(name: str, out: str | Path, root: str | Path | None = None) -> Exhib
         outcome.files = _write_outputs(name, data, cfg, target)
     except Exception as exc:
         outcome.error = f"writing outputs failed: {type(exc).__name__}: {exc}"
-    outcome.files.append(atomic_write(target / "checks.csv", _checks_csv(outcome)))
+    outcome.files.append(atomic_write_csv(_checks_frame(outcome), target / "checks.csv", lineterminator="\r\n"))
     outcome.seconds = time.perf_counter() - t0
     return outcome
 
@@ -341,15 +342,13 @@ def run(names: Sequence[str] | None = None, out: str | Path = "replication_outpu
         One per replication, in the order run. An exhibit that raises is an outcome with
         ``error`` set (a failure); one whose inputs are unavailable has ``skipped`` set.
     """
-    from cluster_econ.io.atomic import atomic_write
-
     chosen = list(names) if names else available(root)
     outcomes = [run_one(n, out, root) for n in chosen]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(["exhibit", "status", "checks", "failed", "seconds", "detail"])
+    rows = []
     for o in outcomes:
         status = "skipped" if o.skipped else ("pass" if o.passed else "fail")
-        w.writerow([o.name, status, len(o.checks), o.n_failed, f"{o.seconds:.2f}", o.error or o.skipped or ""])
-    atomic_write(Path(out) / "summary.csv", buf.getvalue())
+        rows.append([o.name, status, str(len(o.checks)), str(o.n_failed), f"{o.seconds:.2f}",
+                     o.error or o.skipped or ""])
+    summary = pd.DataFrame(rows, columns=["exhibit", "status", "checks", "failed", "seconds", "detail"], dtype=object)
+    atomic_write_csv(summary, Path(out) / "summary.csv", lineterminator="\r\n")
     return outcomes
