@@ -18,7 +18,7 @@ Definitions (used everywhere in the package):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -64,14 +64,15 @@ def _with_cluster(panel: Panel) -> pd.DataFrame:
     return ey.assign(cluster_id=_cluster_by_row(panel, ey))
 
 
-def _cluster_by_row(panel: Panel, ey: pd.DataFrame) -> pd.Series:
+def _cluster_by_row(panel: Panel, ey: pd.DataFrame, firm: tuple[np.ndarray, Any] | None = None) -> pd.Series:
     """Each enterprise-year's cluster, from the enterprise table (missing when the enterprise is not
-    there). Looked up once per enterprise, not once per row."""
+    there). Looked up once per enterprise, not once per row; ``firm`` is ``pd.factorize`` of
+    ``ey["enterprise_id"]`` when the caller has it."""
     ent = panel.enterprise
-    codes, firms = pd.factorize(ey["enterprise_id"])
+    codes, firms = pd.factorize(ey["enterprise_id"]) if firm is None else firm
     at = pd.Index(ent["enterprise_id"]).get_indexer(firms)
-    clusters = ent["cluster_id"].to_numpy(dtype=object)
-    per_firm = np.array([*(clusters[i] if i >= 0 else np.nan for i in at), np.nan], dtype=object)
+    clusters = np.append(ent["cluster_id"].to_numpy(dtype=object), np.nan)  # position -1: not found
+    per_firm = np.append(clusters[at], np.nan)  # position -1: a missing enterprise_id
     return pd.Series(per_firm[codes], index=ey.index, name="cluster_id")
 
 
@@ -81,12 +82,22 @@ def entry_exit(panel: Panel, ey: pd.DataFrame | None = None) -> pd.DataFrame:
     ``status`` is ``exited`` (true exit recorded), ``censored`` (observed in its cluster's last
     survey year) or ``attrited`` (stopped being observed without a recorded exit).
     """
-    ey = _with_cluster(panel) if ey is None else ey
+    return _entry_exit(panel, _with_cluster(panel) if ey is None else ey)
+
+
+def _entry_exit(
+    panel: Panel,
+    ey: pd.DataFrame,
+    firm: tuple[np.ndarray, Any] | None = None,
+    cluster: tuple[np.ndarray, Any] | None = None,
+) -> pd.DataFrame:
+    """:func:`entry_exit`; ``firm`` and ``cluster`` are ``pd.factorize`` of ``ey``'s enterprise_id and
+    cluster_id when the caller has them."""
     ent = panel.enterprise.set_index("enterprise_id")
     years = pd.to_numeric(ey["year"]).to_numpy(dtype=float)
     # group on integer codes: much faster than on the text ids at a million rows
-    codes, firm_ids = pd.factorize(ey["enterprise_id"])
-    ccodes, cluster_ids = pd.factorize(ey["cluster_id"])
+    codes, firm_ids = pd.factorize(ey["enterprise_id"]) if firm is None else firm
+    ccodes, cluster_ids = pd.factorize(ey["cluster_id"]) if cluster is None else cluster
     by_firm = pd.Series(years).groupby(codes).agg(["min", "max", "size"])
     out = pd.DataFrame(
         {
@@ -231,7 +242,12 @@ def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
     """Cluster-year aggregates of enterprise_year, merged with existing cluster-level columns."""
     full = panel.enterprise_year
     year_all = pd.to_numeric(full["year"]).astype("int64")
-    cluster_all = full["cluster_id"] if "cluster_id" in full.columns else _cluster_by_row(panel, full)
+    # the text ids are hashed once each; every grouping below works on these integer codes
+    firm = pd.factorize(full["enterprise_id"])
+    cluster_all = full["cluster_id"] if "cluster_id" in full.columns else _cluster_by_row(panel, full, firm)
+    cluster = pd.factorize(cluster_all)
+    sorted_codes, sorted_clusters = pd.factorize(cluster[1], sort=True)
+    ccode_all = np.where(cluster[0] >= 0, sorted_codes[cluster[0]], -1)
     # the columns entry and exit need, as a frame that shares them (no copy of the table)
     light = {"enterprise_id": full["enterprise_id"], "year": year_all, "cluster_id": cluster_all}
     if "exit" in full.columns:
@@ -248,7 +264,8 @@ def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
     present = set(full.columns)
     keys = ["cluster_id", "year"]
     # one integer code per cluster-year, computed once and reused by every aggregate
-    ccode, clusters = pd.factorize(column("cluster_id"), sort=True)
+    # as pd.factorize(column("cluster_id"), sort=True), from the codes above
+    ccode, clusters = (ccode_all if every else ccode_all[operating]), sorted_clusters
     year = column("year").to_numpy()
     y0 = int(year.min()) if len(year) else 0
     span = int(year.max()) - y0 + 1 if len(year) else 1
@@ -263,7 +280,7 @@ def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
 
     agg = pd.DataFrame({"n_firms": np.bincount(gid, minlength=len(index))}, index=index)
     # entries and exits, each counted in the first cluster-year at or after it happened
-    ee = entry_exit(panel, ey)
+    ee = _entry_exit(panel, ey, firm, cluster)
     agg["n_entries"] = _count_events(ee, "entry_year", agg.index)
     agg["n_exits"] = _count_events(ee, "exit_year", agg.index)
     prev = agg["n_firms"].groupby(level="cluster_id").shift(1)
@@ -283,7 +300,11 @@ def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
         with np.errstate(invalid="ignore", divide="ignore"):
             share = np.where(ok, sales / total[gid], np.nan)
         # rank within cluster-year by sales, largest first
-        order = np.lexsort((-np.nan_to_num(sales, nan=-np.inf), gid))
+        # (as np.lexsort((-sales, gid)): a stable sort by sales, then a stable sort by group, which
+        # is a radix sort when the group numbers fit in 16 bits)
+        by_sales = np.argsort(-np.nan_to_num(sales, nan=-np.inf), kind="stable")
+        groups = gid[by_sales]
+        order = by_sales[np.argsort(groups.astype(np.int16) if len(index) < 2**15 else groups, kind="stable")]
         sorted_gid = gid[order]
         starts = np.r_[0, np.flatnonzero(np.diff(sorted_gid)) + 1]
         rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
