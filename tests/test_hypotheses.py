@@ -223,6 +223,19 @@ def test_bad_overrides_give_clear_errors(demo, prepared):
         hyp.prepare(demo[0], phases="astrology")
 
 
+def test_a_dataframe_instead_of_a_panel_is_a_clear_error(demo):
+    """Passing one table where a Panel is expected names what was passed and what is expected."""
+    import cluster_econ as ce
+
+    ey = demo[0].enterprise_year
+    for call in (lambda: ce.test(ey, "P1"), lambda: ce.test_all(ey), lambda: hyp.prepare(ey),
+                 lambda: hyp.missing_data(ey, hyp.get("P4"))):
+        with pytest.raises(InputError, match=r"expected a cluster_econ Panel .* got a pandas DataFrame"):
+            call()
+    with pytest.raises(InputError, match="got NoneType"):
+        ce.test_all(None)
+
+
 def test_phases_default_to_rules_without_a_phase_column(demo):
     panel = demo[0]
     no_phase = panel.replace(cluster_year=panel.cluster_year.drop(columns=["phase"]))

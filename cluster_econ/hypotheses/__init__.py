@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cluster_econ.errors import ConfigError
+from cluster_econ.errors import ConfigError, InputError
 from cluster_econ.hypotheses.data import AnalysisData, build
 from cluster_econ.hypotheses.propositions import register_builtin
 from cluster_econ.hypotheses.result import (
@@ -63,12 +63,31 @@ __all__ = [
 register_builtin()
 
 
+def _require_panel(panel: Any, where: str) -> None:
+    """Raise :class:`InputError` unless ``panel`` is a :class:`~cluster_econ.Panel`."""
+    from cluster_econ.panel.container import Panel
+
+    if isinstance(panel, Panel):
+        return
+    what = type(panel).__module__ + "." + type(panel).__qualname__
+    if type(panel).__module__ == "builtins":
+        what = type(panel).__qualname__
+    hint = ""
+    if what == "pandas.core.frame.DataFrame":
+        what = "a pandas DataFrame"
+        hint = (" The propositions read several canonical tables at once; build a Panel from them "
+                "(cluster_econ.Panel({table name: DataFrame, ...})) or read a panel folder with "
+                "cluster_econ.read_panel(DIR).")
+    raise InputError(f"{where}: expected a cluster_econ Panel as the panel argument, got {what}.{hint}")
+
+
 def prepare(panel: Any, phases: Any = None, by: str = "phase", stagnation: str = "quantity_expansion",
             productivity: Any = "cost_share") -> AnalysisData:
     """Build the analysis data once (phases, firm-year frame, productivity) for several tests.
 
     Parameters are those of :func:`test`. Pass the result as ``data=`` to :func:`test`.
     """
+    _require_panel(panel, "prepare")
     return build(panel, phases=phases, by=by, stagnation=stagnation, productivity_method=productivity)
 
 
@@ -78,6 +97,7 @@ def missing_data(panel: Any, spec: Proposition) -> list[str]:
     ``deflator.price_index`` counts as present when every enterprise-year is already in real
     terms (``enterprise_year.price_base_year`` filled in).
     """
+    _require_panel(panel, "missing_data")
     out = []
     for req in spec.requires:
         table, column = req.split(".")
@@ -176,7 +196,13 @@ def test(panel: Any, prop: str | Proposition = "P4", by: str = "phase", phases: 
     HypothesisResult
         ``verdict="cannot test"`` with a message naming the missing ``table.column`` when the
         panel lacks data the proposition needs.
+
+    Raises
+    ------
+    InputError
+        When ``panel`` is not a :class:`~cluster_econ.Panel` (for example a single DataFrame).
     """
+    _require_panel(panel, "test")
     spec = _spec_of(prop, overrides)
     missing = missing_data(panel, spec)
     if missing:
@@ -199,6 +225,7 @@ def test_all(panel: Any, ids: Sequence[str] | None = None, by: str = "phase", ph
     """
     from cluster_econ.hypotheses.spec import ids as registered
 
+    _require_panel(panel, "test_all")
     wanted = list(ids) if ids is not None else registered()
     overrides = overrides or {}
     if data is None:
