@@ -287,14 +287,18 @@ def mest_vcov(bread: np.ndarray, scores: np.ndarray | None, kind: str, clusters:
     kind : {"OIM", "HC1", "CRV1"}
     clusters : array of length n, for ``CRV1``.
     ssc : {"stata", "fixest", "none"}
-        Small-sample multiplier (see the module docstring).
+        Small-sample multiplier for maximum-likelihood models (these differ from the OLS presets
+        above): ``"stata"`` as Stata's ``vce(robust)``/``vce(cluster)`` after ML commands,
+        ``n/(n-1)`` robust and ``G/(G-1)`` clustered; ``"fixest"`` as fixest's ``feglm``,
+        ``n/(n-k)`` robust and ``G/(G-1) (n-1)/(n-k)`` clustered; ``"none"``: 1.
     """
     if ssc not in SSC_PRESETS:
         raise EstimationError(f"ssc {ssc!r} is not a preset: use one of {', '.join(SSC_PRESETS)}")
     k = bread.shape[0]
     if kind == "OIM":
         return bread, VcovInfo(type="OIM", ssc="none", details={"multiplier": 1.0})
-    assert scores is not None
+    if scores is None:
+        raise EstimationError(f"{kind} covariance needs the per-row scores")
     n = scores.shape[0]
     if kind == "HC1":
         meat = scores.T @ scores

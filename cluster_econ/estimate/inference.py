@@ -7,6 +7,11 @@ With residual degrees of freedom in ``result.vcov_info.df_resid`` the statistic 
 :math:`\\chi^2(r)`. Restrictions may be written as text (``"a - b = 0; c = 0"``, ``"2*a + b = 1"``):
 the text is parsed here by matching coefficient names, numbers, ``+ - *`` and ``=``, never
 evaluated.
+
+Written here rather than taken from statsmodels' ``wald_test``: that works on statsmodels'
+results only and on its own degrees-of-freedom convention, while this one reads any
+:class:`Result` (fixed-effects, survival, bootstrap-free nonlinear models alike) and uses the
+covariance and residual degrees of freedom the Result names.
 """
 
 from __future__ import annotations

@@ -88,6 +88,9 @@ def feols(formula: str | Sequence[str], data: Any, vcov: str | Mapping[str, str]
         covariance type as the second stage).
     """
     if not isinstance(formula, str):
+        if not isinstance(formula, Sequence) or not all(isinstance(f, str) for f in formula):
+            raise FormulaError(f"formula must be a string such as 'y ~ x | firm' or a list of them, "
+                               f"not {type(formula).__name__}")
         return feols_many(formula, data, vcov=vcov, weights=weights, ssc=ssc, entity=entity,
                           time=time, tol=tol, maxiter=maxiter, drop_singletons=drop_singletons)
     frame, entity, time = _panel_defaults(data, entity, time)

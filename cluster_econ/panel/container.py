@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from cluster_econ import schema
+from cluster_econ.errors import SchemaError
 
 AUDIT_COLUMNS = ["source", "table", "step", "rows", "reason"]
 
@@ -39,12 +40,16 @@ class Panel:
         rejects: Mapping[str, pd.DataFrame] | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
+        if not isinstance(tables, Mapping):
+            raise SchemaError(
+                f"a Panel is built from a mapping of table name to DataFrame, not {type(tables).__name__}"
+            )
         unknown = set(tables) - set(schema.TABLES)
         if unknown:
-            raise KeyError(f"unknown canonical tables {sorted(unknown)}; the tables are {', '.join(schema.TABLES)}")
+            raise SchemaError(f"unknown canonical tables {sorted(unknown)}; the tables are {', '.join(schema.TABLES)}")
         missing = [t for t in schema.REQUIRED_TABLES if t not in tables]
         if missing:
-            raise KeyError(f"a Panel needs the tables {', '.join(missing)}")
+            raise SchemaError(f"a Panel needs the tables {', '.join(missing)}")
         self.tables: dict[str, pd.DataFrame] = {k: v for k, v in tables.items() if v is not None}
         self.audit: pd.DataFrame = (
             audit.reset_index(drop=True) if audit is not None else pd.DataFrame(columns=AUDIT_COLUMNS)
