@@ -130,6 +130,21 @@ def test_csv_outputs_neutralise_spreadsheet_formulas(tmp_path: Path) -> None:
     assert not list((tmp_path / "out").rglob("*.tmp"))  # written atomically, no temporary left behind
 
 
+def test_two_runs_write_identical_bytes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # no wall-clock time in any written file (times go to stdout): every table, figure, checks.csv
+    # and summary.csv is byte-identical across runs
+    for out in ("a", "b"):
+        assert _cli(["replicate", "baltagi_grunfeld", "--out", str(tmp_path / out)]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert "times: baltagi_grunfeld " in last and last.endswith(" s")
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert {f.suffix for f in files} >= {".tex", ".html", ".md", ".csv", ".xlsx", ".docx", ".png", ".svg"}
+    assert files == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    assert "seconds" not in (tmp_path / "a" / "summary.csv").read_text(encoding="utf-8")
+
+
 def test_invalid_expected_file_names_key_and_line(tmp_path: Path) -> None:
     root = _copy(tmp_path, "baltagi_grunfeld")
     exp = root / "baltagi_grunfeld" / "expected.yaml"

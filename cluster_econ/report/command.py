@@ -1,7 +1,8 @@
 """Command-line subcommands ``replicate`` and ``report``.
 
 ``cluster-econ replicate [NAME ...|--all] [--out DIR]`` runs the replications in ``replication/``,
-writes their tables and figures, prints one PASS/FAIL line per check and a count line, and exits
+writes their tables and figures, prints one PASS/FAIL line per check and a count line (with each
+replication's wall-clock time, which no written file holds), and exits
 1 if any check fails (0 otherwise). ``cluster-econ report CONFIG.yaml --out DIR`` runs a batch
 report (see :mod:`cluster_econ.report.batch`) and exits 1 if a specification failed.
 """
@@ -77,7 +78,8 @@ def _replicate(args: argparse.Namespace) -> int:
         n_pass += sum(c.passed for c in o.checks)
         n_fail += o.n_failed
     print(f"{len(outcomes)} exhibits, {n_pass + n_fail} checks: {n_pass} passed, {n_fail} failed"
-          + (f", {n_skip} exhibits skipped" if n_skip else "") + f"; outputs in {args.out}")
+          + (f", {n_skip} exhibits skipped" if n_skip else "") + f"; outputs in {args.out}; "
+          + "times: " + ", ".join(f"{o.name} {o.seconds:.1f} s" for o in outcomes))
     return EXIT_FAILED if n_fail else EXIT_OK
 
 

@@ -332,7 +332,9 @@ def run(names: Sequence[str] | None = None, out: str | Path = "replication_outpu
         Replications to run (default: all of :func:`available`).
     out : path
         Output folder; each replication writes into ``out/<name>/`` (tables, figures,
-        ``checks.csv``) and a summary goes to ``out/summary.csv``.
+        ``checks.csv``) and a summary goes to ``out/summary.csv``. Nothing written holds a
+        time: two runs on the same inputs write the same bytes. Each outcome's wall-clock
+        ``seconds`` is returned (and printed by ``cluster-econ replicate``) instead.
     root : path, optional
         Folder holding the replication folders (default: the installed ``replication/``).
 
@@ -347,8 +349,9 @@ def run(names: Sequence[str] | None = None, out: str | Path = "replication_outpu
     rows = []
     for o in outcomes:
         status = "skipped" if o.skipped else ("pass" if o.passed else "fail")
-        rows.append([o.name, status, str(len(o.checks)), str(o.n_failed), f"{o.seconds:.2f}",
-                     o.error or o.skipped or ""])
-    summary = pd.DataFrame(rows, columns=["exhibit", "status", "checks", "failed", "seconds", "detail"], dtype=object)
+        rows.append([o.name, status, str(len(o.checks)), str(o.n_failed), o.error or o.skipped or ""])
+    # no wall-clock times in written files: the same inputs give the same bytes (times: ExhibitOutcome.seconds,
+    # printed by the command)
+    summary = pd.DataFrame(rows, columns=["exhibit", "status", "checks", "failed", "detail"], dtype=object)
     atomic_write_csv(summary, Path(out) / "summary.csv", lineterminator="\r\n")
     return outcomes
