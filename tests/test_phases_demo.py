@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from cluster_econ import phases as ph
+from cluster_econ.datasets import demo
 
 FLOORS = {"rules": 0.93, "breaks": 0.88, "hmm": 0.95}
 STAGNANT = {"KEN-NAIROBI-GARMENT", "ETH-ADDISABABA-FOOTWEAR", "GHA-KUMASI-METALWORK",
@@ -24,10 +25,7 @@ STAGNANT = {"KEN-NAIROBI-GARMENT", "ETH-ADDISABABA-FOOTWEAR", "GHA-KUMASI-METALW
 
 @pytest.fixture(scope="module")
 def demo_cy() -> pd.DataFrame:
-    datasets = pytest.importorskip("cluster_econ.datasets")
-    if not hasattr(datasets, "demo"):
-        pytest.skip("demo panel not available")
-    return datasets.demo().with_cluster_year().cluster_year
+    return demo().with_cluster_year().cluster_year
 
 
 @pytest.mark.parametrize("method", ["rules", "breaks", "hmm"])
@@ -47,10 +45,7 @@ def test_demo_accuracy(demo_cy: pd.DataFrame, method: str) -> None:
 
 
 def test_demo_panel_input_aggregates_cluster_year() -> None:
-    datasets = pytest.importorskip("cluster_econ.datasets")
-    if not hasattr(datasets, "demo"):
-        pytest.skip("demo panel not available")
-    panel = datasets.demo()                 # cluster_year holds only price_index and phase
+    panel = demo()                          # cluster_year holds only price_index and phase
     res = ph.detect(panel, method="rules")
     assert "firm_growth" in res.cluster_year and len(res.cluster_year) == 360
 
@@ -124,14 +119,8 @@ def test_cli_phases_bad_input(tmp_path) -> None:
 
 
 def test_cli_phases_on_panel_directory_and_demo(tmp_path, capsys) -> None:
-    datasets = pytest.importorskip("cluster_econ.datasets")
-    if not hasattr(datasets, "demo"):
-        pytest.skip("demo panel not available")
-    panel = datasets.demo()
-    try:
-        panel.to_parquet(str(tmp_path / "panel"))
-    except ImportError:
-        pytest.skip("panel writer not available")
+    panel = demo()
+    panel.to_parquet(str(tmp_path / "panel"))
     args = _parser().parse_args(["phases", str(tmp_path / "panel"), "--out",
                                  str(tmp_path / "labelled.parquet")])
     assert args.func(args) == 0
@@ -143,10 +132,7 @@ def test_cli_phases_on_panel_directory_and_demo(tmp_path, capsys) -> None:
 
 
 def test_to_panel_puts_detected_phases_on_cluster_year() -> None:
-    datasets = pytest.importorskip("cluster_econ.datasets")
-    if not hasattr(datasets, "demo"):
-        pytest.skip("demo panel not available")
-    panel = datasets.demo()
+    panel = demo()
     res = ph.detect(panel, method="rules")
     labelled = res.to_panel(panel)
     cy = labelled.cluster_year

@@ -53,10 +53,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def _load(source: str) -> Any:
     if source == "demo":
-        from cluster_econ import datasets
-        if not hasattr(datasets, "demo"):
-            raise InputError("the demo panel is not available in this version")
-        return datasets.demo()
+        from cluster_econ.datasets import demo
+        return demo()
     path = Path(source)
     if not path.exists():
         raise InputError(f"{source}: no such file or directory")
