@@ -116,6 +116,9 @@ class _Collector:
         self.violations: list[Violation] = []
         self.bad: dict[str, np.ndarray] = {}
         self.reasons: dict[str, list[tuple[np.ndarray, str]]] = {}
+        # (table, column) -> (codes, distinct texts) of text columns cast from numbers: the key checks
+        # reuse them instead of hashing a million strings again
+        self.codes: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
 
     def add(
         self,
@@ -143,14 +146,19 @@ class _Collector:
 
 
 # -- casting ------------------------------------------------------------------------------------
-def _per_distinct(series: pd.Series, fn: Any) -> pd.Series:
-    """``fn`` of each distinct non-missing value, spread over the rows (missing gives None)."""
+def _per_distinct(series: pd.Series, fn: Any, codes_out: dict[str, Any] | None = None) -> pd.Series:
+    """``fn`` of each distinct non-missing value, spread over the rows (missing gives None). ``fn``
+    must give different values for different inputs; the codes and values go to ``codes_out``."""
     codes, uniques = pd.factorize(series)
     values = np.array([*(fn(u) for u in uniques.tolist()), None], dtype=object)
+    if codes_out is not None:
+        codes_out["codes"], codes_out["values"] = codes, values[:-1]
     return pd.Series(values[codes], index=series.index, dtype=object)
 
 
-def _cast_column(series: pd.Series, ftype: str, share: bool = False) -> tuple[pd.Series, np.ndarray]:
+def _cast_column(
+    series: pd.Series, ftype: str, share: bool = False, codes_out: dict[str, Any] | None = None
+) -> tuple[pd.Series, np.ndarray]:
     """Cast to the schema type; return the cast series and a mask of values that failed. With
     ``share``, a column that already has the type is returned as it is, not copied."""
     notna = series.notna().to_numpy()
@@ -197,9 +205,9 @@ def _cast_column(series: pd.Series, ftype: str, share: bool = False) -> tuple[pd
     # distinct value (ids repeat on every row of an enterprise)
     if pd.api.types.is_float_dtype(series.dtype):
         # ids read as floats (1.0) become "1"
-        return _per_distinct(series, lambda v: f"{v:.0f}" if float(v).is_integer() else repr(v)), none
+        return _per_distinct(series, lambda v: f"{v:.0f}" if float(v).is_integer() else repr(v), codes_out), none
     if pd.api.types.is_integer_dtype(series.dtype):
-        return _per_distinct(series, str), none
+        return _per_distinct(series, str, codes_out), none
     if series.dtype == object and not series.isna().any():
         out = series.copy()
     else:
@@ -222,7 +230,10 @@ def _check_table(name: str, df: pd.DataFrame, col: _Collector, share: bool = Fal
                     col.violations.append(Violation(name, f.name, "required column is missing", 0, (), ()))
             continue
         raw = df[f.name]
-        cast, bad = _cast_column(raw, f.type, share)
+        found: dict[str, Any] = {}
+        cast, bad = _cast_column(raw, f.type, share, found)
+        if found:
+            col.codes[(name, f.name)] = (found["codes"], found["values"])
         col.add(name, df, f.name, f"type: not a valid {f.type}", bad, values=raw)
         df[f.name] = cast
         c = f.constraints
@@ -259,10 +270,14 @@ def _check_table(name: str, df: pd.DataFrame, col: _Collector, share: bool = Fal
     pk = [k for k in ts.primary_key if k in df.columns]
     if pk and len(pk) == len(ts.primary_key) and len(df):
         # one integer per distinct key (missing values equal each other, as in DataFrame.duplicated)
-        key = pd.factorize(df[pk[0]], use_na_sentinel=False)[0].astype(np.int64)
+        key, n_key = _codes_of(name, df, pk[0], col)
         for k in pk[1:]:
-            more, uniques = pd.factorize(df[k], use_na_sentinel=False)
-            key = pd.factorize(key * (len(uniques) + 1) + more)[0].astype(np.int64)
+            more, n_more = _codes_of(name, df, k, col)
+            if n_key * n_more < 2**62:
+                key, n_key = key * n_more + more, n_key * n_more
+            else:
+                key, uniques = pd.factorize(key * n_more + more)
+                key, n_key = key.astype(np.int64), len(uniques)
         keys = pd.Series(key)
         dup = keys.duplicated(keep=False).to_numpy()
         later = keys.duplicated(keep="first").to_numpy()
@@ -276,6 +291,15 @@ def _check_table(name: str, df: pd.DataFrame, col: _Collector, share: bool = Fal
     for rule in ts.cross_field_rules:
         _cross_field(name, df, rule, col)
     return df
+
+
+def _codes_of(table: str, df: pd.DataFrame, column: str, col: _Collector) -> tuple[np.ndarray, int]:
+    """Integer codes of a column's values (missing values share one code) and their count."""
+    if (table, column) in col.codes:
+        codes, values = col.codes[(table, column)]
+        return np.where(codes < 0, len(values), codes).astype(np.int64), len(values) + 1
+    codes, uniques = pd.factorize(df[column], use_na_sentinel=False)
+    return codes.astype(np.int64), len(uniques) + 1
 
 
 def _cross_field(name: str, df: pd.DataFrame, rule: dict[str, Any], col: _Collector) -> None:
@@ -328,7 +352,13 @@ def _check_foreign_keys(tables: dict[str, pd.DataFrame], col: _Collector, keep: 
             if any(f not in ref.columns for f in ref_fields):
                 continue
             present = df[fields].notna().all(axis=1).to_numpy()
-            found = _key_index(df, fields).isin(_key_index(ref, ref_fields))
+            if len(fields) == 1 and (name, fields[0]) in col.codes:
+                # look up each distinct id once, then spread the answer over the rows
+                codes, values = col.codes[(name, fields[0])]
+                hit = pd.Index(values).isin(_key_index(ref, ref_fields))
+                found = np.append(hit, False)[codes]
+            else:
+                found = _key_index(df, fields).isin(_key_index(ref, ref_fields))
             mask = present & ~found
             if not mask.any():
                 continue
