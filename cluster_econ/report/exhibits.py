@@ -196,14 +196,11 @@ def hypotheses_demo(config: Mapping[str, Any]) -> ExhibitData:
     contrast estimate and one-sided p-value (``<id>.estimate``, ``<id>.p_value``), a table of the
     family with Holm and Benjamini-Hochberg adjusted p-values and a figure of P4's schooling slopes
     by phase."""
-    try:
-        from cluster_econ.hypotheses import test_all
-    except ImportError:
-        return ExhibitData(skipped="cluster_econ.hypotheses not available")
     import warnings
 
     from cluster_econ.datasets import demo
     from cluster_econ.figures import coefficient_plot
+    from cluster_econ.hypotheses import test_all
     from cluster_econ.tables import descriptive_table
 
     ids = list(config.get("propositions") or []) or None
