@@ -12,7 +12,10 @@ every test uses the same definitions:
   cluster's phase in the entry year.
 - **schooling**: years of schooling of the manager in charge in the year (the manager with the
   latest ``manager.start_year`` at or before the year, when the panel records start years);
-  otherwise of the enterprise's current manager (highest generation), constant per enterprise.
+  otherwise of the enterprise's current manager (highest generation), constant per enterprise
+  (:func:`cluster_econ.panel.derive.manager_schooling_by_year` and
+  :func:`~cluster_econ.panel.derive.current_manager_schooling`, shared with the phase profile
+  table).
 - **innovator**: ``new_product`` or ``new_process`` in the year (missing if both are missing).
 - **exit**: ``enterprise_year.exit`` (a true exit in the year), else the year equal to
   ``enterprise.exit_year``.
@@ -45,34 +48,13 @@ import pandas as pd
 
 from cluster_econ.errors import InputError
 from cluster_econ.panel.container import Panel
+from cluster_econ.panel.derive import current_manager_schooling, manager_schooling_by_year
 
 __all__ = ["AnalysisData", "ProductivityModel", "build", "productivity", "resolve_phases"]
 
 ORDERED = ("initiation", "quantity_expansion", "quality_improvement")
 INNOVATION_ITEMS = ("new_product", "new_process", "own_brand", "direct_sales", "long_term_subcontract",
                     "vertical_integration", "quality_certification")
-
-
-def _current_schooling(panel: Panel) -> pd.Series:
-    """Schooling of each enterprise's current manager (highest generation, then last manager_id)."""
-    man = panel.manager
-    if man is None or "schooling_years" not in man.columns:
-        return pd.Series(dtype=float)
-    order = [c for c in ("generation", "manager_id") if c in man.columns]
-    m = man.sort_values(order, kind="stable") if order else man
-    out = pd.to_numeric(m.groupby("enterprise_id")["schooling_years"].last(), errors="coerce").astype(float)
-    out.index = out.index.astype(str)
-    return out
-
-
-def _schooling_by_year(panel: Panel, fy: pd.DataFrame, current: pd.Series) -> pd.Series:
-    """Schooling of the manager in charge in each year when the manager table says when each
-    manager took over (``start_year``); else the current manager's."""
-    try:
-        from cluster_econ.panel.derive import manager_schooling_by_year
-    except ImportError:  # older panel module: no start years
-        return fy["enterprise_id"].map(current).astype(float)
-    return pd.Series(np.asarray(manager_schooling_by_year(panel, fy), dtype=float), index=fy.index)
 
 
 def _num(s: pd.Series) -> pd.Series:
@@ -278,12 +260,13 @@ def build(panel: Panel, phases: Any = None, by: str = "phase", stagnation: str =
     firms = ent.set_index("enterprise_id").join(
         ee[["first_year", "last_year", "entry_year", "exit_year", "status", "entry_phase", "entry_phase_label"]],
         how="left", rsuffix="_ee")
-    school = _current_schooling(panel)
+    school = current_manager_schooling(panel).astype(float)
+    school.index = school.index.astype(str)
     firms["schooling"] = school.reindex(firms.index)
 
     fy["entry_year"] = fy["enterprise_id"].map(ee["entry_year"])
     fy["age"] = (fy["year"] - fy["entry_year"]).where(lambda a: a >= 0)
-    fy["schooling"] = _schooling_by_year(panel, fy, school)
+    fy["schooling"] = np.asarray(manager_schooling_by_year(panel, fy), dtype=float)
     for c in INNOVATION_ITEMS:
         if c in fy.columns:
             fy[c] = _num(fy[c])
