@@ -99,8 +99,47 @@ def test_cache_recomputes_only_what_changed(tmp_path: Path, report_dir: tuple[Pa
     third = run_report(_write(tmp_path, changed), work, progress=False)
     # the changed specification reruns on both subsets; the unchanged one comes from the cache
     assert (third.cache_hits, third.computed) == (2, 2)
+    # the specifications' estimators draw no random numbers: another seed reuses all of them
     other_seed = run_report(_write(tmp_path, {**changed, "seed": 8}), work, progress=False, workers=1)
-    assert other_seed.cache_hits == 0
+    assert (other_seed.cache_hits, other_seed.computed) == (4, 0)
+
+
+def test_seed_reaches_the_propositions_and_only_their_cache_keys(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
+    import cluster_econ.hypotheses as hyp
+    from cluster_econ.report.batch import _job_key
+
+    spec = {"name": "s", "formula": "y ~ x", "estimator": "feols"}
+    assert _job_key("h", "spec", spec, "column", 1) == _job_key("h", "spec", spec, "column", 2)
+    assert _job_key("h", "proposition", {"id": "P9"}, "column", 1) != _job_key("h", "proposition", {"id": "P9"},
+                                                                                  "column", 2)
+    calls: list[dict] = []
+
+    class Fake:
+        verdict = "supported"
+
+        def row(self) -> dict:
+            return {"id": "P9", "verdict": "supported"}
+
+        def tidy(self) -> pd.DataFrame:
+            return pd.DataFrame({"term": ["treated"], "estimate": [0.1]})
+
+    def fake_test(panel: object, prop: str, **kw: object) -> Fake:
+        calls.append({"prop": prop, **kw})
+        return Fake()
+
+    monkeypatch.setattr(hyp, "prepare", lambda panel, **kw: "prepared")
+    monkeypatch.setattr(hyp, "test", fake_test)
+    cfg = {"data": "demo", "propositions": ["P9"], "phase_profile": False, "outputs": ["latex"]}
+    run_report(_write(tmp_path, {**cfg, "seed": 11}), tmp_path / "out", progress=False, workers=1)
+    assert calls[-1]["prop"] == "P9" and calls[-1]["options"] == {"seed": 11}
+    again = run_report(_write(tmp_path, {**cfg, "seed": 12}), tmp_path / "out", progress=False, workers=1)
+    assert again.computed == 1 and calls[-1]["options"] == {"seed": 12}
+    # no seed in the configuration: the proposition keeps its registered default
+    run_report(_write(tmp_path, cfg), tmp_path / "out", progress=False, workers=1)
+    assert "options" not in calls[-1]
 
 
 def test_failing_specification_is_reported_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,14 +21,20 @@ the key and its line) gives:
     ``{by: cluster_id|country|industry_isic|survey_round}`` (one subset per value) or
     ``{name: ..., where: {column: [values]}}``. Every specification and proposition runs on the
     full data and on every subset.
-``outputs``, ``seed``, ``workers`` (at most 2), ``title``, ``phase_profile`` (false leaves out the
+``seed``
+    Seed of the propositions' random draws (the wild cluster bootstrap of P9), passed to
+    :func:`cluster_econ.hypotheses.test` as the option ``seed``; without it each proposition
+    uses its registered default. The custom specifications' estimators are deterministic (no
+    estimator the configuration can name draws random numbers), so the seed is not theirs.
+``outputs``, ``workers`` (at most 2), ``title``, ``phase_profile`` (false leaves out the
     phase profile table of the data, :func:`cluster_econ.tables.phase_profile.phase_profile_table`).
 
 Each (subset, task) pair is one job. Jobs run in local processes
 (:class:`concurrent.futures.ProcessPoolExecutor`, forked from the process that loaded the data)
 under a tqdm progress bar. Each job's result is cached in ``DIR/.cache`` as a pickle keyed by the
-SHA-256 of the subset's data hash, the task's canonical JSON, the phase method, the seed and the
-package version, so a re-run after a configuration change recomputes only the jobs that changed.
+SHA-256 of the subset's data hash, the task's canonical JSON, the phase method, the package
+version and, for propositions only, the seed (:func:`_job_key`), so a re-run after a
+configuration change recomputes only the jobs that changed.
 The cache holds only files this program wrote into the output folder; pickles are not a format
 for exchanging data with others. A job that fails is reported in the HTML report with its error
 and makes the exit code 1; the other jobs still run. Every output path is checked to stay inside
@@ -260,7 +266,8 @@ def _rebuild(state: Mapping[str, Any]) -> Any:
     return Result(**state)
 
 
-def _estimate(spec: Mapping[str, Any], frame: pd.DataFrame, seed: int) -> Any:
+def _estimate(spec: Mapping[str, Any], frame: pd.DataFrame) -> Any:
+    """One custom specification; every estimator the configuration can name is deterministic."""
     from cluster_econ import estimate
 
     est = spec["estimator"]
@@ -291,7 +298,7 @@ def _run_job(job: Mapping[str, Any]) -> dict[str, Any]:
                 if frame is None:
                     frame = analysis_frame(panel)
                     _STATE[("frame", job["subset"])] = frame
-                res = _estimate(job["task"], frame, job["seed"])
+                res = _estimate(job["task"], frame)
                 state = {"result": _result_state(res), "tidy": res.tidy()}
             else:
                 from cluster_econ.hypotheses import prepare, test
@@ -300,7 +307,8 @@ def _run_job(job: Mapping[str, Any]) -> dict[str, Any]:
                 if hdata is None:  # prepared once per subset and process, shared by the propositions
                     hdata = prepare(panel, phases="column")
                     _STATE[("hdata", job["subset"])] = hdata
-                hr = test(panel, job["task"]["id"], data=hdata)
+                seeded = {"options": {"seed": job["seed"]}} if job["seed"] is not None else {}
+                hr = test(panel, job["task"]["id"], data=hdata, **seeded)
                 state = {"row": {k: (v if isinstance(v, str | int | float) else str(v))
                                  for k, v in hr.row().items()},
                          "tidy": hr.tidy(), "verdict": str(hr.verdict)}
@@ -357,6 +365,16 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _job_key(data_hash: str, kind: str, task: Mapping[str, Any], method: str, seed: int | None) -> str:
+    """The cache key of a job: SHA-256 of what its result depends on. The seed enters only for
+    propositions (the only jobs that draw random numbers), so changing it reuses the custom
+    specifications' results."""
+    src = {"data": data_hash, "kind": kind, "task": task, "phases": method, "version": __version__}
+    if kind == "proposition":
+        src["seed"] = seed
+    return hashlib.sha256(json.dumps(src, sort_keys=True).encode()).hexdigest()
+
+
 def _task_label(job: Mapping[str, Any]) -> str:
     return job["task"]["name"] if job["kind"] == "spec" else job["task"]["id"]
 
@@ -381,7 +399,7 @@ def run_report(config: str | Path, out: str | Path, workers: int | None = None,
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = ReportSummary(out=out_dir.resolve())
-    seed = int(cfg.get("seed", 0))
+    seed = int(cfg["seed"]) if cfg.get("seed") is not None else None
     for i, spec in enumerate(cfg.get("specifications") or []):
         _inside(out_dir, "tables", spec["name"], doc=doc, key=["specifications", i, "name"])
     for i, sub in enumerate(cfg.get("subsets") or []):
@@ -405,10 +423,9 @@ def run_report(config: str | Path, out: str | Path, workers: int | None = None,
     jobs, results = [], {}
     for sname, where in subsets:
         for kind, task in tasks:
-            key_src = json.dumps({"data": hashes[sname], "kind": kind, "task": task, "phases": method,
-                                  "seed": seed, "version": __version__}, sort_keys=True)
-            key = hashlib.sha256(key_src.encode()).hexdigest()
-            job = {"subset": sname, "where": where, "kind": kind, "task": task, "seed": seed, "key": key}
+            key = _job_key(hashes[sname], kind, task, method, seed)
+            job = {"subset": sname, "where": where, "kind": kind, "task": task,
+                   "seed": seed if kind == "proposition" else None, "key": key}
             jobs.append(job)
             path = cache_dir / f"{key}.pkl"
             if path.is_file():
@@ -672,7 +689,8 @@ def _html_report(manifest: Mapping[str, Any], panel: Any, subsets: Sequence[tupl
         {"item": "data", "value": manifest["data"]},
         {"item": "data hash", "value": manifest["data_hash"]},
         {"item": "schema version", "value": manifest["schema_version"]},
-        {"item": "seed", "value": str(manifest["seed"])},
+        {"item": "seed", "value": "none (each proposition's default)" if manifest["seed"] is None
+         else str(manifest["seed"])},
         {"item": "phase method", "value": manifest["phase_method"]},
         *({"item": k, "value": v} for k, v in manifest["package_versions"].items()),
     ])
