@@ -238,6 +238,37 @@ def manager_schooling_by_year(panel: Panel, ey: pd.DataFrame) -> pd.Series:
     return out
 
 
+def _concentration(sales: np.ndarray, gid: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
+    """Total sales, CR4 and HHI per group (``gid`` numbers the groups 0..n_groups-1)."""
+    ok = np.isfinite(sales)
+    total = np.bincount(gid[ok], weights=sales[ok], minlength=n_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(ok, sales / total[gid], np.nan)
+    # rank within group by sales, largest first: as np.lexsort((-sales, gid)), by a stable sort on
+    # sales, then a stable sort on the group (a radix sort when the group numbers fit in 16 bits)
+    order = np.argsort(-np.nan_to_num(sales, nan=-np.inf), kind="stable")
+    groups = gid[order]
+    order = order[np.argsort(groups.astype(np.int16) if n_groups < 2**15 else groups, kind="stable")]
+    del groups
+    sorted_gid = gid[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_gid)) + 1]
+    ends = np.r_[starts[1:], len(order)]
+    del sorted_gid
+    top4 = np.zeros(len(gid), bool)
+    for k in range(4):  # the first four rows of each group in that order
+        at = starts + k
+        top4[order[at[at < ends]]] = True
+    del order
+    positive = total > 0
+    cr4 = np.bincount(gid[ok & top4], weights=share[ok & top4], minlength=n_groups)
+    hhi = np.bincount(gid[ok], weights=share[ok] ** 2, minlength=n_groups)
+    return {
+        "total_sales": np.where(np.bincount(gid[ok], minlength=n_groups) > 0, total, np.nan),
+        "cr4": np.where(positive, cr4, np.nan),
+        "hhi": np.where(positive, hhi, np.nan),
+    }
+
+
 def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
     """Cluster-year aggregates of enterprise_year, merged with existing cluster-level columns."""
     full = panel.enterprise_year
@@ -281,6 +312,7 @@ def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
     agg = pd.DataFrame({"n_firms": np.bincount(gid, minlength=len(index))}, index=index)
     # entries and exits, each counted in the first cluster-year at or after it happened
     ee = _entry_exit(panel, ey, firm, cluster)
+    del ey, light, firm, cluster  # (only what the aggregates below use stays in memory)
     agg["n_entries"] = _count_events(ee, "entry_year", agg.index)
     agg["n_exits"] = _count_events(ee, "exit_year", agg.index)
     prev = agg["n_firms"].groupby(level="cluster_id").shift(1)
@@ -293,29 +325,12 @@ def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
         emp = pd.to_numeric(column("employment"), errors="coerce")
         agg["mean_employment"] = by_group(emp, "mean")
         agg["median_employment"] = by_group(emp, "median")
+        del emp
     if "sales" in present:
         sales = pd.to_numeric(column("sales"), errors="coerce").clip(lower=0).to_numpy(dtype=float)
-        ok = np.isfinite(sales)
-        total = np.bincount(gid[ok], weights=sales[ok], minlength=len(index))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = np.where(ok, sales / total[gid], np.nan)
-        # rank within cluster-year by sales, largest first
-        # (as np.lexsort((-sales, gid)): a stable sort by sales, then a stable sort by group, which
-        # is a radix sort when the group numbers fit in 16 bits)
-        by_sales = np.argsort(-np.nan_to_num(sales, nan=-np.inf), kind="stable")
-        groups = gid[by_sales]
-        order = by_sales[np.argsort(groups.astype(np.int16) if len(index) < 2**15 else groups, kind="stable")]
-        sorted_gid = gid[order]
-        starts = np.r_[0, np.flatnonzero(np.diff(sorted_gid)) + 1]
-        rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-        top4 = np.zeros(len(gid), bool)
-        top4[order[rank < 4]] = True
-        positive = total > 0
-        agg["total_sales"] = np.where(np.bincount(gid[ok], minlength=len(index)) > 0, total, np.nan)
-        cr4 = np.bincount(gid[ok & top4], weights=share[ok & top4], minlength=len(index))
-        hhi = np.bincount(gid[ok], weights=share[ok] ** 2, minlength=len(index))
-        agg["cr4"] = np.where(positive, cr4, np.nan)
-        agg["hhi"] = np.where(positive, hhi, np.nan)
+        for name, values in _concentration(sales, gid, len(index)).items():
+            agg[name] = values
+        del sales
     for item in INNOVATION_ITEMS:
         if item in present:
             agg[f"share_{item}"] = by_group(column(item).astype("float64"), "mean")
@@ -324,6 +339,7 @@ def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
         exp = sum(pd.to_numeric(column(c), errors="coerce").fillna(0) for c in export_cols)
         answered = np.logical_or.reduce([column(c).notna().to_numpy() for c in export_cols])
         agg["share_exporter"] = by_group((exp > 0).astype(float).where(answered), "mean")
+        del exp, answered
     if "parts_market_share" in present:
         agg["mean_parts_market_share"] = by_group(pd.to_numeric(column("parts_market_share"), errors="coerce"), "mean")
     if panel.manager is not None and "schooling_years" in panel.manager.columns:
