@@ -75,6 +75,12 @@ def test_report_html_content(report_dir: tuple[Path, object]) -> None:
     assert manifest["schema_version"] in text and "statsmodels" in text
     assert "SYNTHETIC DATA" in text
     assert "Phase profile of the data" in text
+    # warnings raised inside the jobs (CRV1 on the demo's 12 clusters) are kept and shown, escaped
+    few = [w for w in summary.warnings if w[:2] == ("all", "innovation")]
+    assert len(few) == 1 and few[0][2].startswith("only 12 clusters in 'cluster_id'")
+    assert not [w for w in summary.warnings if w[1] == "size"]  # HC1: nothing to warn about
+    assert 'id="warnings"' in text and "only 12 clusters in &#x27;cluster_id&#x27;" in text
+    assert "WARNING  all / innovation: only 12 clusters" in summary.text()
     for ext in ("tex", "docx", "xlsx"):
         assert (out / "tables" / f"all.{ext}").stat().st_size > 0
         assert (out / "tables" / f"b_asia_b.{ext}").stat().st_size > 0

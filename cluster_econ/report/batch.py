@@ -329,7 +329,11 @@ def _init_worker(cfg: Mapping[str, Any], base: str, method: str | None) -> None:
 # -- summary ------------------------------------------------------------------------------------
 @dataclass
 class ReportSummary:
-    """What a batch run did."""
+    """What a batch run did.
+
+    ``failed`` and ``warnings`` hold ``(subset, task, message)``: the error of each failed job, and
+    each distinct warning a job raised (few clusters, convergence, ...), also shown in the report.
+    """
 
     out: Path
     report: Path | None = None
@@ -337,6 +341,7 @@ class ReportSummary:
     cache_hits: int = 0
     computed: int = 0
     failed: list[tuple[str, str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str, str]] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -348,6 +353,7 @@ class ReportSummary:
         lines = [f"{self.jobs} jobs: {self.computed} computed, {self.cache_hits} from the cache, "
                  f"{self.n_failed} failed ({self.seconds:.1f} s)"]
         lines += [f"FAILED  {sub} / {name}: {err}" for sub, name, err in self.failed]
+        lines += [f"WARNING  {sub} / {name}: {msg}" for sub, name, msg in self.warnings]
         if self.report is not None:
             lines.append(f"report: {self.report}")
         return "\n".join(lines)
@@ -475,6 +481,7 @@ def run_report(config: str | Path, out: str | Path, workers: int | None = None,
         err = results[job["key"]].get("error")
         if err:
             summary.failed.append((job["subset"], _task_label(job), err))
+        summary.warnings += [(job["subset"], _task_label(job), w) for w in results[job["key"]].get("warnings", ())]
 
     outputs = cfg.get("outputs") or list(DEFAULT_OUTPUTS)
     manifest = {
@@ -582,6 +589,7 @@ table{border-collapse:collapse;margin:1em 0;font-size:0.9em}
 td,th{border-bottom:1px solid #ccc;padding:0.2em 0.6em;text-align:right}
 caption{font-weight:bold;text-align:left}
 .failed{background:#fde8e8;border-left:4px solid #c00;padding:0.5em 1em;margin:0.5em 0}
+.warning{background:#fff8e1;border-left:4px solid #e0a800;padding:0.5em 1em;margin:0.5em 0}
 .synthetic{background:#fff3cd;border-left:4px solid #b58900;padding:0.5em 1em}
 pre{background:#f6f6f6;padding:0.6em;overflow-x:auto;font-size:0.85em}
 figure img{max-width:100%}
@@ -611,6 +619,14 @@ def _html_report(manifest: Mapping[str, Any], panel: Any, subsets: Sequence[tupl
         for job, err in failed:
             parts.append(f'<div class="failed"><b>{esc(job["subset"])} / {esc(_task_label(job))}</b>: '
                          f"{esc(err)}</div>")
+        parts.append("</section>")
+    warned = [(j, results[j["key"]]["warnings"]) for j in jobs if results[j["key"]].get("warnings")]
+    if warned:
+        parts.append('<section id="warnings"><h2>Warnings</h2>')
+        for job, messages in warned:
+            items = "".join(f"<li>{esc(m)}</li>" for m in messages)
+            parts.append(f'<div class="warning"><b>{esc(job["subset"])} / {esc(_task_label(job))}</b>'
+                         f"<ul>{items}</ul></div>")
         parts.append("</section>")
 
     # data and row audit
