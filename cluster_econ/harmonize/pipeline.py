@@ -514,14 +514,14 @@ def _resolve_duplicates(ey: pd.DataFrame, mode: str) -> tuple[pd.DataFrame, pd.D
     key = ["enterprise_id", "year"]
     audit: list[dict[str, Any]] = []
     if not {"enterprise_id", "year"} <= set(ey.columns):
-        return ey, ey.iloc[0:0], audit
+        return ey, ey.iloc[0:0].copy(), audit
     if not _any_duplicate_key(ey):
-        return ey, ey.iloc[0:0], audit
+        return ey, ey.iloc[0:0].copy(), audit
     yr = pd.to_numeric(ey["year"], errors="coerce")
     keyframe = pd.DataFrame({"enterprise_id": ey["enterprise_id"].astype(str), "year": yr})
     dup = keyframe.duplicated(keep=False).to_numpy()
     if not dup.any():
-        return ey, ey.iloc[0:0], audit
+        return ey, ey.iloc[0:0].copy(), audit
     compare = [
         c
         for c in ey.columns
@@ -549,7 +549,7 @@ def _resolve_duplicates(ey: pd.DataFrame, mode: str) -> tuple[pd.DataFrame, pd.D
             ey, keyframe = ey[~superseded], keyframe[~superseded]
             dup = keyframe.duplicated(keep=False).to_numpy()
             if not dup.any():
-                return ey, ey.iloc[0:0], audit
+                return ey, ey.iloc[0:0].copy(), audit
     sub = ey[dup].assign(_k1=keyframe["enterprise_id"][dup], _k2=keyframe["year"][dup])
     nun = sub.groupby(["_k1", "_k2"])[compare].nunique(dropna=False) if compare else None
     differ_keys = nun.index[(nun > 1).any(axis=1)] if nun is not None else pd.Index([])
@@ -567,7 +567,7 @@ def _resolve_duplicates(ey: pd.DataFrame, mode: str) -> tuple[pd.DataFrame, pd.D
                 "reason": "duplicate enterprise-year reported with identical values (kept once)",
             }
         )
-    rejects = ey.iloc[0:0]
+    rejects = ey.iloc[0:0].copy()
     if len(conflict_rows):
         details = []
         for (eid, year), grp in list(conflict_rows.groupby(["_k1", "_k2"]))[:10]:

@@ -219,9 +219,13 @@ def _cast_column(
 
 def _check_table(name: str, df: pd.DataFrame, col: _Collector, share: bool = False) -> pd.DataFrame:
     ts = schema.load(name)
-    # a new frame sharing the columns: each checked column is replaced by its cast, never written into
+    # the typed table is assembled from the casts and the other columns without setting columns one
+    # by one (each set would copy the column); unless ``share``, it is then copied whole, so that it
+    # shares nothing with the caller's table
     df = df.copy(deep=False)
     df.index = pd.RangeIndex(len(df))
+    by_dict = not df.columns.has_duplicates
+    columns = {c: df[c] for c in df.columns} if by_dict else {}
     for f in ts.fields:
         if f.name not in df.columns:
             if f.required:
@@ -235,7 +239,10 @@ def _check_table(name: str, df: pd.DataFrame, col: _Collector, share: bool = Fal
         if found:
             col.codes[(name, f.name)] = (found["codes"], found["values"])
         col.add(name, df, f.name, f"type: not a valid {f.type}", bad, values=raw)
-        df[f.name] = cast
+        if by_dict:
+            columns[f.name] = cast
+        else:
+            df[f.name] = cast
         c = f.constraints
         if c.get("required"):
             col.add(name, df, f.name, "required: missing value", (cast.isna().to_numpy() & ~bad), values=raw)
@@ -266,6 +273,10 @@ def _check_table(name: str, df: pd.DataFrame, col: _Collector, share: bool = Fal
             ok_u = np.array([*(bool(rx.fullmatch(v)) if isinstance(v, str) else True for v in uniques), True])
             ok = ok_u[codes]
             col.add(name, df, f.name, f"pattern: does not match {c['pattern']}", present & ~ok, values=raw)
+    if by_dict:
+        df = pd.DataFrame(columns, index=df.index, copy=False)
+    if not share:
+        df = df.copy()
     # primary key
     pk = [k for k in ts.primary_key if k in df.columns]
     if pk and len(pk) == len(ts.primary_key) and len(df):
