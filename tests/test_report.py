@@ -48,8 +48,17 @@ def _cli(argv: list[str]) -> int:
     return args.func(args)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def cache_secret_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The per-user cache secret of these tests lives in a temporary XDG_CACHE_HOME, not in ~."""
+    home = tmp_path_factory.mktemp("xdg_cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(home))
+        yield home
+
+
 @pytest.fixture(scope="module")
-def report_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+def report_dir(tmp_path_factory: pytest.TempPathFactory, cache_secret_home: Path) -> tuple[Path, object]:
     tmp = tmp_path_factory.mktemp("report")
     cfg = _write(tmp, BASE)
     out = tmp / "out"
@@ -108,6 +117,103 @@ def test_cache_recomputes_only_what_changed(tmp_path: Path, report_dir: tuple[Pa
     # the specifications' estimators draw no random numbers: another seed reuses all of them
     other_seed = run_report(_write(tmp_path, {**changed, "seed": 8}), work, progress=False, workers=1)
     assert (other_seed.cache_hits, other_seed.computed) == (4, 0)
+
+
+SMALL = {"data": "demo", "phase_profile": False, "outputs": ["latex"],
+         "specifications": [BASE["specifications"][1]]}
+
+
+class _Plant:
+    """Unpickling this creates ``path``: what a planted pickle could do (here harmlessly)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self) -> tuple:
+        return (open, (self.path, "w"))
+
+
+def test_planted_or_tampered_cache_files_are_not_loaded(tmp_path: Path, cache_secret_home: Path) -> None:
+    import json
+    import pickle
+
+    cfg = _write(tmp_path, SMALL)
+    out = tmp_path / "out"
+    first = run_report(cfg, out, progress=False, workers=1)
+    assert (first.computed, first.cache_hits, first.cache_rejected) == (1, 0, 0)
+    key_file = cache_secret_home / "cluster_econ" / "cache.key"
+    assert key_file.stat().st_size == 32 and key_file.stat().st_mode & 0o777 == 0o600
+    (cached,) = (out / ".cache").glob("*.json")
+    assert out.resolve() not in key_file.resolve().parents  # the secret is outside the output folder
+    good = cached.read_bytes()
+    tex = (out / "tables" / "all.tex").read_bytes()
+
+    # 1. a planted pickle, under the old name and under the cache name: never unpickled
+    pickle.loads(pickle.dumps(_Plant(tmp_path / "probe")))
+    assert (tmp_path / "probe").exists()  # the plant is real: unpickling it runs code
+    marker = tmp_path / "code_ran"
+    blob = pickle.dumps(_Plant(marker))
+    cached.with_suffix(".pkl").write_bytes(blob)
+    cached.write_bytes(blob)
+    second = run_report(cfg, out, progress=False, workers=1)
+    assert not marker.exists()
+    assert (second.computed, second.cache_hits, second.cache_rejected) == (1, 0, 1)
+    assert "1 cache file(s) rejected" in second.text()
+    assert cached.read_bytes() == good and (out / "tables" / "all.tex").read_bytes() == tex
+
+    # 2. a real cache file with a changed coefficient (the MAC no longer verifies): recomputed
+    mac, payload = good.split(b"\n", 1)
+    state = json.loads(payload)
+    state["result"]["params"]["values"][1] += 1.0
+    cached.write_bytes(mac + b"\n" + json.dumps(state, sort_keys=True, separators=(",", ":")).encode())
+    third = run_report(cfg, out, progress=False, workers=1)
+    assert (third.computed, third.cache_rejected) == (1, 1)
+    assert (out / "tables" / "all.tex").read_bytes() == tex
+
+    # 3. an intact file from another user's key (same content, other secret): rejected too
+    import hashlib
+    import hmac
+
+    other = hmac.new(b"x" * 32, cached.stem.encode() + b"\n" + payload, hashlib.sha256).hexdigest().encode()
+    cached.write_bytes(other + b"\n" + payload)
+    assert run_report(cfg, out, progress=False, workers=1).cache_rejected == 1
+    # and the untouched file is a hit
+    fourth = run_report(cfg, out, progress=False, workers=1)
+    assert (fourth.computed, fourth.cache_hits, fourth.cache_rejected) == (0, 1, 0)
+
+
+def test_cache_not_used_when_its_key_is_readable_by_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    key = tmp_path / "xdg" / "cluster_econ" / "cache.key"
+    key.parent.mkdir(parents=True)
+    key.write_bytes(b"k" * 32)
+    key.chmod(0o644)
+    summary = run_report(_write(tmp_path, SMALL), tmp_path / "out", progress=False, workers=1)
+    assert summary.cache_note.startswith("cache not used") and "0600" in summary.cache_note
+    assert summary.computed == 1 and not list((tmp_path / "out" / ".cache").iterdir())
+
+
+def test_state_encoding_round_trips_exactly() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from cluster_econ import estimate
+    from cluster_econ.report.batch import _decode_state, _encode_state, _rebuild, _result_state
+
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"y": rng.normal(size=40), "x": rng.normal(size=40), "g": np.repeat(np.arange(8), 5)})
+    res = estimate.feols("y ~ x", df, vcov={"CRV1": "g"})
+    tidy = pd.DataFrame({"phase": ["a", None], "estimate": [0.1, np.nan], "n": [3, 4], "flag": [True, False],
+                         "mixed": ["x", 1.5]})
+    back = _decode_state(_encode_state({"result": _result_state(res), "tidy": tidy, "warnings": ["w"],
+                                        "error": None, "seconds": 1.0}))
+    again = _rebuild(back["result"])
+    pd.testing.assert_series_equal(again.params, res.params, check_exact=True, check_names=False)
+    pd.testing.assert_frame_equal(again.cov, res.cov, check_exact=True, check_names=False)
+    assert again.vcov_info.describe() == res.vcov_info.describe() and again.nobs == res.nobs
+    assert again.audit == res.audit and again.vcov_info.details == dict(res.vcov_info.details)
+    pd.testing.assert_frame_equal(back["tidy"], tidy, check_exact=True)
+    assert back["warnings"] == ["w"] and "seconds" not in back
 
 
 def test_seed_reaches_the_propositions_and_only_their_cache_keys(tmp_path: Path,

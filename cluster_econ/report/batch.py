@@ -31,27 +31,38 @@ the key and its line) gives:
 
 Each (subset, task) pair is one job. Jobs run in local processes
 (:class:`concurrent.futures.ProcessPoolExecutor`, forked from the process that loaded the data)
-under a tqdm progress bar. Each job's result is cached in ``DIR/.cache`` as a pickle keyed by the
-SHA-256 of the subset's data hash, the task's canonical JSON, the phase method, the package
-version and, for propositions only, the seed (:func:`_job_key`), so a re-run after a
-configuration change recomputes only the jobs that changed.
-The cache holds only files this program wrote into the output folder; pickles are not a format
-for exchanging data with others. A job that fails is reported in the HTML report with its error
-and makes the exit code 1; the other jobs still run. Every output path is checked to stay inside
-the output folder.
+under a tqdm progress bar. Each job's result is cached in ``DIR/.cache`` keyed by the SHA-256 of
+the subset's data hash, the task's canonical JSON, the phase method, the package version and, for
+propositions only, the seed (:func:`_job_key`), so a re-run after a configuration change
+recomputes only the jobs that changed.
+
+The cache is safe to find in a folder someone else prepared. A cache file is JSON (numbers,
+strings, lists; tables as columns of values), never a pickle, so reading one cannot run code; and
+it is authenticated with an HMAC-SHA256 of its cache key and content, keyed by a per-user secret
+kept outside the output folder (``$XDG_CACHE_HOME/cluster_econ/cache.key``, by default
+``~/.cache/cluster_econ/cache.key``: 32 bytes from :func:`os.urandom`, mode 0600, created on first
+use). A file whose MAC does not verify (planted, edited, or written under another user's key) is
+a cache miss: it is deleted, counted in ``ReportSummary.cache_rejected`` and the job is computed.
+When the secret cannot be created or is readable by others, the cache is not used (said in
+``ReportSummary.cache_note``). Fresh results pass through the same JSON encoding as cached ones,
+so a report from the cache is byte-identical to a fresh one.
+
+A job that fails is reported in the HTML report with its error and makes the exit code 1; the
+other jobs still run. Every output path is checked to stay inside the output folder.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import hashlib
+import hmac
 import html
 import json
 import multiprocessing
-import pickle
+import os
 import re
+import stat
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -249,21 +260,192 @@ def analysis_frame(panel: Any) -> pd.DataFrame:
 
 
 # -- jobs ---------------------------------------------------------------------------------------
+def _jsonable(value: Any) -> Any:
+    """``value`` as JSON data: numpy scalars to Python, sequences to lists, missing to None; other
+    objects to their text."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float):
+        return value.item() if hasattr(value, "item") else value
+    if hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:  # numpy scalar
+        return _jsonable(value.item())
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple) or (hasattr(value, "tolist") and hasattr(value, "ndim")):
+        return [_jsonable(v) for v in (value.tolist() if hasattr(value, "tolist") else value)]
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return str(value)
+
+
+# dtypes a cached table may declare; anything else comes back as object
+_FRAME_DTYPES = {"float64", "int64", "bool", "object", "string", "Int64", "Float64", "boolean"}
+
+
+def _frame_to_json(df: pd.DataFrame) -> dict[str, Any]:
+    cols = [df.iloc[:, j] for j in range(df.shape[1])]
+    plain = isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1
+    return {"columns": [str(c) for c in df.columns], "dtypes": [str(c.dtype) for c in cols],
+            "data": [[_jsonable(v) for v in c.tolist()] for c in cols],
+            "index": None if plain else [_jsonable(v) for v in df.index.tolist()]}
+
+
+def _frame_from_json(obj: Mapping[str, Any]) -> pd.DataFrame:
+    columns, dtypes, data = list(obj["columns"]), list(obj["dtypes"]), list(obj["data"])
+    if not (len(columns) == len(dtypes) == len(data)):
+        raise ValueError("table with mismatched columns")
+    series = []
+    for values, dtype in zip(data, dtypes, strict=True):
+        try:
+            series.append(pd.Series(values, dtype=dtype if dtype in _FRAME_DTYPES else object))
+        except (TypeError, ValueError):
+            series.append(pd.Series(values, dtype=object))
+    df = pd.concat(series, axis=1, ignore_index=True) if series else pd.DataFrame()
+    df.columns = pd.Index(columns, dtype=object)
+    if obj.get("index") is not None:
+        df.index = pd.Index(obj["index"])
+    return df
+
+
 def _result_state(res: Any) -> dict[str, Any]:
-    """A picklable copy of a Result (its mappings are read-only proxies that pickle refuses)."""
-    vi = res.vcov_info
-    vi = dataclasses.replace(vi, details=dict(vi.details))
-    audit = dataclasses.replace(res.audit, dropped=dict(res.audit.dropped))
-    return {"params": res.params, "cov": res.cov, "nobs": int(res.nobs), "vcov_info": vi,
-            "formula": res.formula, "model": res.model, "engine": res.engine, "audit": audit,
-            "data_hash": res.data_hash, "groups": dict(res.groups),
-            "stats": {k: v for k, v in res.stats.items() if isinstance(v, int | float)}}
+    """A Result as JSON data (its numbers exactly: floats are written with ``repr``)."""
+    vi, audit = res.vcov_info, res.audit
+    cov = res.cov
+    return {
+        "params": {"index": [str(t) for t in res.params.index], "values": [float(v) for v in res.params]},
+        "cov": {"index": [str(t) for t in cov.index], "columns": [str(t) for t in cov.columns],
+                "values": cov.to_numpy(dtype=float).tolist()},
+        "nobs": int(res.nobs),
+        "vcov_info": {"type": vi.type, "ssc": vi.ssc, "cluster_vars": list(vi.cluster_vars),
+                      "n_clusters": [int(n) for n in vi.n_clusters],
+                      "df_resid": None if vi.df_resid is None else float(vi.df_resid),
+                      "details": _jsonable(dict(vi.details))},
+        "formula": res.formula, "model": res.model, "engine": res.engine,
+        "audit": {"n_input": int(audit.n_input), "dropped": {str(k): int(v) for k, v in audit.dropped.items()},
+                  "collinear": [str(c) for c in audit.collinear], "notes": [str(n) for n in audit.notes]},
+        "data_hash": res.data_hash, "groups": {str(k): int(v) for k, v in res.groups.items()},
+        "stats": {str(k): _jsonable(v) for k, v in res.stats.items() if isinstance(v, int | float)},
+    }
 
 
 def _rebuild(state: Mapping[str, Any]) -> Any:
-    from cluster_econ.estimate.result import Result
+    """The Result of :func:`_result_state`'s data."""
+    from cluster_econ.estimate.result import Audit, Result, VcovInfo
 
-    return Result(**state)
+    vi, audit = state["vcov_info"], state["audit"]
+    return Result(
+        params=pd.Series(state["params"]["values"], index=state["params"]["index"], dtype=float),
+        cov=pd.DataFrame(state["cov"]["values"], index=state["cov"]["index"], columns=state["cov"]["columns"],
+                         dtype=float),
+        nobs=int(state["nobs"]),
+        vcov_info=VcovInfo(type=str(vi["type"]), ssc=str(vi["ssc"]), cluster_vars=tuple(vi["cluster_vars"]),
+                           n_clusters=tuple(int(n) for n in vi["n_clusters"]), df_resid=vi["df_resid"],
+                           details={k: tuple(v) if isinstance(v, list) else v for k, v in vi["details"].items()}),
+        formula=str(state["formula"]), model=str(state["model"]), engine=str(state["engine"]),
+        audit=Audit(n_input=int(audit["n_input"]), dropped=dict(audit["dropped"]),
+                    collinear=tuple(audit["collinear"]), notes=tuple(audit["notes"])),
+        data_hash=str(state["data_hash"]), groups=dict(state["groups"]), stats=dict(state["stats"]))
+
+
+def _encode_state(state: Mapping[str, Any]) -> str:
+    """A job's state as canonical JSON (tables as columns of values)."""
+    out = {k: (_frame_to_json(v) if isinstance(v, pd.DataFrame) else _jsonable(v)) for k, v in state.items()
+           if k != "seconds"}
+    return json.dumps(out, sort_keys=True, separators=(",", ":"), allow_nan=True)
+
+
+def _decode_state(text: str | bytes) -> dict[str, Any]:
+    """The state of :func:`_encode_state`; raises ValueError/KeyError/TypeError on malformed data."""
+    state = json.loads(text)
+    if not isinstance(state, dict) or not isinstance(state.get("warnings", []), list):
+        raise ValueError("a cached job state must be a JSON object")
+    if state.get("error") is None:
+        if "tidy" not in state or not ("result" in state or "row" in state):
+            raise ValueError("cached job state without its results")
+        state["tidy"] = _frame_from_json(state["tidy"])
+        if "result" in state:
+            _rebuild(state["result"])  # checks that it is a complete Result
+        elif not isinstance(state["row"], dict):
+            raise ValueError("cached proposition row must be a mapping")
+    elif not isinstance(state["error"], str):
+        raise ValueError("cached error must be text")
+    return state
+
+
+# -- cache authentication -------------------------------------------------------------------------
+_SECRET_BYTES = 32
+_MAX_CACHE_FILE = 256 * 2**20  # bytes; a larger file in the cache folder is not read
+
+
+def cache_key_path() -> Path:
+    """Where the per-user cache secret lives: ``$XDG_CACHE_HOME/cluster_econ/cache.key`` (default
+    ``~/.cache``), outside any output folder."""
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "cluster_econ" / "cache.key"
+
+
+def _cache_secret() -> tuple[bytes | None, str]:
+    """The per-user secret (created on first use: 32 random bytes, mode 0600), or None and why not."""
+    path = cache_key_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():
+            # write a complete key under a private name, then link it into place: a concurrent run
+            # sees either no key or the whole key, and the first link wins
+            tmp = path.with_name(f".cache.key.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(os.urandom(_SECRET_BYTES))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != _SECRET_BYTES:
+            return None, f"cache not used: {path} is not a {_SECRET_BYTES}-byte regular file"
+        if os.name == "posix" and (st.st_mode & 0o077 or st.st_uid != os.getuid()):
+            return None, f"cache not used: {path} must belong to you and be readable by you only (mode 0600)"
+        return path.read_bytes(), ""
+    except OSError as exc:
+        return None, f"cache not used: cannot create or read the cache key {path}: {exc.strerror or exc}"
+
+
+def _mac(secret: bytes, key: str, payload: bytes) -> str:
+    return hmac.new(secret, key.encode("ascii") + b"\n" + payload, hashlib.sha256).hexdigest()
+
+
+def _cache_read(path: Path, key: str, secret: bytes) -> dict[str, Any] | None:
+    """The state cached at ``path``: None when there is no such file; raises
+    :class:`_RejectedCacheError` (after deleting the file) when it is not a regular file (links,
+    devices and pipes are never opened), its MAC does not verify or it does not decode."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    try:
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_CACHE_FILE:
+            raise ValueError("not a regular file of a sensible size")
+        blob = path.read_bytes()
+        mac, sep, payload = blob.partition(b"\n")
+        if not sep or not hmac.compare_digest(mac, _mac(secret, key, payload).encode("ascii")):
+            raise ValueError("MAC does not verify")
+        return _decode_state(payload)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise _RejectedCacheError from None
+
+
+class _RejectedCacheError(Exception):
+    """A cache file that is not this user's cluster_econ output (or is damaged)."""
+
+
+def _cache_write(path: Path, key: str, secret: bytes, payload: str) -> None:
+    data = payload.encode("utf-8")
+    atomic_write(path, _mac(secret, key, data).encode("ascii") + b"\n" + data)
 
 
 def _estimate(spec: Mapping[str, Any], frame: pd.DataFrame) -> Any:
@@ -331,6 +513,9 @@ def _init_worker(cfg: Mapping[str, Any], base: str, method: str | None) -> None:
 class ReportSummary:
     """What a batch run did.
 
+    ``cache_rejected`` counts cache files whose MAC did not verify (recomputed); ``cache_note``
+    says why the cache was not used, if it was not.
+
     ``failed`` and ``warnings`` hold ``(subset, task, message)``: the error of each failed job, and
     each distinct warning a job raised (few clusters, convergence, ...), also shown in the report.
     """
@@ -339,6 +524,8 @@ class ReportSummary:
     report: Path | None = None
     jobs: int = 0
     cache_hits: int = 0
+    cache_rejected: int = 0
+    cache_note: str = ""
     computed: int = 0
     failed: list[tuple[str, str, str]] = field(default_factory=list)
     warnings: list[tuple[str, str, str]] = field(default_factory=list)
@@ -352,6 +539,11 @@ class ReportSummary:
     def text(self) -> str:
         lines = [f"{self.jobs} jobs: {self.computed} computed, {self.cache_hits} from the cache, "
                  f"{self.n_failed} failed ({self.seconds:.1f} s)"]
+        if self.cache_rejected:
+            lines.append(f"{self.cache_rejected} cache file(s) rejected (not written by your cluster_econ, "
+                         "or damaged) and recomputed")
+        if self.cache_note:
+            lines.append(self.cache_note)
         lines += [f"FAILED  {sub} / {name}: {err}" for sub, name, err in self.failed]
         lines += [f"WARNING  {sub} / {name}: {msg}" for sub, name, msg in self.warnings]
         if self.report is not None:
@@ -426,6 +618,7 @@ def run_report(config: str | Path, out: str | Path, workers: int | None = None,
 
     cache_dir = _inside(out_dir, ".cache")
     cache_dir.mkdir(exist_ok=True)
+    secret, summary.cache_note = _cache_secret()
     jobs, results = [], {}
     for sname, where in subsets:
         for kind, task in tasks:
@@ -433,15 +626,16 @@ def run_report(config: str | Path, out: str | Path, workers: int | None = None,
             job = {"subset": sname, "where": where, "kind": kind, "task": task,
                    "seed": seed if kind == "proposition" else None, "key": key}
             jobs.append(job)
-            path = cache_dir / f"{key}.pkl"
-            if path.is_file():
-                try:
-                    with path.open("rb") as fh:
-                        results[key] = pickle.load(fh)
-                    summary.cache_hits += 1
-                    continue
-                except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
-                    path.unlink(missing_ok=True)
+            if secret is None or key in results:
+                continue
+            try:
+                state = _cache_read(cache_dir / f"{key}.json", key, secret)
+            except _RejectedCacheError:
+                summary.cache_rejected += 1
+                continue
+            if state is not None:
+                results[key] = state
+                summary.cache_hits += 1
     summary.jobs = len(jobs)
     todo = [j for j in jobs if j["key"] not in results]
     n_workers = max(1, min(int(workers or cfg.get("workers") or 2), 2, len(todo) or 1))
@@ -472,9 +666,11 @@ def run_report(config: str | Path, out: str | Path, workers: int | None = None,
                                                "seconds": 0.0}
                     bar.update(1)
         for job in todo:
-            state = results[job["key"]]
-            if state.get("error") is None:
-                atomic_write(cache_dir / f"{job['key']}.pkl", pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+            # fresh results take the same JSON round trip as cached ones: identical reports either way
+            payload = _encode_state(results[job["key"]])
+            results[job["key"]] = _decode_state(payload)
+            if secret is not None and results[job["key"]].get("error") is None:
+                _cache_write(cache_dir / f"{job['key']}.json", job["key"], secret, payload)
         summary.computed = len(todo)
     bar.close()
     for job in jobs:
