@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,10 @@ def read_source(
         "spss": _read_spss,
         "parquet": _read_parquet,
     }[fmt]
+    # the file is hashed on a second thread while it is parsed (hashlib and file reads release the GIL)
+    digest: dict[str, str] = {}
+    hasher = threading.Thread(target=lambda: digest.setdefault("sha256", file_sha256(p)), daemon=True)
+    hasher.start()
     try:
         table = reader(p, sheet=sheet, encoding=encoding, delimiter=delimiter)
     except InputError:
@@ -125,7 +130,8 @@ def read_source(
         raise InputError(f"{p}: no columns found")
     if len(table.data) == 0:
         raise InputError(f"{p}: has a header ({table.data.shape[1]} columns) but no data rows")
-    table.sha256 = file_sha256(p)
+    hasher.join()
+    table.sha256 = digest["sha256"] if "sha256" in digest else file_sha256(p)
     return table
 
 
