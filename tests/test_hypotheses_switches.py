@@ -98,14 +98,48 @@ def test_p3_p7_follow_flat_productivity_with_the_true_elasticities():
     assert flat["P7"].verdict != "supported", flat["P7"].summary()
 
 
+NULL_REPS, POWER_REPS, MC_FIRMS = 200, 20, 600
+
+
 @pytest.mark.slow
-def test_p4_size_short_monte_carlo():
-    """Short version of benchmarks/bench_p4_size.py: 40 universes of about 1,500 firms under
-    equal schooling slopes; the rejection rate must not exceed 0.05 by more than 3 binomial
-    standard errors at the nominal rate (0.05 + 3 * sqrt(0.05 * 0.95 / 40) = 0.153)."""
+def test_p4_size_and_power_monte_carlo():
+    """Size and power of P4's one-sided test (logit, CRV1 by cluster_id, t with 11 degrees of
+    freedom) over simulated universes of about 600 firms each (a shorter
+    benchmarks/bench_p4_size.py; about 0.7 s per universe, so about 2.5 minutes: slow).
+
+    Size: under ``equal_schooling_slopes`` the null holds; over R = 200 universes the rejection rate
+    must lie within 0.05 +/- 3 binomial standard errors at the nominal rate,
+    3 sqrt(0.05 * 0.95 / R) = 0.046, so between 0.004 and 0.096 (200 replications are the fewest
+    for which the lower bound is above zero and so can catch a test that never rejects). The null
+    contrast estimates must also centre on zero: mean within 4 Monte Carlo s.e. (sd / sqrt(R)).
+
+    Power: the power of a one-sided t test at 5% with 11 degrees of freedom is the tail of the
+    noncentral t, P(T(11, delta) > t_0.95(11)), with delta the true contrast (the simulator's logit
+    slopes of new_product, 0.35 in quality improvement minus 0.10 in quantity expansion) over the
+    contrast's sampling sd, measured here as the sd of the null replications' estimates at the
+    same universe size (the sd under the alternative is taken to be the same). The rejection rate
+    over 20 universes of the full model must not fall more than 3 binomial s.e. below that
+    prediction. (At this size delta is large, the prediction is close to 1 and so is the bound:
+    a single non-rejection would be evidence that the test lost power.)
+    """
+    import math
+
+    from scipy import stats
+
     from cluster_econ.hypotheses.montecarlo import rejection_rate
 
-    mc = rejection_rate("P4", {"equal_schooling_slopes": True}, replications=40, n_firms=1500, seed=1000)
-    assert mc.rate <= 0.05 + 3 * (0.05 * 0.95 / 40) ** 0.5, mc
-    power = rejection_rate("P4", None, replications=10, n_firms=1500, seed=1000)
-    assert power.rate >= 0.8, power
+    null = rejection_rate("P4", {"equal_schooling_slopes": True}, replications=NULL_REPS, n_firms=MC_FIRMS,
+                          seed=1000)
+    size_se = math.sqrt(0.05 * 0.95 / NULL_REPS)
+    assert abs(null.rate - 0.05) <= 3 * size_se, null
+    est = null.estimates.dropna()
+    assert len(est) == NULL_REPS
+    sd = float(est.std(ddof=1))
+    assert abs(est.mean()) <= 4 * sd / math.sqrt(len(est)), (est.mean(), sd)
+
+    slopes = preset("demo").innovation.slope["new_product"]
+    effect = slopes["quality_improvement"] - slopes["quantity_expansion"]
+    predicted = float(stats.nct.sf(stats.t.isf(0.05, 11), df=11, nc=effect / sd))
+    bound = predicted - 3 * math.sqrt(predicted * (1 - predicted) / POWER_REPS)
+    power = rejection_rate("P4", None, replications=POWER_REPS, n_firms=MC_FIRMS, seed=5000)
+    assert power.rate >= bound, (power, predicted, bound)
