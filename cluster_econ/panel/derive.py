@@ -68,12 +68,17 @@ def _cluster_by_row(panel: Panel, ey: pd.DataFrame, firm: tuple[np.ndarray, Any]
     """Each enterprise-year's cluster, from the enterprise table (missing when the enterprise is not
     there). Looked up once per enterprise, not once per row; ``firm`` is ``pd.factorize`` of
     ``ey["enterprise_id"]`` when the caller has it."""
-    ent = panel.enterprise
     codes, firms = pd.factorize(ey["enterprise_id"]) if firm is None else firm
+    per_firm = np.append(_cluster_of_firms(panel, firms), np.nan)  # position -1: a missing enterprise_id
+    return pd.Series(per_firm[codes], index=ey.index, name="cluster_id")
+
+
+def _cluster_of_firms(panel: Panel, firms: Any) -> np.ndarray:
+    """The cluster of each of these enterprise ids in the enterprise table (missing if not there)."""
+    ent = panel.enterprise
     at = pd.Index(ent["enterprise_id"]).get_indexer(firms)
     clusters = np.append(ent["cluster_id"].to_numpy(dtype=object), np.nan)  # position -1: not found
-    per_firm = np.append(clusters[at], np.nan)  # position -1: a missing enterprise_id
-    return pd.Series(per_firm[codes], index=ey.index, name="cluster_id")
+    return clusters[at]
 
 
 def entry_exit(panel: Panel, ey: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -275,12 +280,18 @@ def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
     year_all = pd.to_numeric(full["year"]).astype("int64")
     # the text ids are hashed once each; every grouping below works on these integer codes
     firm = pd.factorize(full["enterprise_id"])
-    cluster_all = full["cluster_id"] if "cluster_id" in full.columns else _cluster_by_row(panel, full, firm)
-    cluster = pd.factorize(cluster_all)
+    if "cluster_id" in full.columns:
+        cluster = pd.factorize(full["cluster_id"])
+    else:
+        # each enterprise's cluster from the enterprise table, coded once per enterprise: the codes
+        # come out as pd.factorize of the rows' clusters would give them (firms are numbered in the
+        # order they first appear, so clusters are too)
+        firm_cluster, cluster_ids = pd.factorize(_cluster_of_firms(panel, firm[1]))
+        cluster = (np.append(firm_cluster, -1)[firm[0]], cluster_ids)
     sorted_codes, sorted_clusters = pd.factorize(cluster[1], sort=True)
     ccode_all = np.where(cluster[0] >= 0, sorted_codes[cluster[0]], -1)
     # the columns entry and exit need, as a frame that shares them (no copy of the table)
-    light = {"enterprise_id": full["enterprise_id"], "year": year_all, "cluster_id": cluster_all}
+    light = {"enterprise_id": full["enterprise_id"], "year": year_all}
     if "exit" in full.columns:
         light["exit"] = full["exit"]
     ey = pd.DataFrame(light, index=full.index, copy=False)
@@ -289,7 +300,7 @@ def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
 
     def column(name: str) -> pd.Series:
         """A column over the operating enterprise-years."""
-        values = year_all if name == "year" else cluster_all if name == "cluster_id" else full[name]
+        values = year_all if name == "year" else full[name]
         return values if every else values[operating]
 
     present = set(full.columns)

@@ -161,7 +161,6 @@ def _cast_column(
 ) -> tuple[pd.Series, np.ndarray]:
     """Cast to the schema type; return the cast series and a mask of values that failed. With
     ``share``, a column that already has the type is returned as it is, not copied."""
-    notna = series.notna().to_numpy()
     none = np.zeros(len(series), bool)
     if (
         ftype == "integer"
@@ -172,6 +171,7 @@ def _cast_column(
         # small machine integers are exact in float64, so the float route below gives these same values
         values = series.to_numpy().astype(np.int64)
         return pd.Series(pd.arrays.IntegerArray(values, np.zeros(len(values), bool)), index=series.index), none
+    notna = series.notna().to_numpy() if ftype in ("number", "integer", "boolean") else none
     if ftype in ("number", "integer"):
         if pd.api.types.is_bool_dtype(series.dtype):
             num = series.astype("float64")
@@ -208,10 +208,8 @@ def _cast_column(
         return _per_distinct(series, lambda v: f"{v:.0f}" if float(v).is_integer() else repr(v), codes_out), none
     if pd.api.types.is_integer_dtype(series.dtype):
         return _per_distinct(series, str, codes_out), none
-    if series.dtype == object and not series.isna().any():
-        out = series.copy()
-    else:
-        out = series.astype(object).where(series.notna(), None)
+    missing = series.isna()
+    out = series.copy() if series.dtype == object and not missing.any() else series.astype(object).where(~missing, None)
     if pd.api.types.infer_dtype(out, skipna=True) not in ("string", "empty"):
         out = out.map(lambda v: v if v is None or isinstance(v, str) else str(v))
     return out, none
@@ -245,7 +243,9 @@ def _check_table(name: str, df: pd.DataFrame, col: _Collector, share: bool = Fal
             df[f.name] = cast
         c = f.constraints
         if c.get("required"):
-            col.add(name, df, f.name, "required: missing value", (cast.isna().to_numpy() & ~bad), values=raw)
+            # a text column cast from numbers knows its missing values from its codes
+            missing = found["codes"] < 0 if found else cast.isna().to_numpy()
+            col.add(name, df, f.name, "required: missing value", (missing & ~bad), values=raw)
         if f.type in ("number", "integer"):
             vals = pd.to_numeric(cast, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             with np.errstate(invalid="ignore"):
@@ -362,13 +362,14 @@ def _check_foreign_keys(tables: dict[str, pd.DataFrame], col: _Collector, keep: 
                 ref = ref[keep[ref_table]]
             if any(f not in ref.columns for f in ref_fields):
                 continue
-            present = df[fields].notna().all(axis=1).to_numpy()
             if len(fields) == 1 and (name, fields[0]) in col.codes:
                 # look up each distinct id once, then spread the answer over the rows
                 codes, values = col.codes[(name, fields[0])]
+                present = codes >= 0
                 hit = pd.Index(values).isin(_key_index(ref, ref_fields))
                 found = np.append(hit, False)[codes]
             else:
+                present = df[fields].notna().all(axis=1).to_numpy()
                 found = _key_index(df, fields).isin(_key_index(ref, ref_fields))
             mask = present & ~found
             if not mask.any():
