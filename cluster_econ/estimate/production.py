@@ -672,6 +672,8 @@ def prodest(
     omega_sorted = fs["phi"] - X_all @ coef
     omega = np.full(n_input, np.nan)
     omega[rows] = omega_sorted
+    phi_rows = np.full(n_input, np.nan)
+    phi_rows[rows] = fs["phi"]
     tfp = np.full(n_input, np.nan)
     tfp[rows] = fs["y_net"] - X_all @ coef
 
@@ -714,6 +716,7 @@ def prodest(
     extra = {
         "omega": pd.Series(omega, index=frame_index, name="omega"),
         "tfp": pd.Series(tfp, index=frame_index, name="tfp"),
+        "first_stage": pd.Series(phi_rows, index=frame_index, name="phi"),
         "law_of_motion": pd.Series(ss["gamma"], index=lom_names),
         "bootstrap_draws": pd.DataFrame(draws, columns=names),
         "method": method,
