@@ -106,6 +106,8 @@ class HMMConfig:
             raise ConfigError("phases hmm: n_init and max_iter must be positive")
         if self.min_var <= 0:
             raise ConfigError("phases hmm: min_var must be positive")
+        if not isinstance(self.seed, int | np.integer) or self.seed < 0:
+            raise ConfigError(f"phases hmm: seed must be a non-negative integer, got {self.seed!r}")
 
     @classmethod
     def from_mapping(cls, mapping: dict | None) -> HMMConfig:
