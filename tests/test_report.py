@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from cluster_econ.errors import ConfigError
-from cluster_econ.report.batch import load_config, run_report
+from cluster_econ.report.batch import _inside, load_config, run_report
 from cluster_econ.report.command import register
 
 BASE = {
@@ -295,11 +295,51 @@ def test_config_error_through_the_command(tmp_path: Path) -> None:
 
 
 def test_output_paths_cannot_escape(tmp_path: Path) -> None:
-    cfg = {**BASE, "specifications": [{**BASE["specifications"][1], "name": "../../escaped"}]}
-    with pytest.raises(ConfigError, match=r"escapes the output folder") as err:
-        run_report(_write(tmp_path, cfg), tmp_path / "out", progress=False)
-    assert "specifications.0.name" in str(err.value)
-    assert not (tmp_path / "escaped.tex").exists()
+    # labels that look like paths become file names of letters, digits and _ . - inside the folder
+    cfg = {"data": "demo", "phase_profile": False, "outputs": ["html", "latex"],
+           "specifications": [{**BASE["specifications"][1], "name": "../../escaped"}],
+           "subsets": [{"name": "/tmp/../../outside", "where": {"country": ["JPN"]}}]}
+    out = tmp_path / "run" / "out"
+    summary = run_report(_write(tmp_path, cfg), out, progress=False, workers=1)
+    assert summary.n_failed == 0
+    written = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert [p for p in written if out not in p.parents] == [tmp_path / "config.yaml"]
+    names = {p.relative_to(out).as_posix() for p in written if out in p.parents and ".cache" not in p.parts}
+    assert names == {"report.html", "manifest.json", "tables/all.tex", "tables/tmp_.._.._outside.tex",
+                     "figures/spec_escaped.png", f"figures/timeline_{_first_cluster()}.png"}
+    for f in summary.files:
+        assert out.resolve() in Path(f).resolve().parents
+    # and every write is guarded: a path that leaves the folder is refused
+    with pytest.raises(ConfigError, match=r"escapes the output folder"):
+        _inside(out, "tables", "../../x.tex")
+
+
+def _first_cluster() -> str:
+    from cluster_econ.datasets import demo
+
+    return sorted(demo().cluster_year["cluster_id"].astype(str).unique())[0]
+
+
+def test_output_name_clashes_are_config_errors(tmp_path: Path) -> None:
+    two = {**BASE, "specifications": [{**BASE["specifications"][1], "name": "a/b"},
+                                      {**BASE["specifications"][1], "name": "a_b"}]}
+    path = _write(tmp_path, two, "clash.yaml")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    first, second = (next(i + 1 for i, line in enumerate(lines) if f"name: {n}" in line) for n in ("a/b", "a_b"))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert f"key 'specifications.1.name' (line {second})" in msg
+    assert f"key 'specifications.0.name', line {first}" in msg
+    assert "'a_b'" in msg and "rename one" in msg
+    # names differing only in case clash too (macOS and Windows file systems); 'all' is the full data
+    with pytest.raises(ConfigError, match=r"subsets\.0\.name.*'ALL'.*full data.*reserved name"):
+        load_config(_write(tmp_path, {**BASE, "subsets": [{"name": "ALL", "where": {"country": ["JPN"]}}]}, "c2.yaml"))
+    # a subset split 'by' a column gets its names from the data: checked once the data are loaded
+    by = {**BASE, "subsets": [{"name": "country_JPN", "where": {"country": ["JPN"]}}, {"by": "country"}]}
+    with pytest.raises(ConfigError, match=r"subsets\.1\.by.*'country=JPN'.*subsets\.0\.name', line \d+\)"):
+        run_report(_write(tmp_path, by, "c3.yaml"), tmp_path / "never", progress=False)
+    assert not (tmp_path / "never").exists()
 
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs /usr/bin/chromium")

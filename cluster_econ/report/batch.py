@@ -113,6 +113,11 @@ def load_config(path: str | Path) -> tuple[dict[str, Any], Any]:
         if spec["name"] in names:
             raise doc.fail(["specifications", i, "name"], f"duplicate specification name {spec['name']!r}")
         names.add(spec["name"])
+    # file names: specification figures, and the tables of the named subsets (those split 'by' a
+    # column are checked when the data are loaded)
+    _check_unique_slugs(doc, _spec_entries(cfg), "specification name")
+    _check_unique_slugs(doc, [(sub["name"], ["subsets", i, "name"]) for i, sub in enumerate(cfg.get("subsets") or [])
+                              if "name" in sub], "subset name", _RESERVED_TABLES)
     for i, pid in enumerate(cfg.get("propositions") or []):
         known = _proposition_ids()
         if known is not None and pid not in known:
@@ -144,8 +149,51 @@ def _inside(root: Path, *parts: str, doc: Any = None, key: Sequence[str | int] =
     return target
 
 
+# names Windows will not create as files, whatever the extension
+_RESERVED_FILE_NAMES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+# table file stems the runner writes itself: the full-data subset and the phase profile
+_RESERVED_TABLES = {"all": "the subset of the full data, 'all'", "phase_profile": "the phase profile table"}
+
+
 def _slug(value: Any) -> str:
-    return _SAFE_NAME.sub("_", str(value)).strip("._") or "_"
+    """A file name stem from a label: letters, digits, ``_ . -`` only, no leading dot, never empty
+    or a name Windows reserves. Two labels can share a slug; :func:`_check_unique_slugs` refuses
+    that."""
+    slug = _SAFE_NAME.sub("_", str(value)).strip("._") or "_"
+    return "_" + slug if slug.split(".")[0].upper() in _RESERVED_FILE_NAMES else slug
+
+
+def _check_unique_slugs(doc: Any, entries: Sequence[tuple[str, Sequence[str | int] | None]], what: str,
+                        reserved: Mapping[str, str] | None = None) -> None:
+    """Raise a ConfigError when two labels give the same output file name (compared without case,
+    as on macOS and Windows), naming both keys and their lines.
+
+    ``entries`` are ``(label, key path)``; a label generated from the data names its ``by`` key.
+    ``reserved`` maps file stems the runner writes itself to a description.
+    """
+    from cluster_econ.schema.yamlconf import line_of
+
+    seen: dict[str, tuple[str, Sequence[str | int] | None]] = {}
+    for stem, desc in (reserved or {}).items():
+        seen[stem.casefold()] = (desc, None)
+    for label, key in entries:
+        slug = _slug(label)
+        other = seen.get(slug.casefold())
+        if other is None:
+            seen[slug.casefold()] = (label, key)
+            continue
+        other_label, other_key = other
+        if other_key is None:
+            clash = f"{other_label} (a reserved name)"
+        else:
+            line = line_of(doc.root, list(other_key))
+            clash = f"{other_label!r} (key '{'.'.join(map(str, other_key))}'" + (f", line {line})" if line else ")")
+        raise doc.fail(list(key or []), f"{what} {label!r} gives the output file name {slug!r}, as does {clash}; "
+                                        "rename one of them")
+
+
+def _spec_entries(cfg: Mapping[str, Any]) -> list[tuple[str, list[str | int]]]:
+    return [(spec["name"], ["specifications", i, "name"]) for i, spec in enumerate(cfg.get("specifications") or [])]
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -215,18 +263,19 @@ def _subset(panel: Any, where: Mapping[str, Sequence[Any]]) -> Any:
     return Panel(tables, panel.audit, panel.rejects, panel.metadata)
 
 
-def _subsets(panel: Any, cfg: Mapping[str, Any]) -> list[tuple[str, dict[str, list[Any]]]]:
-    out: list[tuple[str, dict[str, list[Any]]]] = [("all", {})]
-    for sub in cfg.get("subsets") or []:
+def _subsets(panel: Any, cfg: Mapping[str, Any]) -> list[tuple[str, dict[str, list[Any]], list[str | int] | None]]:
+    """``(name, where, configuration key)`` of every subset, the full data ``all`` first."""
+    out: list[tuple[str, dict[str, list[Any]], list[str | int] | None]] = [("all", {}, None)]
+    for i, sub in enumerate(cfg.get("subsets") or []):
         if "by" in sub:
             col = sub["by"]
             src = panel.enterprise_year if col == "survey_round" else panel.enterprise
             if col not in src.columns:
                 raise ConfigError(f"subsets: the data have no column {col!r} to split by")
             for value in sorted(src[col].dropna().astype(str).unique()):
-                out.append((f"{col}={value}", {col: [value]}))
+                out.append((f"{col}={value}", {col: [value]}, ["subsets", i, "by"]))
         else:
-            out.append((sub["name"], {k: list(v) for k, v in sub["where"].items()}))
+            out.append((sub["name"], {k: list(v) for k, v in sub["where"].items()}, ["subsets", i, "name"]))
     return out
 
 
@@ -595,19 +644,22 @@ def run_report(config: str | Path, out: str | Path, workers: int | None = None,
     cfg, doc = load_config(config)
     base = Path(doc.path).parent
     out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     summary = ReportSummary(out=out_dir.resolve())
     seed = int(cfg["seed"]) if cfg.get("seed") is not None else None
-    for i, spec in enumerate(cfg.get("specifications") or []):
-        _inside(out_dir, "tables", spec["name"], doc=doc, key=["specifications", i, "name"])
-    for i, sub in enumerate(cfg.get("subsets") or []):
-        if "name" in sub:
-            _inside(out_dir, "tables", sub["name"], doc=doc, key=["subsets", i, "name"])
 
     panel, method = _phased(_load_panel(cfg, base), (cfg.get("phases") or {}).get("method"))
+    entries = _subsets(panel, cfg)
+    # every subset's tables are tables/<slug>.<ext>: the slugs (with the values a 'by' split found
+    # in the data) must differ, and every file name written stays inside the output folder
+    _check_unique_slugs(doc, [(name, key) for name, _, key in entries[1:]], "subset", _RESERVED_TABLES)
+    subsets = [(name, where) for name, where, _ in entries]
+    for name, _, key in entries:
+        _inside(out_dir, "tables", f"{_slug(name)}.tex", doc=doc, key=key or [])
+    for name, key in _spec_entries(cfg):
+        _inside(out_dir, "figures", f"spec_{_slug(name)}.png", doc=doc, key=key)
+    out_dir.mkdir(parents=True, exist_ok=True)
     _STATE.clear()
     _STATE["panel"] = panel
-    subsets = _subsets(panel, cfg)
     tasks: list[tuple[str, dict[str, Any]]] = [("spec", dict(s)) for s in cfg.get("specifications") or []]
     tasks += [("proposition", {"id": p}) for p in cfg.get("propositions") or []]
     hashes = {}
@@ -738,7 +790,7 @@ def _write_tables(out_dir: Path, jobs: Sequence[Mapping[str, Any]], results: Map
 def _figure_b64(fig: Any, out_dir: Path, name: str) -> str:
     from cluster_econ.figures import save
 
-    (path,) = save(fig, _inside(out_dir, "figures", f"{_slug(name)}.png"))
+    (path,) = save(fig, _inside(out_dir, "figures", f"{name}.png"))
     try:
         import matplotlib.pyplot as plt
 
@@ -758,7 +810,7 @@ def _timeline_html(panel: Any, out_dir: Path) -> str:
     first = sorted(cy["cluster_id"].astype(str).unique())[0]
     series = [c for c in ("n_firms", "n_entries", "n_exits", "price_index") if c in cy.columns and cy[c].notna().any()]
     fig = cluster_timeline(cy, first, series=series or None, title=f"{first}: firms, entry, exit and phases")
-    b64 = _figure_b64(fig, out_dir, f"timeline_{first}")
+    b64 = _figure_b64(fig, out_dir, f"timeline_{_slug(first)}")
     esc = html.escape
     return (f'<figure><img alt="timeline of {esc(first)}" src="data:image/png;base64,{b64}">'
             f"<figcaption>Timeline of cluster {esc(first)} with its phases shaded</figcaption></figure>")
@@ -866,7 +918,7 @@ def _html_report(manifest: Mapping[str, Any], panel: Any, subsets: Sequence[tupl
             term = terms[0]
             by_subset = {k: r for k, r in by_subset.items() if term in r.params.index}
             fig = coefficient_plot(by_subset, term=term, by="subset", title=f"{spec}: {term}")
-            b64 = _figure_b64(fig, out_dir, f"{spec}_{term}")
+            b64 = _figure_b64(fig, out_dir, f"spec_{_slug(spec)}")
             parts.append(f'<figure><img alt="{esc(spec)}: {esc(term)} by subset" '
                          f'src="data:image/png;base64,{b64}"><figcaption>{esc(spec)}: coefficient of '
                          f"{esc(term)} by subset (95% CI)</figcaption></figure>")
