@@ -243,27 +243,43 @@ def manager_schooling_by_year(panel: Panel, ey: pd.DataFrame) -> pd.Series:
     return out
 
 
+def _first_four(key: np.ndarray, gid: np.ndarray, n_groups: int) -> np.ndarray:
+    """Mask of the first four rows of each group in the order of ``np.lexsort((-key, gid))``: the four
+    largest keys of the group, ties going to the earlier row.
+
+    Only candidate rows are sorted: a group's fourth largest key is at least the least of the maxima
+    of four disjoint chunks of the group (four rows reach it), so rows below that bound cannot be
+    among the four. Groups must be numbered 0..n_groups-1 with no empty group.
+    """
+    rows = np.argsort(gid.astype(np.int16) if n_groups < 2**15 else gid, kind="stable")  # by group, then row
+    values = key[rows]
+    sizes = np.bincount(gid, minlength=n_groups)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    n_chunks = np.where(sizes >= 4, 4, 1)
+    group_of_chunk = np.repeat(np.arange(n_groups), n_chunks)
+    part = np.arange(len(group_of_chunk)) - np.repeat(np.cumsum(n_chunks) - n_chunks, n_chunks)
+    edges = starts[group_of_chunk] + (sizes[group_of_chunk] * part) // n_chunks[group_of_chunk]
+    maxima = np.maximum.reduceat(values, edges) if len(values) else np.empty(0)
+    bound = np.full(n_groups, np.inf)
+    np.minimum.at(bound, group_of_chunk, maxima)
+    bound[sizes < 4] = -np.inf  # every row of a small group is a candidate
+    candidates = rows[values >= bound[np.repeat(np.arange(n_groups), sizes)]]
+    order = candidates[np.lexsort((-key[candidates], gid[candidates]))]
+    first = np.r_[True, np.diff(gid[order]) != 0]
+    group_start = np.flatnonzero(first)
+    rank = np.arange(len(order)) - np.repeat(group_start, np.diff(np.r_[group_start, len(order)]))
+    top4 = np.zeros(len(key), bool)
+    top4[order[rank < 4]] = True
+    return top4
+
+
 def _concentration(sales: np.ndarray, gid: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
     """Total sales, CR4 and HHI per group (``gid`` numbers the groups 0..n_groups-1)."""
     ok = np.isfinite(sales)
     total = np.bincount(gid[ok], weights=sales[ok], minlength=n_groups)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(ok, sales / total[gid], np.nan)
-    # rank within group by sales, largest first: as np.lexsort((-sales, gid)), by a stable sort on
-    # sales, then a stable sort on the group (a radix sort when the group numbers fit in 16 bits)
-    order = np.argsort(-np.nan_to_num(sales, nan=-np.inf), kind="stable")
-    groups = gid[order]
-    order = order[np.argsort(groups.astype(np.int16) if n_groups < 2**15 else groups, kind="stable")]
-    del groups
-    sorted_gid = gid[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_gid)) + 1]
-    ends = np.r_[starts[1:], len(order)]
-    del sorted_gid
-    top4 = np.zeros(len(gid), bool)
-    for k in range(4):  # the first four rows of each group in that order
-        at = starts + k
-        top4[order[at[at < ends]]] = True
-    del order
+    top4 = _first_four(np.nan_to_num(sales, nan=-np.inf), gid, n_groups)
     positive = total > 0
     cr4 = np.bincount(gid[ok & top4], weights=share[ok & top4], minlength=n_groups)
     hhi = np.bincount(gid[ok], weights=share[ok] ** 2, minlength=n_groups)
