@@ -192,7 +192,14 @@ def _cast_column(
         if pd.api.types.is_bool_dtype(series.dtype) or (
             series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) in ("boolean", "empty")
         ):
-            return series.astype("boolean"), none
+            if series.dtype != object:
+                return series.astype("boolean"), none
+            # all values are booleans or missing: build the array directly (astype checks each value)
+            values = series.to_numpy(dtype=object)
+            missing = pd.isna(values)
+            data = np.zeros(len(values), bool)
+            data[~missing] = values[~missing].astype(bool)
+            return pd.Series(pd.arrays.BooleanArray(data, missing), index=series.index), none
         text = series.astype("string").str.strip().str.lower()
         out = pd.array([pd.NA] * len(series), dtype="boolean")
         t = text.isin(BOOL_TRUE).fillna(False).to_numpy(dtype=bool)
@@ -289,9 +296,14 @@ def _check_table(name: str, df: pd.DataFrame, col: _Collector, share: bool = Fal
             else:
                 key, uniques = pd.factorize(key * n_more + more)
                 key, n_key = key.astype(np.int64), len(uniques)
-        keys = pd.Series(key)
-        dup = keys.duplicated(keep=False).to_numpy()
-        later = keys.duplicated(keep="first").to_numpy()
+        if n_key <= 8 * len(df) + 1024:
+            # few possible keys: count them directly; look for the later copies only if there are any
+            dup = np.bincount(key, minlength=n_key)[key] > 1
+            later = pd.Series(key).duplicated(keep="first").to_numpy() if dup.any() else np.zeros(len(df), bool)
+        else:
+            keys = pd.Series(key)
+            dup = keys.duplicated(keep=False).to_numpy()
+            later = keys.duplicated(keep="first").to_numpy()
         if dup.any():
             keyvals = df[pk].astype(str).agg("/".join, axis=1)
             col.add(name, df, "+".join(pk), "primaryKey: duplicate key", dup, values=keyvals, reject=False)
