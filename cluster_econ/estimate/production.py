@@ -32,7 +32,11 @@ strictly increasing in ``omega`` and can be inverted, so ``omega`` is a function
     methods rest on productivity being persistent. The rule fails when labour has persistent
     drivers of its own that are not productivity (in the simulator: the scale of innovators that
     grow, switch ``no_large_firms`` off); then the notes show competing persistent roots and the
-    estimate should not be trusted.
+    estimate should not be trusted. An instrument that shifts labour but not productivity
+    separates the roots: on the simulator, last year's output price (``lag_instruments=
+    ["log_output_price"]`` on a Panel) leaves a single root, and with the innovation gain of the
+    quality-improvement phase in the law of motion (``lom_controls``: the innovator indicator
+    times the phase) ACF recovers the true elasticities on the full model (see the tests).
 
 ``method="lp"`` (Levinsohn and Petrin 2003; proxy: log materials) and ``method="op"`` (Olley
 and Pakes 1996; proxy: investment in levels, ``log`` taken inside)
@@ -156,13 +160,13 @@ class _Arrays:
     """Estimation arrays: output, free, state, proxy, controls and the row of each lag (-1: none)."""
 
     def __init__(self, y: np.ndarray, F: np.ndarray, S: np.ndarray, P: np.ndarray, C: np.ndarray,
-                 L: np.ndarray, lagpos: np.ndarray, proxy_ok: np.ndarray) -> None:
-        self.y, self.F, self.S, self.P, self.C, self.L = y, F, S, P, C, L
+                 L: np.ndarray, IV: np.ndarray, lagpos: np.ndarray, proxy_ok: np.ndarray) -> None:
+        self.y, self.F, self.S, self.P, self.C, self.L, self.IV = y, F, S, P, C, L, IV
         self.lagpos, self.proxy_ok = lagpos, proxy_ok
 
     def take(self, rows: np.ndarray, lagpos: np.ndarray) -> _Arrays:
         return _Arrays(self.y[rows], self.F[rows], self.S[rows], self.P[rows], self.C[rows], self.L[rows],
-                       lagpos, self.proxy_ok[rows])
+                       self.IV[rows], lagpos, self.proxy_ok[rows])
 
 
 def _first_stage(method: str, a: _Arrays, degree: int) -> dict[str, Any]:
@@ -214,7 +218,7 @@ def _second_stage(method: str, a: _Arrays, fs: dict[str, Any], lom_degree: int,
     if method == "acf":
         X_t = np.column_stack([a.F[t], a.S[t]])
         X_l = np.column_stack([a.F[tl], a.S[tl]])
-        Z = np.column_stack([a.S[t], a.F[tl], a.S[tl]])
+        Z = np.column_stack([a.S[t], a.F[tl], a.S[tl], a.IV[tl]])
         phi_t, phi_l = phi[t], phi[tl]
         scale = Z.std(axis=0)
         scale[scale == 0] = 1.0
@@ -326,6 +330,10 @@ def panel_frame(panel: Any, method: str = "acf") -> tuple[pd.DataFrame, list[str
     ``cluster_year.price_index`` when that table has one: output per unit of input, not revenue),
     ``log_employment``, ``log_capital`` (``capital_stock`` deflated the same way as money),
     ``log_materials`` (``material_cost``, deflated) and ``investment`` (deflated, in levels).
+    Also, when available, ``log_output_price`` (log of ``cluster_year.price_index``, whose lag
+    is a labour-demand shifter that can serve in ``lag_instruments``) and ``innovator``
+    (``new_product`` or ``new_process``; missing when both are, a candidate for
+    ``lom_controls``).
     Zero or negative value added and zero capital, employment or materials give a missing log
     (the row is then dropped and counted); negative capital, employment, materials or
     investment are impossible values and raise :class:`~cluster_econ.errors.SchemaError`.
@@ -395,6 +403,11 @@ def panel_frame(panel: Any, method: str = "acf") -> tuple[pd.DataFrame, list[str
         out[PANEL_COLUMNS["proxy_materials"]] = safe_log(num["material_cost"] / divisor)
     if "investment" in num:
         out[PANEL_COLUMNS["proxy_investment"]] = num["investment"] / divisor
+    if cy is not None and "price_index" in cy.columns:
+        out["log_output_price"] = safe_log(va_div / divisor)
+    if {"new_product", "new_process"} <= set(ey.columns):
+        items = ey[["new_product", "new_process"]].astype("boolean")
+        out["innovator"] = items.any(axis=1, skipna=True).astype(float).where(items.notna().any(axis=1))
     return out, notes
 
 
@@ -429,6 +442,7 @@ def prodest(
     poly_degree: int = 3,
     lom_degree: int = 1,
     lom_controls: Sequence[str] = (),
+    lag_instruments: Sequence[str] = (),
     exit: str | None = None,
     bootstrap: int = 200,
     seed: int = 0,
@@ -464,6 +478,11 @@ def prodest(
         Numeric columns whose value in ``t-1`` shifts the law of motion linearly (a controlled
         Markov process, for example last year's innovation: ``omega_t = g(omega_t-1) + c'z_t-1
         + xi_t``).
+    lag_instruments : sequence of str
+        ACF only: columns whose ``t-1`` values are added to the instruments (valid under the
+        timing assumptions, since ``xi_t`` is news in ``t``). Shifters of labour demand that are
+        not productivity (a lagged output or wage price index) separate the true root from the
+        spurious one described in the module docstring.
     exit : None
         The Olley-Pakes exit correction is not implemented; anything but ``None`` raises.
     bootstrap : int
@@ -511,11 +530,14 @@ def prodest(
         raise EstimationError(f"prodest: data must be a Panel or a pandas DataFrame, not {type(data).__name__}")
     frees, states, ctrls = _as_tuple(free), _as_tuple(state), _as_tuple(controls)
     lctrls = _as_tuple(lom_controls)
+    linst = _as_tuple(lag_instruments)
+    if linst and method != "acf":
+        raise EstimationError("prodest: lag_instruments are used by method='acf' only")
     for arg, val in (("output", output), ("free", frees), ("state", states), ("proxy", proxy)):
         if not val:
             raise EstimationError(f"prodest: name the {arg} column ({arg}=...)")
     assert output is not None and proxy is not None
-    columns = [output, *frees, *states, proxy, *ctrls, *lctrls, entity, time]
+    columns = [output, *frees, *states, proxy, *ctrls, *lctrls, *linst, entity, time]
     if vcov_cluster:
         columns.append(vcov_cluster)
     absent = [c for c in dict.fromkeys(columns) if c not in frame.columns]
@@ -523,7 +545,7 @@ def prodest(
         raise EstimationError(f"prodest: column {', '.join(repr(c) for c in absent)} not found in the data; "
                               f"available: {', '.join(map(str, list(frame.columns)[:30]))}")
     n_input = len(frame)
-    numeric = [output, *frees, *states, proxy, *ctrls, *lctrls]
+    numeric = [output, *frees, *states, proxy, *ctrls, *lctrls, *linst]
     values = {}
     for c in dict.fromkeys(numeric):
         s = frame[c]
@@ -583,8 +605,8 @@ def prodest(
         P = np.log(np.where(proxy_ok, P, 1.0))
     else:
         proxy_ok = np.ones(n, dtype=bool)
-    a = _Arrays(values[output][rows], mat(frees), mat(states), P[:, None], mat(ctrls), mat(lctrls), lagpos,
-                proxy_ok)
+    a = _Arrays(values[output][rows], mat(frees), mat(states), P[:, None], mat(ctrls), mat(lctrls), mat(linst),
+                lagpos, proxy_ok)
     # -- point estimate ----------------------------------------------------------------------
     try:
         est = _estimate(method, a, int(poly_degree), int(lom_degree), None, multistart=True)
@@ -691,7 +713,7 @@ def prodest(
     if method == "acf":
         stage1 = f"poly{poly_degree}({', '.join([*frees, *states, proxy])})"
         moments = (f"E[xi * ({', '.join(states)}, {', '.join('L.' + f for f in frees)}, "
-                   f"{', '.join('L.' + s for s in states)})] = 0")
+                   f"{', '.join('L.' + s for s in [*states, *linst])})] = 0")
     else:
         inverted = f"log {proxy}" if method == "op" else proxy
         stage1 = f"{' + '.join(frees)} + poly{poly_degree}({', '.join([*states, inverted])})"
