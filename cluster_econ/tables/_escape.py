@@ -68,11 +68,12 @@ def markdown_escape(text: object) -> str:
 
 #: Characters that make a spreadsheet treat a cell as a formula (or that hide one).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
-_PLAIN_NUMBER = re.compile(r"^-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
+_PLAIN_NUMBER = re.compile(r"^[-+]?(?=\.?\d)(?:\d{1,3}(?:,\d{3})+|\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?$")
 
 
 def is_plain_number(text: str) -> bool:
-    """True for text such as ``-0.252``, ``1,234`` or ``17``: nothing a spreadsheet can execute."""
+    """True for text such as ``-0.252``, ``-.252``, ``1,234``, ``17`` or ``-1.2e-05``: nothing a
+    spreadsheet can execute."""
     return bool(_PLAIN_NUMBER.match(text))
 
 
