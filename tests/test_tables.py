@@ -449,3 +449,14 @@ def test_fixed_effects_by_model(model, expected):
     res = make_result(["x"], [1.0], [0.1], formula="y ~ x", groups={"enterprise_id": 50},
                       model=model)
     assert fixed_effects(res) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("-0.252", "-0.252"), ("-.252", "-.252"), ("-1.2e-05", "-1.2e-05"), ("1,234", "1,234"),
+     ("-0.252***", "'-0.252***"), ("=1+1", "'=1+1"), ("-1+2", "'-1+2"), ("@SUM(A1)", "'@SUM(A1)"), ("-", "'-")],
+)
+def test_neutralise_cell_numbers_and_formulas(text, expected):
+    from cluster_econ.tables._escape import neutralise_cell
+
+    assert neutralise_cell(text) == expected
