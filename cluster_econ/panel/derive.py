@@ -90,6 +90,22 @@ def entry_exit(panel: Panel, ey: pd.DataFrame | None = None) -> pd.DataFrame:
     return _entry_exit(panel, _with_cluster(panel) if ey is None else ey)
 
 
+def _spans(years: np.ndarray, codes: np.ndarray, n_groups: int, with_size: bool = False) -> pd.DataFrame:
+    """First and last year (and row count) per group code, as ``groupby(codes).agg(["min", "max"])``."""
+    how = ["min", "max", "size"] if with_size else ["min", "max"]
+    if not len(codes) or codes.min() < 0 or np.isnan(years).any():
+        return pd.Series(years).groupby(codes).agg(how)
+    size = np.bincount(codes, minlength=n_groups)
+    low, high = np.full(n_groups, np.inf), np.full(n_groups, -np.inf)
+    np.minimum.at(low, codes, years)
+    np.maximum.at(high, codes, years)
+    seen = np.flatnonzero(size > 0)  # groupby lists only the groups that occur
+    out = pd.DataFrame({"min": low[seen], "max": high[seen]}, index=seen)
+    if with_size:
+        out["size"] = size[seen]
+    return out
+
+
 def _entry_exit(
     panel: Panel,
     ey: pd.DataFrame,
@@ -103,7 +119,7 @@ def _entry_exit(
     # group on integer codes: much faster than on the text ids at a million rows
     codes, firm_ids = pd.factorize(ey["enterprise_id"]) if firm is None else firm
     ccodes, cluster_ids = pd.factorize(ey["cluster_id"]) if cluster is None else cluster
-    by_firm = pd.Series(years).groupby(codes).agg(["min", "max", "size"])
+    by_firm = _spans(years, codes, len(firm_ids), with_size=True)
     out = pd.DataFrame(
         {
             "first_year": by_firm["min"].to_numpy(),
@@ -115,7 +131,7 @@ def _entry_exit(
     first_row = np.flatnonzero(~pd.Series(codes).duplicated().to_numpy())  # codes number firms in order seen
     out["cluster_id"] = np.asarray(cluster_ids, dtype=object)[ccodes[first_row]]
     # group on the cluster codes (a missing cluster counts with the last one listed, as indexing by -1 does)
-    by_cluster = pd.Series(years).groupby(np.where(ccodes < 0, len(cluster_ids) - 1, ccodes)).agg(["min", "max"])
+    by_cluster = _spans(years, np.where(ccodes < 0, len(cluster_ids) - 1, ccodes), len(cluster_ids))
     by_cluster.index = pd.Index(np.asarray(cluster_ids, dtype=object)[by_cluster.index.to_numpy()])
     cluster_last, cluster_first = by_cluster["max"], by_cluster["min"]
     if "exit" in ey.columns:
