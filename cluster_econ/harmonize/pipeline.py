@@ -11,6 +11,14 @@ reported twice with different values is an error (strict) or quarantined with bo
 every table is validated and the cluster-year aggregates are computed.
 
 The audit accounts for every source row: read = kept + dropped (identical duplicates) + rejected.
+
+Performance (a million enterprise-years should cost about what reading the file costs): values that
+repeat (codes to recode, IDs to format, enterprise-level facts on every enterprise-year) are handled
+once per distinct value through ``pd.factorize`` and spread back with one take; the tables share the
+mapped columns rather than copying them (``_select``, ``_fresh_index``); work that cannot apply is
+skipped (no duplicate enterprise-years, one file). These are written here rather than with pandas'
+own ``map``/``groupby`` because those build a Python object or a group per row, which at this size is
+most of the run time; each such helper says which pandas expression it reproduces.
 """
 
 from __future__ import annotations

@@ -17,6 +17,13 @@ nullable Int64, ``boolean`` to nullable boolean, ``string`` to object). A value 
 
 Row numbers are the ``_source_row`` of a row when harmonization recorded it (the line's data-row
 number in its source file, named with ``_source``), else the 1-based position in the table.
+
+Performance: text casts and patterns are computed once per distinct value; ID columns cast from
+numbers keep their integer codes, which the primary- and foreign-key checks reuse instead of hashing
+the text again; the typed table is assembled from its columns without copying the ones that do not
+change. ``normalize`` validates a panel nobody else holds, so it also lets columns already of their
+type be reused (``_validate(..., share=True)``); :func:`validate` itself returns tables that share
+nothing with its input.
 """
 
 from __future__ import annotations
