@@ -309,7 +309,8 @@ def _schema_derivations(wide: pd.DataFrame, spec: MappingSpec) -> pd.DataFrame:
                             else pd.Series(0.0, index=wide.index)
                         )
                         for c in needed
-                    }
+                    },
+                    copy=False,
                 )
                 wide[field["name"]] = evaluate(expr, frame)
     return wide
@@ -431,10 +432,13 @@ def _latest_per_key(df: pd.DataFrame, key: list[str], table: str) -> tuple[pd.Da
             rows[slot[kcodes[last]]] = order[last]
             out[c] = _at(col, rows)
         if repeated and c in value_cols:
+            # a key's values differ when their codes do: compare the least and the greatest code
             ok = (vcodes >= 0) & keyed
-            width = int(vcodes.max()) + 1 if len(vcodes) else 1
-            pairs = pd.unique(kc[ok] * width + vcodes[ok])
-            n_conf = int((np.bincount(pairs // width) > 1).sum())
+            low = np.full(n_keys, len(vcodes), dtype=np.int64)
+            high = np.full(n_keys, -1, dtype=np.int64)
+            np.minimum.at(low, slot[kc[ok]], vcodes[ok])
+            np.maximum.at(high, slot[kc[ok]], vcodes[ok])
+            n_conf = int((high > low).sum())
             if n_conf:
                 notes.append(
                     {
@@ -514,7 +518,13 @@ def _any_duplicate_key(ey: pd.DataFrame) -> bool:
     if not (_plain_numeric(ids) or pd.api.types.is_bool_dtype(ids.dtype)):
         ids = ids.astype(str)  # numbers compare as themselves; anything else as its text, as below
     year = pd.to_numeric(ey["year"], errors="coerce")
-    return bool(pd.DataFrame({"i": ids, "y": year}, copy=False).duplicated().any())
+    # as DataFrame({"i": ids, "y": year}).duplicated().any(), on codes (missing values equal each other)
+    id_codes, id_values = pd.factorize(ids, use_na_sentinel=False)
+    year_codes, year_values = pd.factorize(year, use_na_sentinel=False)
+    key = id_codes.astype(np.int64) * len(year_values) + year_codes
+    if len(id_values) * len(year_values) <= 8 * len(key) + 1024:
+        return bool((np.bincount(key) > 1).any()) if len(key) else False
+    return bool(pd.Series(key).duplicated().any())
 
 
 def _resolve_duplicates(ey: pd.DataFrame, mode: str) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
