@@ -353,7 +353,13 @@ def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
         [np.asarray(clusters, dtype=object)[combos // span], combos % span + y0], names=keys
     )
 
+    # the cluster-year codes as a categorical: pandas groups on its codes without hashing them again
+    group_key = pd.Categorical.from_codes(gid, categories=pd.RangeIndex(len(index)))
+
     def by_group(values: pd.Series | np.ndarray, how: str) -> np.ndarray:
+        out = pd.Series(np.asarray(values, dtype="float64")).groupby(group_key, observed=True).agg(how)
+        if len(out) == len(index):  # every cluster-year has rows, in code order
+            return out.to_numpy()
         out = pd.Series(np.asarray(values, dtype="float64")).groupby(gid).agg(how)
         return out.reindex(range(len(index))).to_numpy()
 

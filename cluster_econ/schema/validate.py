@@ -178,6 +178,8 @@ def _cast_column(
         # small machine integers are exact in float64, so the float route below gives these same values
         values = series.to_numpy().astype(np.int64)
         return pd.Series(pd.arrays.IntegerArray(values, np.zeros(len(values), bool)), index=series.index), none
+    if ftype == "number" and isinstance(series.dtype, np.dtype) and series.dtype.kind in "iuf":
+        return series.astype("float64", copy=not share), none  # machine numbers: nothing can fail
     notna = series.notna().to_numpy() if ftype in ("number", "integer", "boolean") else none
     if ftype in ("number", "integer"):
         if pd.api.types.is_bool_dtype(series.dtype):
@@ -261,7 +263,10 @@ def _check_table(name: str, df: pd.DataFrame, col: _Collector, share: bool = Fal
             missing = found["codes"] < 0 if found else cast.isna().to_numpy()
             col.add(name, df, f.name, "required: missing value", (missing & ~bad), values=raw)
         if f.type in ("number", "integer"):
-            vals = pd.to_numeric(cast, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            if cast.dtype == np.float64:
+                vals = cast.to_numpy()  # read only; missing values are already NaN
+            else:
+                vals = pd.to_numeric(cast, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             with np.errstate(invalid="ignore"):
                 if "minimum" in c:
                     col.add(name, df, f.name, f"minimum: below {c['minimum']}", vals < c["minimum"], values=raw)
