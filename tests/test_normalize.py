@@ -204,3 +204,20 @@ def test_deflation_to_real_values(tmp_path: Path, cluster_csv: tuple[Path, Path]
     (tmp_path / "cpi.csv").write_text("country,year,price_index\nETH,2004,1.0\n")
     with pytest.raises(ce.errors.MappingError, match=r"no deflator for ETH 2006 \(2 rows; base year 2004\)"):
         ce.normalize(data, mapping=spec)
+
+
+def test_schooling_of_the_manager_in_charge_each_year() -> None:
+    from cluster_econ.panel.derive import manager_schooling_by_year
+
+    ent = pd.DataFrame({"enterprise_id": ["a", "b"], "cluster_id": "k", "country": "KEN"})
+    ey = pd.DataFrame({"enterprise_id": ["a", "a", "a", "b", "b"], "year": [2000, 2005, 2010, 2000, 2010]})
+    man = pd.DataFrame({
+        "enterprise_id": ["a", "a", "b", "b"], "manager_id": ["2", "1", "2", "1"],
+        "generation": [1, 2, 1, 2], "start_year": [1990, 2006, 1995, 2005],
+        "schooling_years": [8.0, 16.0, np.nan, 12.0],
+    })
+    panel = ce.Panel({"enterprise": ent, "enterprise_year": ey, "manager": man})
+    got = manager_schooling_by_year(panel, ey).tolist()
+    # a: founder (8) until the successor starts in 2006 (16); b: founder's schooling unknown -> missing
+    assert got[:3] == [8.0, 8.0, 16.0]
+    assert np.isnan(got[3]) and got[4] == 12.0

@@ -227,9 +227,10 @@ def current_manager_schooling(panel: Panel) -> pd.Series:
 def manager_schooling_by_year(panel: Panel, ey: pd.DataFrame) -> pd.Series:
     """Schooling of the manager in charge in each enterprise-year, aligned to ``ey``.
 
-    The manager in charge in year *t* is the one with the latest ``start_year`` at or before *t*.
-    Without start years (or for years before any start year), it is the current manager: the
-    highest generation, then the last manager_id.
+    The manager in charge in year *t* is the one with the latest ``start_year`` at or before *t*;
+    when that manager's schooling is not known, the value is missing (never borrowed from another
+    manager). Without start years (or for years before any start year), it is the current
+    manager: the highest generation, then the last manager_id.
     """
     man = panel.manager
     if man is None or "schooling_years" not in man.columns:
@@ -259,8 +260,10 @@ def manager_schooling_by_year(panel: Panel, ey: pd.DataFrame) -> pd.Series:
             rows, starts, left_on="year", right_on="start", by="enterprise_id", direction="backward"
         )
         by_row = np.full(len(ey), np.nan)
+        in_charge = np.zeros(len(ey), dtype=bool)
         by_row[matched["_row"].to_numpy()] = matched["school"].to_numpy(dtype=float)
-        out = pd.Series(np.where(np.isnan(by_row), out.to_numpy(), by_row), index=ey.index)
+        in_charge[matched["_row"].to_numpy()] = matched["start"].notna().to_numpy()
+        out = pd.Series(np.where(in_charge, by_row, out.to_numpy()), index=ey.index)
     return out
 
 
