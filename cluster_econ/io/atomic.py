@@ -10,22 +10,25 @@ an ordinary ``open(path, "w")``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 _COUNTER = itertools.count()
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` atomically; ``str`` is encoded as UTF-8.
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """A binary file to write ``path`` through: a temporary file beside it that is flushed,
+    synced and renamed over ``path`` when the block ends, and removed if the block raises.
 
-    Parent folders are created when missing. Returns the path written.
+    For writers that stream (pyarrow writes Parquet itself); parent folders are created.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{next(_COUNTER)}.tmp")
@@ -36,14 +39,24 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
         break
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return target
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` atomically; ``str`` is encoded as UTF-8.
+
+    Parent folders are created when missing. Returns the path written.
+    """
+    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    with atomic_file(path) as fh:
+        fh.write(payload)
+    return Path(path)
 
 
 def atomic_write_csv(frame: Any, path: str | os.PathLike[str], **to_csv: Any) -> Path:

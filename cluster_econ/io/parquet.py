@@ -14,9 +14,7 @@ the same Panel: no timestamps, no pandas index.
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +24,10 @@ import pandas as pd
 from cluster_econ import schema
 from cluster_econ._version import __version__
 from cluster_econ.errors import InputError
-from cluster_econ.io.atomic import atomic_write
+from cluster_econ.io.atomic import atomic_file, atomic_write
 from cluster_econ.io.readers import file_sha256
 
 MANIFEST = "manifest.json"
-_COUNTER = itertools.count()
 
 
 # the name other modules use for byte payloads
@@ -68,38 +65,20 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> str:
 
 
 def _write_table_atomic(table: Any, path: Path) -> str:
-    """Stream an Arrow table to a temporary file beside ``path``, then rename it over ``path``.
+    """Stream an Arrow table to ``path`` atomically (:func:`cluster_econ.io.atomic.atomic_file`);
+    returns the file's SHA-256.
 
-    The same contract as :func:`cluster_econ.io.atomic.atomic_write` (temporary name from the
-    process id and a counter, fsync, ``os.replace``), but pyarrow writes the file itself, so the
-    encoded table is never held in memory twice (buffer, then bytes). Returns the file's SHA-256.
-
-    The writer allocates through the system allocator: it then reuses memory the process has just
-    freed instead of growing Arrow's own pool (about 40 MiB less peak memory at a million rows; the
-    bytes written are the same).
+    pyarrow writes the file itself, so the encoded table is never held in memory twice (buffer,
+    then bytes). The writer allocates through the system allocator: it then reuses memory the
+    process has just freed instead of growing Arrow's own pool (about 40 MiB less peak memory at a
+    million rows; the bytes written are the same).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{next(_COUNTER)}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        except FileExistsError:
-            continue
-        break
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pq.write_table(table, fh, compression="snappy", memory_pool=pa.system_memory_pool())
-            fh.flush()
-            os.fsync(fh.fileno())
-        digest = file_sha256(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return digest
+    with atomic_file(path) as fh:
+        pq.write_table(table, fh, compression="snappy", memory_pool=pa.system_memory_pool())
+    return file_sha256(path)
 
 
 def _jsonable(obj: Any) -> Any:
