@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from cluster_econ import schema
-from cluster_econ.errors import MappingError, SchemaError
+from cluster_econ.errors import ConfigError, MappingError, SchemaError
 from cluster_econ.harmonize.expressions import evaluate, names_in
 from cluster_econ.harmonize.spec import MappingSpec, load_mapping, template_fields
 from cluster_econ.io.readers import SourceTable, read_source
@@ -656,8 +656,6 @@ def normalize(
         Show a progress bar over files.
     params : dict, optional
         Values for the mappings' ``param`` columns (for example ``{"country": "KEN", "year": 2013}``).
-    params : dict, optional
-        Values for the mappings' ``param`` columns (for example ``{"country": "KEN", "year": 2013}``).
     cluster_year : bool
         Compute the cluster-year aggregates (default True).
 
@@ -669,7 +667,7 @@ def normalize(
     from cluster_econ.schema.validate import _validate
 
     if mode not in ("strict", "quarantine"):
-        raise ValueError("mode must be 'strict' or 'quarantine'")
+        raise ConfigError(f"normalize: mode must be 'strict' or 'quarantine', not {mode!r}")
     paths = [files] if isinstance(files, str | Path) else list(files)
     if not paths:
         raise MappingError("no source files given")

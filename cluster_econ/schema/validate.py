@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from cluster_econ import schema
-from cluster_econ.errors import SchemaError
+from cluster_econ.errors import ConfigError, InputError, SchemaError
 
 if TYPE_CHECKING:
     from cluster_econ.panel import Panel
@@ -439,8 +439,11 @@ def _validate(panel_or_dir: Panel | str | Path, mode: str = "strict", share: boo
     from cluster_econ.panel import Panel, read_panel
 
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        raise ConfigError(f"validate: mode must be one of {', '.join(MODES)}, not {mode!r}")
     panel = read_panel(str(panel_or_dir)) if isinstance(panel_or_dir, str | Path) else panel_or_dir
+    if not isinstance(panel, Panel):
+        raise InputError(f"validate: expected a cluster_econ Panel or a panel folder, got {type(panel).__name__}; "
+                         "build one with cluster_econ.Panel({'enterprise': ..., 'enterprise_year': ...})")
     col = _Collector()
     typed: dict[str, pd.DataFrame] = {}
     for name in schema.TABLES:
