@@ -385,6 +385,16 @@ def split_tables(wide: pd.DataFrame, spec: MappingSpec) -> dict[str, pd.DataFram
     return tables
 
 
+def _disagreement_note(table: str, column: str, n: int) -> dict[str, Any]:
+    return {
+        "step": "note",
+        "table": table,
+        "rows": n,
+        "reason": f"{column}: {n} {table}(s) reported different values across rows; the latest non-missing "
+        "value is kept",
+    }
+
+
 def _latest_per_key(df: pd.DataFrame, key: list[str], table: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """One row per key: the latest non-missing value of each column; count keys whose values disagree.
 
@@ -440,15 +450,7 @@ def _latest_per_key(df: pd.DataFrame, key: list[str], table: str) -> tuple[pd.Da
             np.maximum.at(high, slot[kc[ok]], vcodes[ok])
             n_conf = int((high > low).sum())
             if n_conf:
-                notes.append(
-                    {
-                        "step": "note",
-                        "table": table,
-                        "rows": n_conf,
-                        "reason": f"{c}: {n_conf} {table}(s) reported different values across rows; "
-                        "the latest non-missing value is kept",
-                    }
-                )
+                notes.append(_disagreement_note(table, c, n_conf))
     return pd.DataFrame(out, copy=False), notes
 
 
@@ -498,15 +500,7 @@ def _latest_per_key_sorted(df: pd.DataFrame, key: list[str], table: str) -> tupl
         for c in value_cols:
             n_conf = int((counts[c] > 1).sum())
             if n_conf:
-                notes.append(
-                    {
-                        "step": "note",
-                        "table": table,
-                        "rows": n_conf,
-                        "reason": f"{c}: {n_conf} {table}(s) reported different values across rows; "
-                        "the latest non-missing value is kept",
-                    }
-                )
+                notes.append(_disagreement_note(table, c, n_conf))
     last = order.groupby(key, sort=False, dropna=False).last().reset_index()
     last = last.drop(columns=[c for c in ("year", "_order") if c in last.columns])
     return last, notes
