@@ -384,7 +384,7 @@ def test_cli_writes_verdicts_and_estimates(tmp_path, capsys):
 def test_cli_bad_input_and_failures(tmp_path):
     p = _parser()
     args = p.parse_args(["test", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
-    with pytest.raises(InputError, match="not a panel directory"):
+    with pytest.raises(InputError, match="not a panel folder"):
         args.func(args)
     args = p.parse_args(["test", "demo", "--hypotheses", "P42", "--out", str(tmp_path / "o")])
     with pytest.raises(ConfigError, match="unknown proposition"):

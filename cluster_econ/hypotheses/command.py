@@ -20,8 +20,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cluster_econ.errors import InputError
-
 __all__ = ["register", "run"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -55,17 +53,6 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _load(source: str) -> Any:
-    if source == "demo":
-        from cluster_econ.datasets import demo
-        return demo()
-    path = Path(source)
-    if not path.is_dir():
-        raise InputError(f"{source}: not a panel directory (or the word 'demo')")
-    from cluster_econ.panel import read_panel
-    return read_panel(str(path))
-
-
 def _write(df: pd.DataFrame, out: Path, name: str) -> list[Path]:
     from cluster_econ.io.atomic import atomic_write, atomic_write_csv
 
@@ -95,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise ConfigError(f"--hypotheses: unknown proposition(s) {', '.join(unknown)}; "
                               f"registered: {', '.join(hyp.ids())}")
-    panel = _load(args.panel)
+    from cluster_econ.panel import open_panel
+
+    panel = open_panel(args.panel)
     out = Path(args.out)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -21,6 +21,22 @@ def read_panel(directory: str) -> Panel:
     return _read(directory)
 
 
+def open_panel(source: str) -> Panel:
+    """The Panel a command line names: the word ``demo`` (the built-in synthetic universe) or a
+    panel folder written by ``cluster-econ normalize`` / :meth:`Panel.to_parquet`."""
+    from pathlib import Path
+
+    from cluster_econ.errors import InputError
+
+    if source == "demo":
+        from cluster_econ.datasets import demo
+
+        return demo()
+    if not Path(source).is_dir():
+        raise InputError(f"{source}: not a panel folder (or the word 'demo')")
+    return read_panel(source)
+
+
 class _CallablePackage(types.ModuleType):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         from cluster_econ.estimate.panel_models import panel
@@ -30,4 +46,4 @@ class _CallablePackage(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallablePackage
 
-__all__ = ["Panel", "read_panel"]
+__all__ = ["Panel", "open_panel", "read_panel"]

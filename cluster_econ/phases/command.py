@@ -52,15 +52,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _load(source: str) -> Any:
-    if source == "demo":
-        from cluster_econ.datasets import demo
-        return demo()
     path = Path(source)
+    if source == "demo" or path.is_dir():
+        from cluster_econ.panel import open_panel
+        return open_panel(source)
     if not path.exists():
         raise InputError(f"{source}: no such file or directory")
-    if path.is_dir():
-        from cluster_econ.panel import read_panel
-        return read_panel(str(path))
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
