@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -176,14 +175,18 @@ class Result:
         """Two-sided p-values: Student t with ``vcov_info.df_resid`` degrees of freedom, else normal."""
         t = np.abs(self.tvalues.to_numpy())
         df = self.df_resid
-        p = 2 * (stats.t.sf(t, df) if df is not None else stats.norm.sf(t))
+        from scipy import special  # here, not at import: estimation alone never needs it
+
+        p = 2 * (special.stdtr(df, -t) if df is not None else special.ndtr(-t))
         return pd.Series(p, index=self.params.index, name="p_value")
 
     def conf_int(self, level: float = 0.95) -> pd.DataFrame:
         """Wald confidence intervals with the same reference distribution as ``pvalues``."""
         q = 0.5 + level / 2
         df = self.df_resid
-        crit = stats.t.ppf(q, df) if df is not None else stats.norm.ppf(q)
+        from scipy import special
+
+        crit = special.stdtrit(df, q) if df is not None else special.ndtri(q)
         half = crit * self.bse
         return pd.DataFrame({"lower": self.params - half, "upper": self.params + half})
 
