@@ -6,9 +6,7 @@ matplotlib) load only when a function that needs them is called. Public names re
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from cluster_econ._lazy import lazy_attributes
 from cluster_econ._version import __version__
 
 # public name -> (module, attribute); attribute None means the module itself
@@ -57,17 +55,4 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 
 __all__ = ["__version__", *_LAZY]
 
-
-def __getattr__(name: str) -> Any:
-    try:
-        module_name, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'cluster_econ' has no attribute {name!r}") from None
-    module = importlib.import_module(module_name)
-    value = module if attr is None else getattr(module, attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

@@ -18,8 +18,7 @@ Modules (one public entry point each, shared numerics in one place):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cluster_econ._lazy import lazy_attributes
 
 _LAZY = {
     "Result": "result",
@@ -36,10 +35,4 @@ _LAZY = {
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'cluster_econ.estimate' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"cluster_econ.estimate.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_attributes(__name__, {name: f"{__name__}.{module}" for name, module in _LAZY.items()})

@@ -12,8 +12,7 @@ Names resolve lazily so that ``import cluster_econ.report`` stays light.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cluster_econ._lazy import lazy_attributes
 
 _LAZY: dict[str, tuple[str, str]] = {
     "run_replications": ("cluster_econ.report.replicate", "run"),
@@ -27,16 +26,4 @@ _LAZY: dict[str, tuple[str, str]] = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    try:
-        module, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'cluster_econ.report' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

@@ -12,8 +12,7 @@ Names resolve lazily, so ``from cluster_econ.tables import atomic_write`` stays 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from cluster_econ._lazy import lazy_attributes
 
 _LAZY: dict[str, str] = {
     "atomic_write": "cluster_econ.tables._io",
@@ -41,16 +40,4 @@ _LAZY: dict[str, str] = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    try:
-        module = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'cluster_econ.tables' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
