@@ -33,3 +33,7 @@ class FormulaError(ClusterEconError):
 
 class ConfigError(ClusterEconError):
     """A configuration file is invalid; the message names the key and its line."""
+
+
+class OutputBusyError(ClusterEconError):
+    """Another process is writing the same output folder (its writer lock is held)."""

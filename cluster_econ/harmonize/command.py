@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -27,7 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output Panel folder")
     p.add_argument(
-        "--quarantine", action="store_true", help="move failing rows to rejects with their reasons instead of failing"
+        "--quarantine",
+        action="store_true",
+        help="keep what is good instead of failing: bad values are set missing and logged in rejects/cells, "
+        "rows with a bad key or required field go to rejects/<table> with their reasons",
     )
     p.add_argument("--deflator", metavar="FILE", help="deflator table (country, year, price_index)")
     p.add_argument(
@@ -44,8 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     v = sub.add_parser(
         "validate",
         help="validate a Panel folder against the canonical schema",
-        description="Check every table of a Panel folder (types, ranges, enums, keys, foreign keys, "
-        "cross-field rules). Prints every violation; exit 0 if valid, 1 if not.",
+        description="Check a Panel folder: its manifest (every file listed is there, readable, with its "
+        "SHA-256 and row count; each table's files add up to its row count; no unlisted data file) and every "
+        "table against the canonical schema (types, ranges, infinite numbers, enums, patterns, keys, foreign "
+        "keys, cross-field rules). Prints every problem found. Exit codes: 0 the panel is valid; 1 a check "
+        "failed (a schema violation, or the folder does not match its manifest: edited, truncated, missing or "
+        "extra files, a corrupt manifest); 2 the path is not a panel folder (missing, a file, or no "
+        "manifest.json).",
     )
     v.add_argument("panel", metavar="DIR")
     v.set_defaults(func=_validate)
@@ -62,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _normalize(args: argparse.Namespace) -> int:
-    from cluster_econ.errors import MappingError, SchemaError
+    from cluster_econ.errors import InputError, MappingError, SchemaError
     from cluster_econ.harmonize import normalize
 
     mapping = args.mapping if len(args.mapping) > 1 else args.mapping[0]
@@ -72,20 +81,27 @@ def _normalize(args: argparse.Namespace) -> int:
         if not sep or not name:
             raise MappingError(f"--set expects NAME=VALUE, got {item!r}")
         params[name.strip()] = int(value) if value.strip().lstrip("-").isdigit() else value.strip()
-    try:
-        panel = normalize(
-            args.files,
-            mapping=mapping,
-            mode="quarantine" if args.quarantine else "strict",
-            deflator=args.deflator,
-            progress=not args.no_progress,
-            params=params,
-        )
-    except SchemaError as exc:
-        print(f"validation failed:\n{exc}", file=sys.stderr)
-        print("no panel written; rerun with --quarantine to keep the valid rows", file=sys.stderr)
-        return EXIT_FAILED
-    panel.to_parquet(args.out)
+    from cluster_econ.io.atomic import writer_lock
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file; give a folder for the panel")
+    # the output's writer lock is taken before the work, so a second run into the same folder fails at once
+    with writer_lock(out):
+        try:
+            panel = normalize(
+                args.files,
+                mapping=mapping,
+                mode="quarantine" if args.quarantine else "strict",
+                deflator=args.deflator,
+                progress=not args.no_progress,
+                params=params,
+            )
+        except SchemaError as exc:
+            print(f"validation failed:\n{exc}", file=sys.stderr)
+            print("no panel written; rerun with --quarantine to keep the valid rows and values", file=sys.stderr)
+            return EXIT_FAILED
+        panel.to_parquet(args.out)
     summary = panel.audit_summary()
     print(summary.to_string(index=False))
     ey = summary[summary["table"] == "enterprise_year"]
@@ -95,6 +111,11 @@ def _normalize(args: argparse.Namespace) -> int:
         f"enterprise-year rows: {rows_in} read, {added} recalled years added, {rows_out} kept, "
         f"{rejected} rejected, {dropped} duplicates dropped"
     )
+    cells = panel.rejects.get("cells")
+    if cells is not None and len(cells):
+        per_column = cells.groupby(["table", "column"]).size()
+        listed = ", ".join(f"{t}.{c} {n}" for (t, c), n in per_column.items())
+        print(f"values set missing by quarantine: {len(cells)} ({listed}); each is in rejects/cells.parquet")
     for table, n in panel.tables.items():
         print(f"  {table}: {len(n)} rows")
     print(f"wrote {args.out}")
@@ -104,7 +125,7 @@ def _normalize(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from cluster_econ.schema.validate import validate
 
-    report = validate(args.panel, mode="report")
+    report = validate(args.panel, mode="report")  # not a panel folder: InputError, exit 2
     print(report)
     return EXIT_OK if report.ok else EXIT_FAILED
 

@@ -298,15 +298,26 @@ def _first_four(key: np.ndarray, gid: np.ndarray, n_groups: int) -> np.ndarray:
 
 
 def _concentration(sales: np.ndarray, gid: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
-    """Total sales, CR4 and HHI per group (``gid`` numbers the groups 0..n_groups-1)."""
+    """Total sales, CR4 and HHI per group (``gid`` numbers the groups 0..n_groups-1); ``sales`` are
+    non-negative or missing.
+
+    CR4 is the four largest firms' sales over the total, not a sum of their shares: both sums add
+    the same numbers in the same row order, one skipping rows, and rounded addition of non-negative
+    numbers never decreases, so the ratio is at most 1 exactly (a sum of three shares can come out
+    as 1.0000000000000002). HHI, the sum of squared shares, is at most 1 in exact arithmetic; when
+    one firm has nearly everything, rounding can put it one unit in the last place above, so it is
+    capped at 1.
+    """
     ok = np.isfinite(sales)
     total = np.bincount(gid[ok], weights=sales[ok], minlength=n_groups)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(ok, sales / total[gid], np.nan)
-    top4 = _first_four(np.nan_to_num(sales, nan=-np.inf), gid, n_groups)
+    top4 = _first_four(np.nan_to_num(sales, nan=-np.inf), gid, n_groups) & ok
     positive = total > 0
-    cr4 = np.bincount(gid[ok & top4], weights=share[ok & top4], minlength=n_groups)
-    hhi = np.bincount(gid[ok], weights=share[ok] ** 2, minlength=n_groups)
+    top_total = np.bincount(gid[top4], weights=sales[top4], minlength=n_groups)
+    hhi = np.minimum(np.bincount(gid[ok], weights=share[ok] ** 2, minlength=n_groups), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cr4 = top_total / total
     return {
         "total_sales": np.where(np.bincount(gid[ok], minlength=n_groups) > 0, total, np.nan),
         "cr4": np.where(positive, cr4, np.nan),
