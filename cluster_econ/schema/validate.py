@@ -77,7 +77,7 @@ class Violation:
         where = f", rows {rows}{more}" if self.rows else ""
         values = f"; values {vals}" if self.values else ""
         text = f"{self.table}.{self.column}: {self.rule}: {self.count} row(s){src}{where}{values}"
-        return text + ("\n" + self.detail if self.detail else "")
+        return text + "".join("\n      " + line.strip() for line in self.detail.splitlines())
 
 
 @dataclass
