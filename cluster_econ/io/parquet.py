@@ -52,46 +52,74 @@ atomic_write_bytes = atomic_write
 PART = "part-{}.parquet"
 
 
-def _arrow_table(df: pd.DataFrame) -> Any:
-    """The DataFrame as an Arrow table (no index); object columns of mixed types (raw source
-    columns, original values of rejected rows) are stored as text so that Arrow accepts them."""
+ROW_GROUP = 1 << 17  # rows per row group: the Arrow copy of a table is made one row group at a time
+
+
+def _text(series: pd.Series) -> pd.Series:
+    return series.map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+
+
+def _prepared(df: pd.DataFrame) -> tuple[pd.DataFrame, Any]:
+    """The frame to write and its Arrow schema (with the pandas metadata that restores nullable
+    integers and booleans on reading). Object columns are text (``string``), booleans, or, when
+    their values are of mixed types (raw source columns, original values of rejected rows), stored
+    as text; their type is decided here in one pass instead of pyarrow's own inference."""
     import pyarrow as pa
 
-    # the index is never stored (preserve_index=False), so it is left as it is rather than copying
-    # the table to reset it; only columns that change are replaced, on a shallow copy
-    fixed = {}
+    types: dict[str, Any] = {}
+    fixed: dict[str, pd.Series] = {}
     for c in df.columns:
         if df[c].dtype == object:
             inferred = pd.api.types.infer_dtype(df[c], skipna=True)
-            if inferred not in ("string", "empty", "boolean"):
-                fixed[c] = df[c].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+            if inferred == "boolean":
+                types[c] = pa.bool_()
+            else:
+                types[c] = pa.string()
+                if inferred not in ("string", "empty"):
+                    fixed[c] = _text(df[c])
     if fixed:
+        # only the columns that change are replaced, on a shallow copy (the index is never stored)
         df = df.copy(deep=False)
         for c, values in fixed.items():
             df[c] = values
-    # as pa.Table.from_pandas(df, preserve_index=False), with the columns converted through the system
-    # allocator (it then reuses memory the process has just freed instead of growing Arrow's own pool)
-    if all(isinstance(c, str) for c in df.columns) and not df.columns.has_duplicates:
-        arrow_schema = pa.Schema.from_pandas(df, preserve_index=False)
-        pool = pa.system_memory_pool()
-        arrays = [pa.Array.from_pandas(df[f.name], type=f.type, memory_pool=pool) for f in arrow_schema]
-        return pa.Table.from_arrays(arrays, schema=arrow_schema)
-    return pa.Table.from_pandas(df, preserve_index=False)
+    arrow_schema = pa.Schema.from_pandas(df.iloc[:0], preserve_index=False)
+    for c, t in types.items():
+        arrow_schema = arrow_schema.set(arrow_schema.get_field_index(c), pa.field(c, t))
+    return df, arrow_schema
 
 
-def _write_arrow(table: Any, fh: Any) -> None:
+def _write_frame(df: pd.DataFrame, fh: Any) -> None:
+    """Write a DataFrame as Parquet (snappy, no index) to an open binary file.
+
+    The Arrow copy is made one row group at a time (:data:`ROW_GROUP` rows), so the peak memory of
+    writing is one row group's, not the table's; columns are converted through the system allocator
+    (it reuses memory the process has just freed instead of growing Arrow's own pool). Dictionary
+    encoding is used for every column but floating-point ones, where values rarely repeat and
+    building the dictionary costs more than it saves. The bytes depend only on the frame.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(table, fh, compression="snappy", memory_pool=pa.system_memory_pool())
+    if not all(isinstance(c, str) for c in df.columns) or df.columns.has_duplicates:
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), fh, compression="snappy")
+        return
+    df, arrow_schema = _prepared(df)
+    pool = pa.system_memory_pool()
+    dictionary = [f.name for f in arrow_schema if not pa.types.is_floating(f.type)]
+    with pq.ParquetWriter(fh, arrow_schema, compression="snappy", use_dictionary=dictionary,
+                          memory_pool=pool) as writer:
+        for start in range(0, max(len(df), 1), ROW_GROUP):
+            part = df.iloc[start:start + ROW_GROUP]
+            arrays = [pa.Array.from_pandas(part[f.name], type=f.type, memory_pool=pool) for f in arrow_schema]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=arrow_schema))
+            del arrays
 
 
 def _write_parquet(df: pd.DataFrame, path: Path) -> str:
     """Write one table to its own file atomically (temporary file, then rename); returns the SHA-256
     of the bytes written. For single files outside a panel folder (the simulator's truth)."""
-    table = _arrow_table(df)
     with atomic_file(path) as fh:
-        _write_arrow(table, fh)
+        _write_frame(df, fh)
     return file_sha256(path)
 
 
@@ -133,9 +161,8 @@ class PanelFolderWriter:
         self._parts: dict[str, int] = {}  # partition folder -> next part number
 
     def _file(self, rel: str, df: pd.DataFrame, info: dict[str, Any]) -> None:
-        table = _arrow_table(df)
         with new_file(self.folder / rel) as fh:
-            _write_arrow(table, fh)
+            _write_frame(df, fh)
         self.files[rel] = {**info, "rows": len(df), "sha256": fh.hexdigest()}
 
     def add_single(self, rel: str, label: str, df: pd.DataFrame) -> None:

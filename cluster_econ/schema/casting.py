@@ -108,17 +108,15 @@ def _cast_numeric(series: pd.Series, ftype: str, share: bool, none: np.ndarray) 
 
 
 def _cast_boolean(series: pd.Series, none: np.ndarray) -> Cast:
-    if pd.api.types.is_bool_dtype(series.dtype) or (
-        series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) in ("boolean", "empty")
-    ):
-        if series.dtype != object:
-            return Cast(series.astype("boolean"), none, none)
-        # all values are booleans or missing: build the array directly (astype checks each value)
-        values = series.to_numpy(dtype=object)
-        missing = pd.isna(values)
-        data = np.zeros(len(values), bool)
-        data[~missing] = values[~missing].astype(bool)
-        return Cast(pd.Series(pd.arrays.BooleanArray(data, missing), index=series.index), none, none)
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return Cast(series.astype("boolean"), none, none)
+    if series.dtype == object:
+        # one pass over the rows: when every distinct value is a boolean (a recode's output), the
+        # array is built from the codes (as astype("boolean"), without checking each row again)
+        codes, uniques = pd.factorize(series)
+        if all(isinstance(u, bool | np.bool_) for u in uniques):
+            data = np.append(np.asarray(uniques, dtype=bool), False)[codes]
+            return Cast(pd.Series(pd.arrays.BooleanArray(data, codes < 0), index=series.index), none, none)
     notna = series.notna().to_numpy()
     text = series.astype("string").str.strip().str.lower()
     out = pd.array([pd.NA] * len(series), dtype="boolean")
