@@ -401,7 +401,8 @@ def _disagreement_note(table: str, column: str, n: int) -> dict[str, Any]:
 def _latest_per_key(df: pd.DataFrame, key: list[str], table: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """One row per key: the latest non-missing value of each column; count keys whose values disagree.
 
-    "Latest" is the order of ``year``, then ``_order`` (the file's position), then the row. Keys come
+    "Latest" is the order of ``year`` (missing or non-numeric years last), then ``_order`` (the file's
+    position), then the row. Keys come
     out in the order they first appear in that order; ``_source`` and ``_source_row`` are the latest
     row's. Computed on integer codes of the key, with one pass per column (the enterprise-level
     columns repeat on every enterprise-year row, so no frame of all rows is built or grouped).
@@ -409,6 +410,9 @@ def _latest_per_key(df: pd.DataFrame, key: list[str], table: str) -> tuple[pd.Da
     notes: list[dict[str, Any]] = []
     if df.empty:
         return df, notes
+    if "year" in df.columns and not _plain_numeric(df["year"]):
+        # a year that is not a number (text in the source) counts as missing: such rows sort last
+        df = df.assign(year=pd.to_numeric(df["year"], errors="coerce"))
     if not all(_plain_numeric(df[c]) for c in ("year", "_order") if c in df.columns):
         return _latest_per_key_sorted(df, key, table)
     n = len(df)
@@ -538,7 +542,9 @@ def _resolve_duplicates(
         return ey, ey.iloc[0:0].copy(), audit, found
     yr = pd.to_numeric(ey["year"], errors="coerce")
     keyframe = pd.DataFrame({"enterprise_id": ey["enterprise_id"].astype(str), "year": yr})
-    dup = keyframe.duplicated(keep=False).to_numpy()
+    # a row without an enterprise or a year is no one's duplicate: validation rejects it on its own
+    complete = (ey["enterprise_id"].notna() & yr.notna()).to_numpy()
+    dup = keyframe.duplicated(keep=False).to_numpy() & complete
     if not dup.any():
         return ey, ey.iloc[0:0].copy(), audit, found
     compare = [
@@ -565,8 +571,8 @@ def _resolve_duplicates(
                         "reason": "recalled year superseded by the row reported for that year",
                     }
                 )
-            ey, keyframe = ey[~superseded], keyframe[~superseded]
-            dup = keyframe.duplicated(keep=False).to_numpy()
+            ey, keyframe, complete = ey[~superseded], keyframe[~superseded], complete[~superseded]
+            dup = keyframe.duplicated(keep=False).to_numpy() & complete
             if not dup.any():
                 return ey, ey.iloc[0:0].copy(), audit, found
     sub = ey[dup].assign(_k1=keyframe["enterprise_id"][dup], _k2=keyframe["year"][dup])

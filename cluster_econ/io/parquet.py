@@ -174,11 +174,19 @@ class PanelFolderWriter:
         value on every row."""
         return [c for c in self.partition_by if c in df.columns and len(df) and bool(df[c].notna().all())]
 
-    def add_table(self, name: str, df: pd.DataFrame, added: Sequence[str] = ()) -> None:
+    def add_table(self, name: str, df: pd.DataFrame, added: Sequence[str] = (),
+                  parts: Sequence[str] | None = None) -> None:
         """Write (a piece of) canonical table ``name``. ``added`` are columns put in only to
-        partition by (dropped again by :func:`read_panel`)."""
+        partition by (dropped again by :func:`read_panel`). ``parts`` fixes the partition columns
+        (for a table written in pieces, decided before the first); by default those of
+        :meth:`partition_columns` for the first piece."""
         entry = self.tables.get(name)
-        parts = self.partition_columns(df, name) if entry is None else entry.get("partition_by", [])
+        if entry is not None:
+            parts = entry.get("partition_by", [])
+        elif parts is None:
+            parts = self.partition_columns(df, name)
+        else:
+            parts = [c for c in parts if c in df.columns]
         if entry is None:
             entry = {"rows": 0, "columns": [c for c in df.columns if c not in added]}
             if parts:

@@ -1,0 +1,438 @@
+"""Normalize sources too large for memory straight into a (partitioned) panel folder.
+
+:func:`normalize_to_folder` gives the panel :func:`~cluster_econ.harmonize.pipeline.normalize`
+would give for the same files (same tables, values, rejects, audit counts; rows grouped by
+partition), reading each source in chunks of ``chunk_rows`` rows, twice:
+
+1. **First pass**, chunk by chunk: map the rows (:func:`map_source`), fold the enterprise- and
+   manager-level facts into one entry per key (:class:`~cluster_econ.harmonize.latest.LatestPerKey`:
+   the latest non-missing value, and whether values disagree), and keep for each enterprise-year
+   row only its key, year, recall flag, place (file, recall block, row) and a 64-bit hash of its
+   values. Then: duplicate enterprise-years are resolved as ``normalize`` resolves them (a
+   recalled year superseded by a reported one is dropped; identical copies kept once, the first in
+   file order; copies with different values set aside), and the enterprise and manager tables are
+   validated, which says which enterprises are rejected.
+2. **Second pass**, chunk by chunk: map again, drop or set aside the duplicates found, validate
+   the enterprise-year rows (quarantine: bad values set missing cell by cell, rows with a bad key
+   rejected, rows of a rejected enterprise follow it), and write the kept rows as part files of the
+   partitioned ``enterprise_year`` dataset; keep only the columns the cluster-year aggregates
+   need, as numbers.
+
+At the end the cluster-year aggregates are computed a batch of clusters at a time, the small tables
+are written, and the folder is switched in one step (:mod:`cluster_econ.io.atomic`). Memory is
+bounded by the chunk, the per-key state (one entry per enterprise), the per-row keys and the
+aggregate columns (about 40 bytes a row), not by the data. In strict mode every violation of both
+passes is collected and one :class:`SchemaError` raised at the end; nothing is written.
+
+Differences from ``normalize``, all documented: two copies of an enterprise-year count as identical
+when their values hash alike (64-bit hashes; a collision is astronomically unlikely); a year
+written as text counts as missing when the latest value of an enterprise fact is chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cluster_econ import schema
+from cluster_econ.errors import ConfigError, MappingError, SchemaError
+from cluster_econ.harmonize.latest import LatestPerKey
+from cluster_econ.harmonize.pipeline import (
+    _disagreement_note,
+    _resolve_duplicates,
+    _spec_for,
+    map_source,
+    split_tables,
+)
+from cluster_econ.harmonize.stream_index import RowIndex, find_duplicates, merge_notes, merge_violations
+from cluster_econ.io.readers import SourceTable, read_source
+from cluster_econ.panel.container import Panel
+from cluster_econ.schema.validate import Finding, Violation, _check_table, _Collector, _validate
+
+DEFAULT_CHUNK_ROWS = 500_000
+CLUSTER_BATCH_ROWS = 2_000_000  # enterprise-year rows per batch of clusters for the aggregates
+AGGREGATE_COLUMNS = (
+    "year", "exit", "operating", "employment", "sales", "export_share", "indirect_export_share",
+    "parts_market_share", "new_product", "new_process", "own_brand", "direct_sales", "long_term_subcontract",
+    "vertical_integration", "quality_certification",
+)
+
+
+# -- reading in chunks ------------------------------------------------------------------------------
+def source_chunks(path: str | Path, spec: Any, chunk_rows: int) -> Iterator[tuple[SourceTable, int]]:
+    """The source in pieces of at most ``chunk_rows`` rows, each with the number of rows before it."""
+    conf = spec.data.get("source", {})
+    from cluster_econ.io import readers
+
+    chunked = getattr(readers, "iter_source", None)
+    if chunked is not None:
+        yield from chunked(path, conf.get("format"), chunk_rows=chunk_rows, sheet=conf.get("sheet"),
+                           encoding=conf.get("encoding"), delimiter=conf.get("delimiter"))
+        return
+    whole = read_source(path, conf.get("format"), sheet=conf.get("sheet"), encoding=conf.get("encoding"),
+                        delimiter=conf.get("delimiter"))
+    for start in range(0, len(whole.data), chunk_rows):
+        piece = SourceTable(whole.data.iloc[start:start + chunk_rows].reset_index(drop=True), whole.path,
+                            whole.format, whole.sha256, whole.variable_labels, whole.value_labels, whole.encoding,
+                            whole.delimiter)
+        yield piece, start
+
+
+def _mapped_chunks(paths: list[Path], specs: list[Any], chunk_rows: int, deflator: pd.DataFrame | None,
+                   params: dict[str, Any]) -> Iterator[tuple[int, SourceTable, int, dict[str, pd.DataFrame], list]]:
+    """Each chunk of each file, mapped and split into tables: (file, source, rows before, tables, notes)."""
+    for i, (path, spec) in enumerate(zip(paths, specs, strict=True)):
+        for source, offset in source_chunks(path, spec, chunk_rows):
+            wide, notes = map_source(source, spec, deflator, params)
+            n = len(source.data)
+            wide["_source_row"] = wide["_source_row"].to_numpy() + offset
+            tables = split_tables(wide, spec)
+            if "enterprise_year" in tables:  # its place: 0 the rows as reported, k recall block k
+                ey = tables["enterprise_year"]
+                tables["enterprise_year"] = ey.assign(_block=ey.index.to_numpy() // max(n, 1))
+            yield i, source, offset, tables, notes
+
+
+# -- the pipeline -----------------------------------------------------------------------------------
+def normalize_to_folder(
+    files: str | Path | Sequence[str | Path],
+    mapping: Any,
+    out: str | Path,
+    mode: str = "strict",
+    deflator: pd.DataFrame | str | Path | None = None,
+    params: dict[str, Any] | None = None,
+    partition_by: Sequence[str] | None = ("country", "survey_round"),
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: bool = False,
+) -> str:
+    """Harmonize survey source files into a panel folder, a chunk of rows at a time.
+
+    Parameters are those of :func:`~cluster_econ.harmonize.pipeline.normalize`, plus ``out`` (the
+    panel folder, replaced in one step), ``partition_by`` (columns to partition the tables by; see
+    :mod:`cluster_econ.io.parquet`) and ``chunk_rows`` (rows read and mapped at a time). Returns the
+    folder; read it with :func:`cluster_econ.read_panel` (its ``audit`` accounts for every source row).
+
+    Raises
+    ------
+    SchemaError
+        In strict mode, listing every violation of every chunk; nothing is written.
+    """
+    from cluster_econ.io.atomic import atomic_directory
+    from cluster_econ.io.manifest import is_panel_folder
+    from cluster_econ.io.parquet import PanelFolderWriter
+
+    if mode not in ("strict", "quarantine"):
+        raise ConfigError(f"normalize: mode must be 'strict' or 'quarantine', not {mode!r}")
+    if int(chunk_rows) < 1:
+        raise ConfigError(f"chunk_rows must be a positive number of rows, not {chunk_rows!r}")
+    paths = [Path(files)] if isinstance(files, str | Path) else [Path(f) for f in files]
+    if not paths:
+        raise MappingError("no source files given")
+    specs = [_spec_for(mapping, i, len(paths)) for i in range(len(paths))]
+    defl = None
+    if deflator is not None:
+        defl = deflator if isinstance(deflator, pd.DataFrame) else read_source(deflator).data
+    params = dict(params or {})
+    partition_by = [partition_by] if isinstance(partition_by, str) else list(partition_by or [])
+    with atomic_directory(out, replaceable=is_panel_folder) as staging:
+        run = _Run(paths, specs, defl, params, mode, int(chunk_rows), partition_by, progress)
+        run.first_pass()
+        run.between()
+        writer = PanelFolderWriter(staging, partition_by)
+        run.second_pass(writer)
+        run.finish(writer)
+    return str(out)
+
+
+class _Run:
+    """The state of one streamed normalize (see the module docstring)."""
+
+    def __init__(self, paths: list[Path], specs: list[Any], deflator: pd.DataFrame | None, params: dict[str, Any],
+                 mode: str, chunk_rows: int, partition_by: list[str], progress: bool) -> None:
+        self.paths, self.specs, self.deflator, self.params = paths, specs, deflator, params
+        self.mode, self.chunk_rows, self.partition_by, self.progress = mode, chunk_rows, partition_by, progress
+        self.names: list[str] = []
+        self.sources_meta: list[dict[str, Any]] = []
+        self.var_labels: dict[str, Any] = {}
+        self.val_labels: dict[str, Any] = {}
+        self.audit: list[dict[str, Any]] = []
+        self.notes: list[dict[str, Any]] = []
+        self.latest = {"enterprise": LatestPerKey(["enterprise_id"]),
+                       "manager": LatestPerKey(["enterprise_id", "manager_id"])}
+        self.index = RowIndex()
+        self.has_recall = False
+        self.missing_partition: set[str] = set()
+        self.violations: list[Violation] = []
+        self.rejects: dict[str, list[pd.DataFrame]] = {}
+        self.cells: list[pd.DataFrame] = []
+        self.kept_rows: dict[str, int] = {}
+        self.aside_rows: list[pd.DataFrame] = []
+        self.aggregate: dict[str, list[Any]] = {}
+        self.template: pd.DataFrame | None = None
+
+    def _chunks(self) -> Iterator[tuple[int, SourceTable, int, dict[str, pd.DataFrame], list]]:
+        chunks = _mapped_chunks(self.paths, self.specs, self.chunk_rows, self.deflator, self.params)
+        if self.progress:
+            from tqdm import tqdm
+
+            chunks = tqdm(chunks, desc="normalize", unit="chunk")
+        return chunks
+
+    # -- pass 1 ---------------------------------------------------------------------------------
+    def first_pass(self) -> None:
+        rows_read: dict[int, int] = {}
+        for i, source, offset, tables, notes in self._chunks():
+            if offset == 0:
+                self._describe_source(i, source)
+            spec = self.specs[i]
+            rows_read[i] = rows_read.get(i, 0) + len(source.data)
+            self.notes.extend({"source": source.name, "table": spec.unit, **n} for n in notes)
+            for name in ("enterprise", "manager"):
+                if name in tables:
+                    df = tables[name]
+                    self.latest[name].add(df.drop(columns=["_block"], errors="ignore"), i,
+                                          df["_source_row"].to_numpy())
+            ey = tables.get("enterprise_year")
+            if ey is not None and len(ey):
+                self.has_recall |= "recall" in ey.columns
+                compare = [c for c in ey.columns if c in schema.load("enterprise_year").field_names
+                           and c not in ("enterprise_id", "year", "survey_round", "recall")]
+                self.index.add(ey, i, compare)
+                for c in self.partition_by:
+                    if c in ey.columns and ey[c].isna().any():
+                        self.missing_partition.add(c)
+        for i, n in rows_read.items():
+            self.sources_meta[i]["rows"] = n
+            self.audit.append({"source": self.names[i], "table": self.specs[i].unit, "step": "read", "rows": n,
+                               "reason": f"mapping {self.specs[i].name}"})
+
+    def _describe_source(self, i: int, source: SourceTable) -> None:
+        spec = self.specs[i]
+        self.names.append(source.name)
+        self.sources_meta.append({"file": source.name, "path": str(self.paths[i]), "format": source.format,
+                                  "sha256": source.sha256, "rows": None, "encoding": source.encoding,
+                                  "mapping": spec.path, "mapping_name": spec.name, "mapping_sha256": spec.sha256})
+        if source.variable_labels:
+            self.var_labels[source.name] = source.variable_labels
+        if source.value_labels:
+            self.val_labels[source.name] = {k: {str(a): b for a, b in v.items()}
+                                            for k, v in source.value_labels.items()}
+
+    # -- between the passes ---------------------------------------------------------------------
+    def between(self) -> None:
+        self.audit.extend(merge_notes(self.notes))
+        rows = self.index.arrays()
+        self.n_rows = len(rows["ids"])
+        self.drop, self.aside, dropped = find_duplicates(rows, self.names, self.has_recall)
+        self.audit.extend(dropped)
+        del rows
+        # the enterprise and manager tables, validated on their own (their rejects cascade below)
+        tables: dict[str, pd.DataFrame] = {}
+        for name, state in self.latest.items():
+            df, disagree = state.result()
+            if len(df):
+                tables[name] = df
+            self.audit.extend({"source": "(all)", **_disagreement_note(name, c, k)} for c, k in disagree.items())
+        self.latest = {}
+        if "enterprise" not in tables:
+            raise MappingError("the sources produced no enterprise table: map enterprise_id and cluster_id")
+        for name, df in tables.items():
+            for src, k in df["_source"].value_counts().sort_index().items():
+                self.audit.append({"source": src, "table": name, "step": "kept", "rows": int(k), "reason": ""})
+        if self.deflator is not None:
+            tables["deflator"] = self.deflator.copy()
+        small = Panel({**tables, "enterprise_year": pd.DataFrame({"enterprise_id": [], "year": []})},
+                      pd.DataFrame(self.audit))
+        report = _validate(small, mode="report" if self.mode == "strict" else "quarantine", share=True)
+        self.violations.extend(report.violations)
+        self.small = report.panel
+        ent = self.small.enterprise
+        self.all_ids = pd.Index(tables["enterprise"]["enterprise_id"].astype(str))
+        kept_ids = pd.Index(ent["enterprise_id"].astype(str))
+        self.rejected_ids = self.all_ids.difference(kept_ids)
+        self.country_of = pd.Series(ent["country"].to_numpy(dtype=object), index=kept_ids) \
+            if "country" in ent.columns else None
+        self.parts = [c for c in self.partition_by if c not in self.missing_partition
+                      and (c != "country" or self.country_of is not None)]
+
+    # -- pass 2 ---------------------------------------------------------------------------------
+    def second_pass(self, writer: Any) -> None:
+        g0 = 0
+        for _, _, _, tables, _ in self._chunks():
+            ey = tables.get("enterprise_year")
+            if ey is None or not len(ey):
+                continue
+            g = np.arange(g0, g0 + len(ey))
+            g0 += len(ey)
+            ey = ey.drop(columns="_block")
+            aside = self.aside[g]
+            if aside.any():
+                self.aside_rows.append(ey[aside])
+            keep = ~(self.drop[g] | aside)
+            if not keep.all():
+                ey = ey[keep]
+            if len(ey):
+                self._validate_chunk(ey, writer)
+        if g0 != self.n_rows:
+            raise MappingError("a source changed while it was read (the two passes saw different rows)")
+
+    def _validate_chunk(self, ey: pd.DataFrame, writer: Any) -> None:
+        from cluster_econ.schema.quarantine import _table
+
+        col = _Collector()
+        typed, raw = _check_table("enterprise_year", ey, col, share=True)
+        if self.template is None:
+            self.template = typed.iloc[:0]  # written if no row is kept
+        ids = pd.Index(typed["enterprise_id"].astype(str))
+        present = typed["enterprise_id"].notna().to_numpy()
+        orphan = present & ~ids.isin(self.all_ids)
+        col.add("enterprise_year", raw, "enterprise_id", "foreignKey: no matching enterprise.enterprise_id", orphan,
+                values=raw["enterprise_id"], scope="row")
+        if self.mode == "strict":
+            self.violations.extend(col.violations)
+            if not self.violations:  # (once there is one, nothing will be written: the run raises)
+                self._write(typed, writer)
+            return
+        findings = col.findings.get("enterprise_year", [])
+        own = np.zeros(len(typed), bool)
+        for f in findings:
+            if f.scope == "row":
+                own |= f.mask
+        followed = present & ids.isin(self.rejected_ids) & ~own
+        if followed.any():
+            findings.append(Finding(("enterprise_id",), "foreignKey cascade: its enterprise.enterprise_id was "
+                                    "rejected", followed, "cascade"))
+        self.violations.extend(col.violations)
+        kept, rejected, cells, _, _ = _table("enterprise_year", typed, raw, findings)
+        if rejected is not None:
+            self.rejects.setdefault("enterprise_year", []).append(rejected)
+        if cells is not None:
+            self.cells.append(cells)
+        self._write(kept, writer)
+
+    def _write(self, kept: pd.DataFrame, writer: Any) -> None:
+        if not len(kept):
+            return
+        for src, k in kept["_source"].value_counts().items():
+            self.kept_rows[src] = self.kept_rows.get(src, 0) + int(k)
+        added: list[str] = []
+        if "country" in self.parts and "country" not in kept.columns:
+            kept = kept.assign(country=self.country_of.reindex(kept["enterprise_id"].astype(str)).to_numpy())
+            added = ["country"]
+        writer.add_table("enterprise_year", kept, added, parts=self.parts)
+        self._keep_for_aggregates(kept)
+
+    def _keep_for_aggregates(self, kept: pd.DataFrame) -> None:
+        codes = self.all_ids.get_indexer(kept["enterprise_id"].astype(str)).astype(np.int32)
+        self.aggregate.setdefault("enterprise_id", []).append(codes)
+        for c in AGGREGATE_COLUMNS:
+            if c in kept.columns:
+                self.aggregate.setdefault(c, []).append(kept[c].reset_index(drop=True))
+
+    # -- the end --------------------------------------------------------------------------------
+    def finish(self, writer: Any) -> None:
+        audit = list(self.small.audit.to_dict("records"))
+        if self.aside_rows:
+            rows = pd.concat(self.aside_rows, ignore_index=True)
+            if self.template is None:
+                self.template = _check_table("enterprise_year", rows.iloc[:0], _Collector())[0]
+            left, rej, dup_audit, found = _resolve_duplicates(rows, self.mode)
+            if len(left):  # (every row set aside has a copy with other values)
+                raise RuntimeError("streamed normalize: a duplicate enterprise-year was not resolved")
+            self.violations = found + self.violations
+            audit.extend(dup_audit)
+            if len(rej):
+                self.rejects.setdefault("enterprise_year", []).insert(0, rej)
+        if self.mode == "strict" and self.violations:
+            from cluster_econ.schema.validate import ValidationReport
+
+            report = ValidationReport(merge_violations(self.violations))
+            raise SchemaError(str(report), violations=report.to_frame())
+        for src, k in sorted(self.kept_rows.items()):
+            audit.append({"source": src, "table": "enterprise_year", "step": "kept", "rows": k, "reason": ""})
+        ey_rejects = pd.concat(self.rejects["enterprise_year"], ignore_index=True) \
+            if "enterprise_year" in self.rejects else None
+        if ey_rejects is not None:
+            source = ey_rejects["_source"].fillna("")
+            for (src, why), k in ey_rejects[~ey_rejects["_reject_reason"].str.startswith("enterprise_id+year: dup")]\
+                    .groupby([source, "_reject_reason"]).size().items():
+                audit.append({"source": src, "table": "enterprise_year", "step": "rejected", "rows": int(k),
+                              "reason": why})
+        cells = pd.concat(self.cells, ignore_index=True) if self.cells else None
+        if cells is not None:
+            for (src, column, rule), k in cells.assign(source=cells["source"].fillna("")).groupby(
+                    ["source", "column", "rule"]).size().items():
+                audit.append({"source": src, "table": "enterprise_year", "step": "note", "rows": int(k),
+                              "reason": f"{column}: {rule}: {k} value(s) set missing (see rejects/cells)"})
+        if not writer.tables.get("enterprise_year"):
+            empty = self.template if self.template is not None else pd.DataFrame(
+                {"enterprise_id": pd.Series(dtype=object), "year": pd.Series(dtype="Int64")})
+            writer.add_table("enterprise_year", empty)
+        small = self.small
+        tables = dict(small.tables)
+        tables.pop("enterprise_year")
+        if "enterprise" in tables and tables["enterprise"]["cluster_id"].notna().any():
+            tables["cluster_year"] = self._cluster_year(tables)
+        rejects = dict(small.rejects)
+        cell_logs = [x for x in (rejects.pop("cells", None), cells) if x is not None]
+        if cell_logs:
+            rejects["cells"] = pd.concat(cell_logs, ignore_index=True)
+        if ey_rejects is not None:
+            rejects["enterprise_year"] = ey_rejects
+        from cluster_econ.io.parquet import _with_country
+
+        for name in schema.TABLES:
+            if name in tables and name != "enterprise_year":
+                df, added = _with_country(small, name, tables[name]) if "country" in self.parts else (tables[name], [])
+                writer.add_table(name, df, added)
+        writer.add_single("audit.parquet", "audit", pd.DataFrame(audit))
+        for name, df in sorted(rejects.items()):
+            writer.add_single(f"rejects/{name}.parquet", f"rejects/{name}", df)
+        writer.write_manifest({"sources": self.sources_meta, "variable_labels": self.var_labels,
+                               "value_labels": self.val_labels, "label": ", ".join(self.names)})
+
+    def _cluster_year(self, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+        """Cluster-year aggregates of the kept enterprise-years, a batch of clusters at a time (each
+        aggregate depends on its own cluster's rows only)."""
+        from cluster_econ.panel.derive import aggregate_cluster_year
+
+        columns: dict[str, Any] = {c: (np.concatenate(v) if c == "enterprise_id" else pd.concat(v, ignore_index=True))
+                                   for c, v in self.aggregate.items()}
+        self.aggregate = {}
+        ent = tables["enterprise"]
+        if "enterprise_id" not in columns:  # no row kept
+            empty = {"enterprise": ent, "enterprise_year": self.template}
+            if "manager" in tables:
+                empty["manager"] = tables["manager"]
+            return aggregate_cluster_year(Panel(empty))
+        ids = self.all_ids
+        cluster_of = pd.Series(ent["cluster_id"].to_numpy(dtype=object), index=ent["enterprise_id"].astype(str))
+        row_cluster, clusters = pd.factorize(cluster_of.reindex(ids).to_numpy()[columns["enterprise_id"]], sort=True)
+        sizes = np.bincount(row_cluster[row_cluster >= 0], minlength=len(clusters))
+        batches, current, size = [], [], 0
+        for k, s in enumerate(sizes):
+            current.append(k)
+            size += s
+            if size >= CLUSTER_BATCH_ROWS:
+                batches.append(current)
+                current, size = [], 0
+        if current:
+            batches.append(current)
+        pieces = []
+        for batch in batches:
+            rows = np.flatnonzero(np.isin(row_cluster, batch))
+            ey = pd.DataFrame({c: v.iloc[rows].reset_index(drop=True) for c, v in columns.items()
+                               if c != "enterprise_id"})
+            ey.insert(0, "enterprise_id", pd.Categorical.from_codes(columns["enterprise_id"][rows], categories=ids))
+            wanted = ent[ent["cluster_id"].isin(np.asarray(clusters)[batch])]
+            man = tables.get("manager")
+            sub = {"enterprise": wanted, "enterprise_year": ey}
+            if man is not None:
+                sub["manager"] = man[man["enterprise_id"].isin(wanted["enterprise_id"])]
+            pieces.append(aggregate_cluster_year(Panel(sub)))
+        return pd.concat(pieces, ignore_index=True).sort_values(["cluster_id", "year"], kind="stable") \
+            .reset_index(drop=True)

@@ -1,0 +1,160 @@
+"""What a streamed normalize keeps of each row between its two passes, and how it resolves
+duplicate enterprise-years and merges what many chunks report (:mod:`cluster_econ.harmonize.stream`).
+
+:func:`find_duplicates` decides, from a few numbers per row (enterprise, year, recall flag, place in
+the files and a hash of the values), what :func:`~cluster_econ.harmonize.pipeline._resolve_duplicates`
+decides from the rows themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cluster_econ.schema.validate import Violation
+
+
+def merge_notes(notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Audit notes of many chunks as if made once: counts of the same note added up (the count in
+    the reason too)."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for note in notes:
+        n = int(note["rows"])
+        template = re.sub(rf"(?<![\d.]){n}(?![\d.])", "{n}", str(note["reason"]), count=1)
+        key = (note.get("source"), note.get("table"), note["step"], template)
+        if key in merged:
+            merged[key]["rows"] += n
+        else:
+            merged[key] = {**note, "rows": n, "_template": template}
+    out = []
+    for note in merged.values():
+        template = note.pop("_template")
+        out.append({**note, "reason": template.replace("{n}", str(note["rows"])) if "{n}" in template
+                    else note["reason"]})
+    return out
+
+
+def merge_violations(violations: list[Violation]) -> list[Violation]:
+    """Violations of many chunks as one per table, column and rule (counts added, first rows kept)."""
+    merged: dict[tuple[str, str, str, str], Violation] = {}
+    for v in violations:
+        key = (v.table, v.column, v.rule, v.scope)
+        if key not in merged:
+            merged[key] = v
+            continue
+        m = merged[key]
+        merged[key] = Violation(m.table, m.column, m.rule, m.count + v.count, (m.rows + v.rows)[:10],
+                                (m.values + v.values)[:5], tuple(sorted(set(m.sources) | set(v.sources)))[:5],
+                                m.scope, m.detail)
+    return list(merged.values())
+
+
+def row_signature(ey: pd.DataFrame, compare: list[str]) -> np.ndarray:
+    """A 64-bit hash of each row's values in ``compare``; numbers hash by value (2004 and 2004.0
+    alike), missing values alike, as ``DataFrame.nunique`` compares them."""
+    parts = {}
+    for c in compare:
+        s = ey[c]
+        if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iufb":
+            parts[c] = s.astype("float64")
+            continue
+        codes, uniques = pd.factorize(s)
+        as_text = [repr(float(u)) if isinstance(u, int | float | np.integer | np.floating) and not isinstance(u, bool)
+                   else f"{type(u).__name__}:{u}" for u in uniques.tolist()]
+        parts[c] = pd.Series(np.array([*as_text, None], dtype=object)[codes])
+    if not parts:
+        return np.zeros(len(ey), dtype=np.uint64)
+    return pd.util.hash_pandas_object(pd.DataFrame(parts, index=ey.index), index=False).to_numpy()
+
+
+@dataclass
+class RowIndex:
+    """What the first pass keeps of each enterprise-year row, in the order the rows come."""
+
+    ids: list[np.ndarray] = field(default_factory=list)
+    year: list[np.ndarray] = field(default_factory=list)
+    recall: list[np.ndarray] = field(default_factory=list)
+    file: list[np.ndarray] = field(default_factory=list)
+    block: list[np.ndarray] = field(default_factory=list)
+    row: list[np.ndarray] = field(default_factory=list)
+    signature: list[np.ndarray] = field(default_factory=list)
+    no_id: list[np.ndarray] = field(default_factory=list)
+    id_codes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, ey: pd.DataFrame, file: int, compare: list[str]) -> None:
+        self.no_id.append(ey["enterprise_id"].isna().to_numpy())
+        local, uniques = pd.factorize(ey["enterprise_id"].astype(str))  # as normalize compares them
+        glob = np.array([self.id_codes.setdefault(u, len(self.id_codes)) for u in uniques.tolist()], dtype=np.int64)
+        self.ids.append(glob[local])
+        self.year.append(pd.to_numeric(ey["year"], errors="coerce").to_numpy(dtype=float, na_value=np.nan))
+        rec = ey["recall"].eq(True).fillna(False).to_numpy(dtype=bool) if "recall" in ey.columns else None
+        self.recall.append(rec if rec is not None else np.zeros(len(ey), bool))
+        self.file.append(np.full(len(ey), file, dtype=np.int32))
+        self.block.append(ey["_block"].to_numpy(dtype=np.int32))
+        self.row.append(ey["_source_row"].to_numpy(dtype=np.int64))
+        self.signature.append(row_signature(ey, compare))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {}
+        for name in ("ids", "year", "recall", "file", "block", "row", "signature", "no_id"):
+            parts = getattr(self, name)
+            out[name] = np.concatenate(parts) if parts else np.empty(0)
+            setattr(self, name, [])
+        return out
+
+
+def find_duplicates(rows: dict[str, np.ndarray], files: list[str], has_recall: bool
+                ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """As :func:`~cluster_econ.harmonize.pipeline._resolve_duplicates`, on the row index: the rows
+    to drop (superseded recalls, later identical copies), the rows set aside (copies with different
+    values; they are resolved at the end with their values), and the audit of the drops."""
+    n = len(rows["ids"])
+    drop, aside = np.zeros(n, bool), np.zeros(n, bool)
+    audit: list[dict[str, Any]] = []
+    if not n:
+        return drop, aside, audit
+    year_codes, _ = pd.factorize(rows["year"])
+    key = rows["ids"] * (int(year_codes.max()) + 2) + year_codes
+    # a row without a year (or enterprise) is no one's duplicate: validation rejects it on its own
+    complete = (year_codes >= 0) & ~rows["no_id"]
+
+    def dup_of(alive: np.ndarray) -> np.ndarray:
+        k = pd.Series(np.where(alive, key, -1 - np.arange(n)))
+        return k.duplicated(keep=False).to_numpy() & alive
+
+    dup = dup_of(complete)
+    if not dup.any():
+        return drop, aside, audit
+
+    def count(mask: np.ndarray, reason: str) -> None:
+        for f, m in sorted(pd.Series(rows["file"][mask]).value_counts().items()):
+            audit.append({"source": files[f], "table": "enterprise_year", "step": "dropped", "rows": int(m),
+                          "reason": reason})
+
+    if has_recall:
+        reported_keys = np.unique(key[dup & ~rows["recall"]])
+        superseded = dup & rows["recall"] & np.isin(key, reported_keys)
+        if superseded.any():
+            drop |= superseded
+            count(superseded, "recalled year superseded by the row reported for that year")
+            dup = dup_of(complete & ~drop)
+    if not dup.any():
+        return drop, aside, audit
+    idx = np.flatnonzero(dup)
+    frame = pd.DataFrame({"key": key[idx], "sig": rows["signature"][idx], "file": rows["file"][idx],
+                          "block": rows["block"][idx], "row": rows["row"][idx], "i": idx})
+    varied = frame.groupby("key")["sig"].nunique()
+    conflict = frame["key"].isin(varied.index[varied > 1]).to_numpy()
+    aside[idx[conflict]] = True
+    same = frame[~conflict].sort_values(["file", "block", "row"], kind="stable")
+    later = same["i"].to_numpy()[same.duplicated("key", keep="first").to_numpy()]
+    drop[later] = True
+    if len(later):
+        later_mask = np.zeros(n, bool)
+        later_mask[later] = True
+        count(later_mask, "duplicate enterprise-year reported with identical values (kept once)")
+    return drop, aside, audit
