@@ -34,8 +34,9 @@ import pandas as pd
 
 from cluster_econ import schema
 from cluster_econ.errors import ConfigError, MappingError, SchemaError
-from cluster_econ.harmonize.expressions import evaluate, names_in
-from cluster_econ.harmonize.spec import MappingSpec, load_mapping, template_fields
+from cluster_econ.harmonize.expressions import evaluate_counted, names_in
+from cluster_econ.harmonize.linking import link_identifiers
+from cluster_econ.harmonize.spec import MappingSpec, load_mapping, source_fields, template_fields
 from cluster_econ.io.readers import SourceTable, read_source
 from cluster_econ.panel.container import Panel
 
@@ -78,12 +79,13 @@ def _apply_missing(series: pd.Series, codes: Sequence[Any]) -> tuple[pd.Series, 
 def _recode(
     series: pd.Series, mapping: dict[Any, Any], unmatched: str, where: str, source: SourceTable, source_col: str
 ) -> tuple[pd.Series, int]:
-    lookup = {_norm_key(k): v for k, v in mapping.items()}
+    key = getattr(mapping, "key", _norm_key)  # built-in recodes (country names) bring their own matching
+    lookup = dict(mapping) if key is not _norm_key else {_norm_key(k): v for k, v in mapping.items()}
     if unmatched == "keep":
-        return _recode_keep(series, lookup)
+        return _recode_keep(series, lookup, key)
     # every step runs on the distinct values, then one take spreads them over the rows
     codes, uniques = pd.factorize(series)
-    keys = pd.Series([_norm_key(u) for u in uniques], dtype=object)
+    keys = pd.Series([key(u) for u in uniques], dtype=object)
     present = codes >= 0
     matched_u = keys.isin(list(lookup)).to_numpy()
     bad = present & ~matched_u[codes] if len(uniques) else np.zeros(len(series), bool)
@@ -91,9 +93,15 @@ def _recode(
         vals = pd.Series(series[bad]).value_counts().head(8)
         rows = (np.flatnonzero(bad)[:10] + 1).tolist()
         listed = ", ".join(f"{v!r} ({n} rows)" for v, n in vals.items())
+        name = getattr(mapping, "name", None)
+        known = (
+            f"the built-in recode {name} knows {len(mapping)} country names and codes"
+            if name
+            else f"Known values: {sorted(map(str, mapping))}"
+        )
         raise MappingError(
             f"{where}: column {source_col!r} of {source.name} has values the recode does not list: {listed}; "
-            f"first rows {rows}. Known values: {sorted(map(str, mapping))}. If this round codes the item "
+            f"first rows {rows}. {known}. If this round codes the item "
             "differently (for example 0/1 instead of 1/2), give it its own recode; or set unmatched: missing"
         )
     # missing rows map like a missing key (a last slot, which codes of -1 take); the slot is added only
@@ -107,37 +115,57 @@ def _recode(
     return pd.Series(values[codes], index=series.index, dtype=object), n_unmatched
 
 
-def _recode_keep(series: pd.Series, lookup: dict[Any, Any]) -> tuple[pd.Series, int]:
+def _recode_keep(series: pd.Series, lookup: dict[Any, Any], key: Any = _norm_key) -> tuple[pd.Series, int]:
     """Recode where values the recode does not list stay as they are."""
     uniques = pd.unique(series.dropna())
-    keys = series.map({u: _norm_key(u) for u in uniques})
+    keys = series.map({u: key(u) for u in uniques})
     present = series.notna().to_numpy()
     matched = keys.isin(list(lookup)).to_numpy()
     out = keys.map(lookup).where(matched | ~present, series)
     return out.astype(object).where(out.notna(), None), 0
 
 
-def _text_of(v: Any) -> str:
+def _text_of(v: Any, width: int | None = None) -> str:
+    """An identifier's text: text as written (stripped); a whole number without '.0', with zeros in
+    front up to ``width`` when the source shows it so (a zero-padded display format, or text ids of
+    another round)."""
+    if isinstance(v, str):
+        return v.strip()
     if isinstance(v, float | np.floating) and float(v).is_integer():
-        return str(int(v))
+        v = int(v)
+    if isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_):
+        return f"{int(v):0{width}d}" if width and v >= 0 else str(int(v))
     return str(v).strip()
 
 
-def _as_text(series: pd.Series) -> pd.Series:
+def _as_text(series: pd.Series, width: int | None = None) -> pd.Series:
     """Values as text for IDs: 1001.0 -> "1001", " a " -> "a", missing stays missing."""
     codes, uniques = pd.factorize(series)
-    text = np.array([*(_text_of(u) for u in uniques), None], dtype=object)
+    text = np.array([*(_text_of(u, width) for u in uniques), None], dtype=object)
     return pd.Series(text[codes], index=series.index, dtype=object)
 
 
-def _template(data: pd.DataFrame, template: str, where: str) -> pd.Series:
+def _template(
+    data: pd.DataFrame,
+    template: str,
+    where: str,
+    widths: dict[str, int] | None = None,
+    mapped: dict[str, pd.Series] | None = None,
+) -> pd.Series:
+    """Text from source columns (``{name}``) and canonical columns mapped before (``{=name}``)."""
+    widths = widths or {}
     fields = template_fields(template, where)  # checks the fields are plain names
     parsed = list(string.Formatter().parse(template))
+
+    def column(f: str) -> pd.Series:
+        return mapped[f[1:]] if f.startswith("=") and mapped is not None else data[f]
+
     if len(fields) == 1:
         # one field (the usual ID template): format each distinct value once
-        codes, uniques = pd.factorize(data[fields[0]])
+        width = widths.get(fields[0])
+        codes, uniques = pd.factorize(column(fields[0]))
         texts = [
-            "".join(literal + (_text_of(u) if field is not None else "") for literal, field, _, _ in parsed)
+            "".join(literal + (_text_of(u, width) if field is not None else "") for literal, field, _, _ in parsed)
             for u in uniques
         ]
         return pd.Series(np.array([*texts, None], dtype=object)[codes], index=data.index, dtype=object)
@@ -146,7 +174,7 @@ def _template(data: pd.DataFrame, template: str, where: str) -> pd.Series:
     for literal, field, _, _ in parsed:
         result = result + literal
         if field is not None:
-            part = _as_text(data[field])
+            part = _as_text(column(field), widths.get(field))
             missing |= part.isna().to_numpy()
             result = result + part.fillna("")
     return result.where(~missing, None)
@@ -155,7 +183,7 @@ def _template(data: pd.DataFrame, template: str, where: str) -> pd.Series:
 def _crosswalk(ids: pd.Series, path: Path, where: str) -> pd.Series:
     if not path.exists():
         raise MappingError(f"{where}: crosswalk file {path} not found")
-    table = read_source(path).data
+    table = read_source(path, text_columns=("source_id", "enterprise_id")).data
     if not {"source_id", "enterprise_id"} <= set(table.columns):
         raise MappingError(
             f"{where}: crosswalk {path} needs columns source_id and enterprise_id "
@@ -166,6 +194,15 @@ def _crosswalk(ids: pd.Series, path: Path, where: str) -> pd.Series:
 
 
 # -- one source file ----------------------------------------------------------------------------
+def _note(rows: int, reason: str) -> dict[str, Any]:
+    return {"step": "note", "rows": int(rows), "reason": reason}
+
+
+def _absent_note(name: str, columns: list[str], source: SourceTable, n: int) -> dict[str, Any]:
+    which = ", ".join(columns)
+    return _note(n, f"{name}: {which} not in {source.name} (optional): left missing for this round")
+
+
 def _map_columns(
     data: pd.DataFrame,
     spec: MappingSpec,
@@ -175,54 +212,70 @@ def _map_columns(
     source: SourceTable,
     notes: list[dict[str, Any]],
     used_source: set[str],
+    widths: dict[str, int] | None = None,
 ) -> pd.DataFrame:
     out: dict[str, pd.Series] = {}
     n = len(data)
+    widths = {**source.id_widths, **(widths or {})}
+    text_fields = _text_fields()
     for name, col in columns.items():
         where = spec.where(*path, name)
-        if "from" in col:
+        if "param" in col and (col["param"] in params or "from" not in col):
+            if col["param"] in params:
+                value = params[col["param"]]
+            elif "default" in col:
+                value = col["default"]
+            else:
+                raise MappingError(
+                    f"{where}: needs the parameter {col['param']!r}: pass --set {col['param']}=VALUE "
+                    f"(or normalize(..., params={{'{col['param']}': ...}}))"
+                )
+            out[name] = _constant(value, n, data.index)
+        elif "from" in col:
             src_col = str(col["from"])
+            if src_col not in data.columns:  # an optional question this round did not ask
+                out[name] = _constant(None, n, data.index)
+                notes.append(_absent_note(name, [src_col], source, n))
+                continue
             used_source.add(src_col)
             s = data[src_col]
             s, n_missing = _apply_missing(s, list(spec.missing_codes) + list(col.get("missing", [])))
             if n_missing:
-                notes.append(
-                    {
-                        "step": "note",
-                        "rows": n_missing,
-                        "reason": f"{name}: {n_missing} special missing codes in {src_col} set to missing",
-                    }
-                )
+                notes.append(_note(n_missing, f"{name}: {n_missing} special missing codes in {src_col} set to missing"))
             rec = spec.recode_map(name, col, path)
             if rec is not None:
                 s, n_unmatched = _recode(s, rec, col.get("unmatched", "error"), where, source, src_col)
                 if n_unmatched:
                     notes.append(
-                        {
-                            "step": "note",
-                            "rows": n_unmatched,
-                            "reason": f"{name}: {n_unmatched} values of {src_col} not in the recode set to missing",
-                        }
+                        _note(
+                            n_unmatched, f"{name}: {n_unmatched} values of {src_col} not in the recode set to missing"
+                        )
                     )
+            elif name in text_fields and not col.get("extra"):
+                s = _as_text(s, widths.get(src_col))  # codes and ids as text: 1810.0 -> "1810"
             if "scale" in col:
                 num = pd.to_numeric(s, errors="coerce")
                 # text that is not a number stays as it is, for validation to report
                 s = (num * float(col["scale"])).astype(object).where(num.notna(), s)
             out[name] = s
-        elif "const" in col or "param" in col:
-            if "param" in col and col["param"] not in params:
-                raise MappingError(
-                    f"{where}: needs the parameter {col['param']!r}: pass --set {col['param']}=VALUE "
-                    f"(or normalize(..., params={{'{col['param']}': ...}}))"
-                )
-            value = params[col["param"]] if "param" in col else col["const"]
-            out[name] = _constant(value, n, data.index)
+        elif "const" in col:
+            out[name] = _constant(col["const"], n, data.index)
         elif "template" in col:
-            used_source.update(template_fields(col["template"], where))
-            out[name] = _template(data, col["template"], where)
+            fields = source_fields(col["template"], where)
+            absent = [f for f in fields if f not in data.columns]
+            if absent:  # only an optional column gets here (check_against)
+                out[name] = _constant(None, n, data.index)
+                notes.append(_absent_note(name, absent, source, n))
+                continue
+            used_source.update(fields)
+            out[name] = _template(data, col["template"], where, widths, out)
         if "crosswalk" in col and name in out:
             out[name] = _crosswalk(out[name], spec.base_dir / col["crosswalk"], where)
     return pd.DataFrame(out, index=data.index, copy=False)
+
+
+def _text_fields() -> set[str]:
+    return {f.name for t in schema.TABLES for f in schema.load(t).fields if f.type == "string"}
 
 
 def _constant(value: Any, n: int, index: pd.Index) -> pd.Series:
@@ -249,21 +302,31 @@ RECALL_CARRY = ("enterprise_id", "cluster_id", "country", "survey_round", "curre
 
 
 def map_source(
-    source: SourceTable, spec: MappingSpec, deflators: pd.DataFrame | None = None, params: dict[str, Any] | None = None
+    source: SourceTable,
+    spec: MappingSpec,
+    deflators: pd.DataFrame | None = None,
+    params: dict[str, Any] | None = None,
+    id_widths: dict[str, int] | None = None,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Apply a mapping to one source table: the wide canonical frame (recalled years appended, with
-    ``recall`` true) and audit notes."""
+    ``recall`` true) and audit notes.
+
+    ``id_widths`` gives, for source columns of identifiers stored as numbers, the width to which
+    they are written with leading zeros (see :func:`cluster_econ.harmonize.linking.link_identifiers`).
+    """
     data = _fresh_index(source.data)
-    spec.check_against(list(data.columns), source.name)
     params = dict(params or {})
-    notes: list[dict[str, Any]] = []
+    spec.check_against(source, params=params)
+    notes: list[dict[str, Any]] = list(source.notes)
     used_source: set[str] = set()
     n = len(data)
-    wide = _map_columns(data, spec, spec.columns, ("columns",), params, source, notes, used_source)
+    wide = _map_columns(data, spec, spec.columns, ("columns",), params, source, notes, used_source, id_widths)
     wide["_source_row"] = np.arange(1, n + 1)
     frames = [wide]
     for i, block in enumerate(spec.recall_blocks):
-        rec = _map_columns(data, spec, block["columns"], ("recall", i, "columns"), params, source, notes, used_source)
+        rec = _map_columns(
+            data, spec, block["columns"], ("recall", i, "columns"), params, source, notes, used_source, id_widths
+        )
         for c in RECALL_CARRY:
             if c in wide.columns and c not in rec.columns:
                 rec[c] = wide[c]
@@ -279,8 +342,8 @@ def map_source(
         wide = _deflate(wide, spec, deflators)
     for name, col in spec.columns.items():
         if "derive" in col:
-            wide[name] = evaluate(col["derive"], wide)
-    wide = _schema_derivations(wide, spec)
+            wide[name] = _derive(name, col["derive"], wide, notes)
+    wide = _schema_derivations(wide, spec, notes)
     rest = [c for c in data.columns if str(c) not in used_source] if spec.keep_unmapped else []
     if rest and len(frames) > 1:
         # kept on the source's own rows (the first n); recalled rows have none
@@ -292,27 +355,42 @@ def map_source(
     return pd.DataFrame(columns, index=wide.index, copy=False), notes
 
 
-def _schema_derivations(wide: pd.DataFrame, spec: MappingSpec) -> pd.DataFrame:
-    """Fill schema-derived columns (for example value added) when the source does not report them."""
+def _derive(name: str, expr: str, wide: pd.DataFrame, notes: list[dict[str, Any]]) -> pd.Series:
+    """A mapping's ``derive``: only from what was reported (missing inputs give missing values)."""
+    absent = [c for c in names_in(expr) if c not in wide.columns]
+    if absent:
+        notes.append(_note(len(wide), f"{name}: not derived ({expr}): {', '.join(absent)} not mapped; left missing"))
+        return _constant(None, len(wide), wide.index)
+    values, n_zero = evaluate_counted(expr, wide)
+    if n_zero:
+        notes.append(_note(n_zero, f"{name}: {n_zero} row(s) divide by zero in {expr}: set missing"))
+    return values
+
+
+def _schema_derivations(wide: pd.DataFrame, spec: MappingSpec, notes: list[dict[str, Any]]) -> pd.DataFrame:
+    """Fill schema-derived columns (for example value added) when the source does not report them,
+    only where every input is mapped: value added is never computed from sales alone."""
     for table in schema.TABLES:
         for field in schema.load(table).raw["fields"]:
             expr = field.get("derived")
             if not expr or field["name"] in spec.columns:
                 continue
             needed = names_in(expr)
-            if needed[0] in wide.columns:  # the leading term must be there; others count as 0 when absent
-                frame = pd.DataFrame(
-                    {
-                        c: (
-                            pd.to_numeric(wide[c], errors="coerce")
-                            if c in wide.columns
-                            else pd.Series(0.0, index=wide.index)
-                        )
-                        for c in needed
-                    },
-                    copy=False,
+            present = [c for c in needed if c in wide.columns]
+            if not present:
+                continue
+            if len(present) < len(needed):
+                absent = [c for c in needed if c not in wide.columns]
+                notes.append(
+                    _note(
+                        0,
+                        f"{field['name']}: not derived: it is {expr}, and {', '.join(absent)} "
+                        f"{'is' if len(absent) == 1 else 'are'} not mapped. If this survey defines it from "
+                        f'what it asked, say so: {field["name"]}: {{derive: "..."}}',
+                    )
                 )
-                wide[field["name"]] = evaluate(expr, frame)
+                continue
+            wide[field["name"]] = _derive(field["name"], expr, wide, notes)
     return wide
 
 
@@ -607,6 +685,17 @@ def _resolve_duplicates(ey: pd.DataFrame, mode: str) -> tuple[pd.DataFrame, pd.D
     return ey.loc[keep], rejects, audit
 
 
+def _check_params(specs: list[MappingSpec], params: dict[str, Any]) -> None:
+    """A parameter no mapping reads is a mistake (a typo, or the wrong mapping): say so."""
+    used = set().union(*(s.params_used() for s in specs))
+    unused = sorted(set(params) - used)
+    if unused:
+        raise MappingError(
+            f"parameter(s) {', '.join(unused)} given (--set) but not used by the mapping(s) "
+            f"{', '.join(sorted({s.name for s in specs}))}; they take: {', '.join(sorted(used)) or 'no parameters'}"
+        )
+
+
 def _spec_for(mapping: Any, i: int, n_files: int) -> MappingSpec:
     if isinstance(mapping, MappingSpec):
         return mapping
@@ -673,22 +762,23 @@ def normalize(
     sources_meta: list[dict[str, Any]] = []
     var_labels: dict[str, Any] = {}
     val_labels: dict[str, Any] = {}
+    params = dict(params or {})
+    specs = [_spec_for(mapping, i, len(paths)) for i in range(len(paths))]
+    _check_params(specs, params)
     iterator: Any = enumerate(paths)
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(iterator, total=len(paths), desc="normalize", unit="file")
-    for i, path in iterator:
-        spec = _spec_for(mapping, i, len(paths))
-        src_conf = spec.data.get("source", {})
-        source = read_source(
-            path,
-            src_conf.get("format"),
-            sheet=src_conf.get("sheet"),
-            encoding=src_conf.get("encoding"),
-            delimiter=src_conf.get("delimiter"),
-        )
-        wide, notes = map_source(source, spec, defl_df, params)
+        iterator = tqdm(iterator, total=len(paths), desc="read", unit="file")
+    sources: list[SourceTable | None] = [read_source(path, options=specs[i].read_options()) for i, path in iterator]
+    # identifiers stored as numbers in one round and as text in another (audit notes say what was done)
+    id_widths, link_notes = link_identifiers(sources, specs, params)  # type: ignore[arg-type]
+    for i, path in enumerate(paths):
+        spec, source = specs[i], sources[i]
+        assert source is not None
+        sources[i] = None  # the mapped frame keeps what it needs
+        wide, notes = map_source(source, spec, defl_df, params, id_widths[i])
+        notes += [note for j, note in link_notes if j == i]
         for note in notes:
             audit.append({"source": source.name, "table": spec.unit, **note})
         audit.append(
@@ -713,6 +803,8 @@ def normalize(
                 "sha256": source.sha256,
                 "rows": len(source.data),
                 "encoding": source.encoding,
+                "delimiter": source.delimiter,
+                "header_row": source.header_row,
                 "mapping": spec.path,
                 "mapping_name": spec.name,
                 "mapping_sha256": spec.sha256,
