@@ -36,7 +36,7 @@ from cluster_econ import schema
 from cluster_econ.errors import ConfigError, MappingError, SchemaError
 from cluster_econ.harmonize.expressions import evaluate_counted, names_in
 from cluster_econ.harmonize.linking import link_identifiers
-from cluster_econ.harmonize.spec import MappingSpec, load_mapping, source_fields, template_fields
+from cluster_econ.harmonize.spec import MappingSpec, load_mapping, recode_key, source_fields, template_fields
 from cluster_econ.io.readers import SourceTable, read_source
 from cluster_econ.panel.container import Panel
 
@@ -45,21 +45,6 @@ SOURCE_PREFIX = "src_"
 
 
 # -- one column ---------------------------------------------------------------------------------
-def _norm_key(value: Any) -> Any:
-    """Recode lookup key: numbers as float, text stripped and lower-cased (numeric text as float)."""
-    if isinstance(value, bool | np.bool_):
-        return float(value)
-    if isinstance(value, int | float | np.integer | np.floating):
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return float(text)
-        except ValueError:
-            return text.lower()
-    return value
-
-
 def _apply_missing(series: pd.Series, codes: Sequence[Any]) -> tuple[pd.Series, int]:
     if not codes or len(series) == 0:
         return series, 0
@@ -79,8 +64,8 @@ def _apply_missing(series: pd.Series, codes: Sequence[Any]) -> tuple[pd.Series, 
 def _recode(
     series: pd.Series, mapping: dict[Any, Any], unmatched: str, where: str, source: SourceTable, source_col: str
 ) -> tuple[pd.Series, int]:
-    key = getattr(mapping, "key", _norm_key)  # built-in recodes (country names) bring their own matching
-    lookup = dict(mapping) if key is not _norm_key else {_norm_key(k): v for k, v in mapping.items()}
+    key = getattr(mapping, "key", recode_key)  # built-in recodes (country names) bring their own matching
+    lookup = dict(mapping) if key is not recode_key else {recode_key(k): v for k, v in mapping.items()}
     if unmatched == "keep":
         return _recode_keep(series, lookup, key)
     # every step runs on the distinct values, then one take spreads them over the rows
@@ -115,7 +100,7 @@ def _recode(
     return pd.Series(values[codes], index=series.index, dtype=object), n_unmatched
 
 
-def _recode_keep(series: pd.Series, lookup: dict[Any, Any], key: Any = _norm_key) -> tuple[pd.Series, int]:
+def _recode_keep(series: pd.Series, lookup: dict[Any, Any], key: Any = recode_key) -> tuple[pd.Series, int]:
     """Recode where values the recode does not list stay as they are."""
     uniques = pd.unique(series.dropna())
     keys = series.map({u: key(u) for u in uniques})
@@ -198,6 +183,19 @@ def _note(rows: int, reason: str) -> dict[str, Any]:
     return {"step": "note", "rows": int(rows), "reason": reason}
 
 
+def _absent(name: str, n: int, index: pd.Index) -> pd.Series:
+    """The all-missing column of a question a round did not ask: NaN for numbers (and extra columns),
+    None for text and booleans, so that appending the rounds keeps the other rounds' types."""
+    ftype = _field_types().get(name)
+    if ftype in ("number", "integer", None):
+        return pd.Series(np.full(n, np.nan), index=index)
+    return _constant(None, n, index)
+
+
+def _field_types() -> dict[str, str]:
+    return {f.name: f.type for t in schema.TABLES for f in schema.load(t).fields}
+
+
 def _absent_note(name: str, columns: list[str], source: SourceTable, n: int) -> dict[str, Any]:
     which = ", ".join(columns)
     return _note(n, f"{name}: {which} not in {source.name} (optional): left missing for this round")
@@ -234,7 +232,7 @@ def _map_columns(
         elif "from" in col:
             src_col = str(col["from"])
             if src_col not in data.columns:  # an optional question this round did not ask
-                out[name] = _constant(None, n, data.index)
+                out[name] = _absent(name, n, data.index)
                 notes.append(_absent_note(name, [src_col], source, n))
                 continue
             used_source.add(src_col)
@@ -264,7 +262,7 @@ def _map_columns(
             fields = source_fields(col["template"], where)
             absent = [f for f in fields if f not in data.columns]
             if absent:  # only an optional column gets here (check_against)
-                out[name] = _constant(None, n, data.index)
+                out[name] = _absent(name, n, data.index)
                 notes.append(_absent_note(name, absent, source, n))
                 continue
             used_source.update(fields)

@@ -56,6 +56,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from cluster_econ import schema
@@ -275,6 +276,33 @@ def template_fields(template: str, where: str) -> list[str]:
     return fields
 
 
+def recode_key(value: Any) -> Any:
+    """Recode lookup key: numbers as float, text stripped and lower-cased (numeric text as float)."""
+    if isinstance(value, bool | np.bool_):
+        return float(value)
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(text)
+        except ValueError:
+            return text.lower()
+    return value
+
+
+def _recode_collisions(rec: dict[Any, Any]) -> list[str]:
+    """Keys that a source value cannot tell apart ("Yes" and "yes", 1 and "1") with different values."""
+    seen: dict[Any, tuple[Any, Any]] = {}
+    clashes = []
+    for k, v in rec.items():
+        key = recode_key(k)
+        if key in seen and seen[key][1] != v:
+            clashes.append(f"{seen[key][0]!r} and {k!r}")
+        seen.setdefault(key, (k, v))
+    return clashes
+
+
 def source_fields(template: str, where: str) -> list[str]:
     """The template's fields that are source columns (``{=name}`` fields are canonical columns)."""
     return [f for f in template_fields(template, where) if not f.startswith("=")]
@@ -313,9 +341,16 @@ def _check_column(
                 )
     if "recode" in col:
         try:
-            spec.recode_map(name, col, path)
+            rec = spec.recode_map(name, col, path)
         except MappingError as exc:
             problems.append(f"  - {exc}")
+            rec = None
+        if rec is not None and not isinstance(rec, KeyedRecode):
+            for clash in _recode_collisions(rec):
+                problems.append(
+                    f"  - {spec.where(*path, name, 'recode')}: recode keys {clash} match the same source values "
+                    "(case and spaces are ignored) but map to different values"
+                )
     return problems
 
 

@@ -90,11 +90,10 @@ class NumberFormat:
         """
         s = text.astype(object)
         if self.decimal == ".":
-            num = pd.to_numeric(s, errors="coerce").astype("float64")
+            num = _exact_numbers(s)
         else:
             has_point = s.str.contains(".", regex=False, na=False).to_numpy(dtype=bool)
-            num = pd.to_numeric(s.where(~has_point).str.replace(",", ".", regex=False), errors="coerce")
-            num = num.astype("float64")
+            num = _exact_numbers(s.where(~has_point).str.replace(",", ".", regex=False))
         failed = (s.notna().to_numpy() & num.isna().to_numpy()).nonzero()[0]
         if len(failed) == 0:
             return num
@@ -113,8 +112,26 @@ class NumberFormat:
         if self.decimal != ".":
             cleaned = cleaned.str.replace(self.decimal, ".", regex=False)
         values = num.to_numpy(copy=True)
-        values[failed] = pd.to_numeric(cleaned, errors="coerce").to_numpy(dtype="float64")
+        values[failed] = _exact_numbers(cleaned).to_numpy()
         return pd.Series(values, index=s.index)
+
+
+def _exact_numbers(s: pd.Series) -> pd.Series:
+    """``pd.to_numeric(s, errors="coerce")`` as float64, each value the double nearest to its text.
+
+    pandas' fast text-to-float conversion may be one unit in the last place off; the values it
+    accepts are converted again with Python's correctly rounded ``float``.
+    """
+    num = pd.to_numeric(s, errors="coerce").astype("float64")
+    ok = num.notna().to_numpy()
+    if ok.any():
+        values = num.to_numpy(copy=True)
+        try:
+            values[ok] = s[ok].to_numpy(dtype=object).astype("float64")
+        except (TypeError, ValueError):
+            return num
+        return pd.Series(values, index=s.index)
+    return num
 
 
 POINT = NumberFormat.named(".")

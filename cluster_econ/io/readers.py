@@ -251,10 +251,10 @@ def _check_stata_complete(p: Path) -> None:
             return  # formats 113-115 have no closing tag
         fh.seek(0, 2)
         size = fh.tell()
-        fh.seek(max(0, size - 64))
+        fh.seek(max(0, size - (1 << 20)))
         tail = fh.read().rstrip(b"\r\n\x00 ")
     if not tail.endswith(b"</stata_dta>"):
-        section = "value labels" if b"<value_labels>" in tail or b"<lbl>" in tail else "data or labels"
+        section = "value labels" if b"<value_labels>" in tail else "data"
         raise InputError(
             f"{p}: the Stata file is truncated ({size} bytes; it ends inside its {section}, without the closing "
             "</stata_dta> tag): copy or export it again"

@@ -6,16 +6,16 @@ kept as text), then convert with :mod:`cluster_econ.io.numbers`: missing spellin
 numbers written in the file's convention to numbers, except in identifier columns, which keep their
 text ("007" stays "007"). Every assumption goes into the source's audit notes.
 
-A title row is a leading row with fewer than half as many filled cells as the widest of the first
-rows (at least two): a one-cell title such as "Survey of footwear firms, 2004" above the header, as
+A title row is a leading row with fewer than three quarters as many filled cells as the widest of
+the first rows (and fewer than two): a one-cell title such as "Survey of footwear firms, 2004" above the header, as
 spreadsheets export it (with or without trailing delimiters). Declared ``header_row`` (1-based) or
 ``skip_rows`` (rows above the header) turns detection off.
 
 Reading a large CSV chunk by chunk: :func:`sniff_csv` decides the encoding, delimiter, header and
 column names from the file's first megabyte; :func:`read_csv_text` with ``chunksize`` then yields
-frames of strings, and :func:`cluster_econ.io.numbers.detect_number_format` (once, on the first
-chunk) and :func:`cluster_econ.io.numbers.convert_text_cells` (on each chunk) turn them into typed
-columns. :func:`read_csv` is that sequence in one piece.
+frames of strings, named by :func:`name_columns`; :func:`cluster_econ.io.numbers.detect_number_format`
+(once, on the first chunk) and :func:`cluster_econ.io.numbers.convert_text_cells` (on each chunk)
+turn them into typed columns. :func:`read_csv` is that sequence in one piece.
 """
 
 from __future__ import annotations
@@ -45,6 +45,24 @@ BOMS = (
     (codecs.BOM_UTF8, "utf-8-sig"),
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
+)
+WESTERN_COUSINS = frozenset(
+    {
+        "cp1250",
+        "cp1252",
+        "latin_1",
+        "iso8859_15",
+        "cp1253",
+        "mac_iceland",
+        "mac_roman",
+        "mac_latin2",
+        "mac_turkish",
+        "cp850",
+        "cp858",
+        "cp437",
+        "cp1254",
+        "iso8859_9",
+    }
 )
 EXCEL_ERRORS = frozenset({"#N/A", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#NULL!"})
 
@@ -93,9 +111,14 @@ def detect_encoding(sample: bytes, path: Path) -> tuple[str, str | None]:
             f"{path}: cannot detect the text encoding; declare it in the mapping: source: {{encoding: ...}}"
         )
     enc = best.encoding
-    # single-byte Western files are usually cp1252 / latin-1; charset-normalizer may name a cousin
-    if enc in {"cp1250", "cp1252", "latin_1", "iso8859_15", "cp1253"}:
-        enc = "cp1252"
+    # single-byte Western files are almost always cp1252 / latin-1 (Excel's "CSV" on Windows); on a
+    # sample with few accents charset-normalizer may name a cousin (even mac_iceland)
+    if enc in WESTERN_COUSINS:
+        try:
+            sample.decode("cp1252")
+            enc = "cp1252"
+        except UnicodeDecodeError:
+            enc = "latin-1"
     return enc, f"encoding {enc} detected (not UTF-8); declare source: {{encoding: ...}} if accents look wrong"
 
 
@@ -135,7 +158,7 @@ def find_header(rows: list[list[Any]]) -> int:
     """0-based index of the header among the first rows: the first row that is not a title."""
     filled = [sum(1 for v in r if v is not None and str(v).strip() != "") for r in rows]
     widest = max(filled, default=0)
-    need = max(2, (widest + 1) // 2)
+    need = max(2, -(-3 * widest // 4))  # three quarters of the widest row, rounded up
     for i, n in enumerate(filled):
         if n >= need:
             return i
@@ -230,22 +253,38 @@ def sniff_csv(path: Path, options: ReadOptions) -> CsvLayout:
 
 
 def read_csv_text(path: Path, layout: CsvLayout, chunksize: int | None = None) -> pd.DataFrame | Iterator[pd.DataFrame]:
-    """The cells below the header as strings (empty cells as ""), in one frame or by chunks."""
-    options: dict[str, Any] = {
-        "sep": layout.delimiter,
-        "encoding": layout.encoding,
-        "header": None,
-        "skiprows": layout.header_index + 1,
-        "names": layout.columns,
-        "dtype": str,
-        "na_filter": False,
-        "skipinitialspace": True,
-        "skip_blank_lines": True,
-        "index_col": False,
-        "engine": "c",
-        "chunksize": chunksize,
-    }
-    return pd.read_csv(path, **options)
+    """The cells below the header as strings (empty cells as ""), in one frame or by chunks.
+
+    The frame's columns are numbered; :func:`name_columns` gives them the header's names. A row
+    with more cells than the first data row is an error that names its line (nothing is dropped).
+    """
+    return pd.read_csv(
+        path,
+        sep=layout.delimiter,
+        encoding=layout.encoding,
+        header=None,
+        skiprows=layout.header_index + 1,
+        dtype=str,
+        na_filter=False,
+        skipinitialspace=True,
+        skip_blank_lines=True,
+        index_col=False,
+        engine="c",
+        chunksize=chunksize,
+    )
+
+
+def name_columns(frame: pd.DataFrame, layout: CsvLayout) -> pd.DataFrame:
+    """Header names on the numbered columns of :func:`read_csv_text`; cells beyond the header get
+    ``Unnamed: i``, and header names beyond the cells get empty columns."""
+    names = list(layout.columns)
+    width = frame.shape[1]
+    if width > len(names):
+        names += [f"Unnamed: {i}" for i in range(len(names), width)]
+    frame.columns = names[:width]
+    for name in names[width:]:
+        frame[name] = ""
+    return frame
 
 
 def read_csv(path: Path, options: ReadOptions) -> SourceTable:
@@ -255,7 +294,9 @@ def read_csv(path: Path, options: ReadOptions) -> SourceTable:
     try:
         frame = read_csv_text(path, layout)
     except pd.errors.EmptyDataError as exc:
-        raise InputError(f"{path}: the file is empty") from exc
+        if not layout.columns:
+            raise InputError(f"{path}: the file is empty") from exc
+        frame = pd.DataFrame({i: pd.Series([], dtype=object) for i in range(len(layout.columns))})
     except pd.errors.ParserError as exc:
         raise InputError(
             f"{path}: cannot parse as text separated by {layout.delimiter!r} (header on line "
@@ -267,6 +308,7 @@ def read_csv(path: Path, options: ReadOptions) -> SourceTable:
             "encoding in the mapping: source: {encoding: ...}"
         ) from exc
     assert isinstance(frame, pd.DataFrame)
+    frame = name_columns(frame, layout)
     frame, notes = _finish(frame, options, layout.delimiter, cells_are_text=True, path=path)
     table = SourceTable(frame, str(path), "csv", "", encoding=layout.encoding, delimiter=layout.delimiter)
     table.notes = layout.notes + notes
@@ -296,7 +338,7 @@ def _finish(
     text_columns = set(options.text_columns) & set(frame.columns)
     fmt, fmt_notes = detect_number_format(frame, text_columns, na_values, delimiter, options.decimal, options.thousands)
     frame, conv_notes = convert_text_cells(frame, text_columns, fmt, na_values, cells_are_text=cells_are_text)
-    return frame, fmt_notes + conv_notes
+    return frame, notes + fmt_notes + conv_notes
 
 
 # -- Excel ----------------------------------------------------------------------------------------
