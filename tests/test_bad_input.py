@@ -351,3 +351,18 @@ def test_readme_links_only_files_in_the_repository() -> None:
         assert not target.startswith("../"), f"README points outside the repository: {target}"
         found = list(root.glob(target)) if "*" in target else [root / target]
         assert found and all(p.exists() for p in found), f"README points at {target}, which is not in the repository"
+
+
+def test_source_options_are_checked_by_the_mapping_schema(tmp_path: Path, cluster_csv: tuple[Path, Path]) -> None:
+    data, spec = cluster_csv
+    spec.write_text(
+        spec.read_text().replace(
+            "name: cluster-survey\n", "name: cluster-survey\nsource: {decimal: ';', header_row: 0, sep: ','}\n"
+        )
+    )
+    with pytest.raises(MappingError) as err:
+        ce.normalize(data, mapping=spec)
+    message = str(err.value)
+    assert "key 'source' (line 3): Additional properties are not allowed ('sep' was unexpected)" in message
+    assert "key 'source.decimal' (line 3): ';' is not one of ['.', ',']" in message
+    assert "key 'source.header_row' (line 3): 0 is less than the minimum of 1" in message

@@ -283,3 +283,26 @@ def test_truncated_stata_file(tmp_path: Path) -> None:
     cut.write_bytes(raw[: len(raw) // 2])
     with pytest.raises(InputError, match=r"cut\.dta: .*truncated"):
         read_source(cut)
+
+
+def test_a_csv_read_by_chunks_equals_one_read(tmp_path: Path) -> None:
+    """The chunk-by-chunk route the module docstring of cluster_econ.io.sheets describes."""
+    from cluster_econ.io import numbers, sheets
+
+    path = tmp_path / "big.csv"
+    rows = [
+        f"{i:05d};{i * 1000:,};{i / 8:.3f}".replace(",", "X").replace(".", ",").replace("X", ".") for i in range(50)
+    ]
+    path.write_text("Title of the file\nfirm;sales;share\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    options = ReadOptions(text_columns=frozenset({"firm"}))
+    whole = read_source(path, options=options).data
+    layout = sheets.sniff_csv(path, options)
+    chunks = sheets.read_csv_text(path, layout, chunksize=7)
+    first = sheets.name_columns(next(chunks), layout)
+    fmt, _ = numbers.detect_number_format(first, {"firm"}, numbers.DEFAULT_NA_VALUES, layout.delimiter)
+    parts = [first] + [sheets.name_columns(c, layout) for c in chunks]
+    converted = [numbers.convert_text_cells(p, {"firm"}, fmt, numbers.DEFAULT_NA_VALUES)[0] for p in parts]
+    joined = pd.concat(converted, ignore_index=True)
+    assert joined["firm"].tolist() == whole["firm"].tolist() == [f"{i:05d}" for i in range(50)]
+    np.testing.assert_array_equal(joined["sales"].astype(float), whole["sales"].astype(float))
+    np.testing.assert_array_equal(joined["share"].astype(float), [i / 8 for i in range(50)])

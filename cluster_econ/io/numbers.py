@@ -48,6 +48,8 @@ MISSING_LOOKALIKES = frozenset(
 )
 SPACES = " \u00a0\u202f"
 DETECT_SAMPLE = 20_000  # distinct values per column looked at to detect the convention
+SAMPLE_ROWS = 200_000  # rows of a column looked at to detect the convention
+CHECK_ROWS = 2_000  # non-missing cells of a column tried first: one that is not a number makes it text
 
 
 @dataclass(frozen=True)
@@ -120,17 +122,24 @@ def _exact_numbers(s: pd.Series) -> pd.Series:
     """``pd.to_numeric(s, errors="coerce")`` as float64, each value the double nearest to its text.
 
     pandas' fast text-to-float conversion may be one unit in the last place off; the values it
-    accepts are converted again with Python's correctly rounded ``float``.
+    accepts are converted with Python's correctly rounded ``float`` (in one pass when all are numbers).
     """
+    values = s.to_numpy(dtype=object)
+    present = s.notna().to_numpy()
+    if present.all():
+        try:
+            return pd.Series(values.astype("float64"), index=s.index)
+        except (TypeError, ValueError):
+            pass
     num = pd.to_numeric(s, errors="coerce").astype("float64")
     ok = num.notna().to_numpy()
     if ok.any():
-        values = num.to_numpy(copy=True)
+        exact = num.to_numpy(copy=True)
         try:
-            values[ok] = s[ok].to_numpy(dtype=object).astype("float64")
+            exact[ok] = values[ok].astype("float64")
         except (TypeError, ValueError):
             return num
-        return pd.Series(values, index=s.index)
+        return pd.Series(exact, index=s.index)
     return num
 
 
@@ -139,10 +148,11 @@ COMMA = NumberFormat.named(",")
 
 
 def _distinct_text(series: pd.Series, na: frozenset[str]) -> pd.Series:
-    """Up to DETECT_SAMPLE distinct stripped strings of a column that are not missing."""
+    """Up to DETECT_SAMPLE distinct stripped strings of a column (of its first SAMPLE_ROWS rows)
+    that are not missing."""
     if series.dtype != object:
         return pd.Series([], dtype=object)
-    distinct = pd.unique(series.to_numpy())
+    distinct = pd.unique(series.to_numpy()[:SAMPLE_ROWS])
     u = pd.Series(pd.unique(np.array([v.strip() for v in distinct if isinstance(v, str)], dtype=object)), dtype=object)
     u = u[~u.isin(list(na))]
     return u.iloc[:DETECT_SAMPLE]
@@ -245,6 +255,7 @@ def convert_text_cells(
     text in another; the caller decides how to combine them).
     """
     na = frozenset(na_values)
+    na_list, explicit_na = sorted(na), sorted(v for v in na if v)
     out: dict[str, pd.Series] = {}
     na_counts: dict[str, int] = {}
     notes: list[dict[str, Any]] = []
@@ -254,27 +265,36 @@ def convert_text_cells(
             out[c] = col
             continue
         if cells_are_text:
-            stripped = col.str.strip()
+            # the parser skips leading spaces; a number with trailing ones is still read as a number
+            stripped = col
         else:
             is_str = col.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
             stripped = pd.Series(
                 [v.strip() if isinstance(v, str) else None for v in col], index=col.index, dtype=object
             )
-        is_na = stripped.isin(list(na)).to_numpy(dtype=bool) if na else np.zeros(len(col), bool)
-        n_explicit = int((is_na & stripped.ne("").to_numpy(dtype=bool)).sum())
-        if n_explicit:
-            na_counts[c] = n_explicit
+        is_na = stripped.isin(na_list).to_numpy(dtype=bool) if na else np.zeros(len(col), bool)
+        if explicit_na and is_na.any():
+            n_explicit = int(stripped.isin(explicit_na).sum())
+            if n_explicit:
+                na_counts[c] = n_explicit
+        kept = col.where(~is_na, None) if is_na.any() else col
         if c in text_columns:
-            out[c] = col.where(~is_na, None) if is_na.any() else col
+            out[c] = kept
             continue
         present = col.notna().to_numpy(dtype=bool) & ~is_na
         if cells_are_text:
+            # a column of words is found out on its first cells, without parsing all of it
+            first = stripped[present][:CHECK_ROWS]
+            bad_first = first[fmt.parse(first).isna().to_numpy()]
+            if len(bad_first) and not bad_first.isin(list(MISSING_LOOKALIKES)).all():
+                out[c] = kept
+                continue
             num = fmt.parse(stripped.where(~is_na))
             ok = present & num.notna().to_numpy()
             if (ok == present).all():
                 out[c] = _tidy_numbers(num)
             else:
-                out[c] = col.where(~is_na, None) if is_na.any() else col
+                out[c] = kept
                 notes.extend(_lookalike_hint(c, stripped[present & ~ok]))
             continue
         # Excel: number cells are numbers already; text cells may be numbers written as text
@@ -289,7 +309,7 @@ def convert_text_cells(
                 values = values.where(~text_ok, parsed)
             out[c] = _tidy_numbers(values.where(present))
         else:
-            out[c] = col.where(~is_na, None) if is_na.any() else col
+            out[c] = kept
             if text_present.any() and (present & is_num).any():
                 notes.extend(_lookalike_hint(c, stripped[text_present & ~text_ok]))
     if na_counts:

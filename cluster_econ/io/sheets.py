@@ -324,7 +324,7 @@ def _finish(
     notes: list[dict[str, Any]] = []
     na_values = options.na_values if options.na_values is not None else DEFAULT_NA_VALUES
     if cells_are_text:
-        blank = frame.eq("")  # leading spaces are skipped by the parser, so a blank cell is ""
+        blank = frame.isin([""])  # leading spaces are skipped by the parser, so a blank cell is ""
     else:
         blank = frame.map(lambda v: v is None or (isinstance(v, str) and not v.strip()) or v != v)
     unnamed_empty = [c for c in frame.columns if str(c).startswith("Unnamed: ") and blank[c].all()]
