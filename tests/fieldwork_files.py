@@ -65,7 +65,9 @@ def comma_number(v: float) -> str:
     return text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
 
 
-def write_rounds(folder: Path, numeric_ids_1987: bool = False, id_format: str | None = None) -> list[Path]:
+def write_rounds(
+    folder: Path, numeric_ids_1987: bool = False, id_format: str | None = None, numeric_ids_1989: bool = False
+) -> list[Path]:
     """The three rounds and their mappings; returns [dta, csv, xlsx] (mappings beside them as .yaml)."""
     import pyreadstat
 
@@ -106,6 +108,8 @@ def write_rounds(folder: Path, numeric_ids_1987: bool = False, id_format: str | 
 
     xlsx = folder / "jtrain_1989.xlsx"
     r89 = r89[[c for c in COLUMNS if c != "scrap"]]
+    if numeric_ids_1989:
+        r89 = r89.assign(fcode=r89["fcode"].astype(int))  # typed into Excel as numbers: the zeros are gone
     with pd.ExcelWriter(xlsx, engine="openpyxl") as writer:
         pd.DataFrame({"note": ["cover sheet"]}).to_excel(writer, sheet_name="about", index=False)
         r89.to_excel(writer, sheet_name="firms1989", index=False)  # fcode strings become text cells

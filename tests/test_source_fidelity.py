@@ -93,6 +93,15 @@ def test_numeric_ids_in_one_round_link_to_text_ids_in_the_others(tmp_path: Path)
     ) in notes
 
 
+def test_excel_number_cells_as_ids_link_to_text_ids(tmp_path: Path) -> None:
+    files = write_rounds(tmp_path, numeric_ids_1989=True)
+    panel = ce.normalize(files, mapping=mappings(tmp_path))
+    assert_same_as_source(panel)
+    assert "fcode is stored as numbers in jtrain_1989.xlsx and as text in jtrain_1987.dta, jtrain_1988.csv" in (
+        notes_of(panel, "jtrain_1989.xlsx")
+    )
+
+
 def test_a_zero_padded_stata_display_format_is_the_id_as_written(tmp_path: Path) -> None:
     files = write_rounds(tmp_path, numeric_ids_1987=True, id_format="%08.0f")
     panel = ce.normalize(files[:1], mapping=mappings(tmp_path)[:1])

@@ -123,6 +123,13 @@ def test_pooled_multi_country_multi_year_file(tmp_path: Path) -> None:
     # --set still wins over the file's variables
     one = ce.normalize(path, mapping="wbes", params={"country": "KEN"})
     assert set(one.enterprise["country"]) == {"KEN"}
+    assert (
+        one.audit["reason"]
+        .str.contains(
+            "country: 'KEN' for every row, as given \\(--set country\\); the file's column country was not read"
+        )
+        .any()
+    )
 
 
 def test_pooled_file_with_an_unknown_country_names_it(tmp_path: Path) -> None:

@@ -225,6 +225,15 @@ def _map_columns(
         if "param" in col and (col["param"] in params or "from" not in col):
             if col["param"] in params:
                 value = params[col["param"]]
+                if "from" in col and str(col["from"]) in data.columns:
+                    used_source.add(str(col["from"]))
+                    notes.append(
+                        _note(
+                            n,
+                            f"{name}: {value!r} for every row, as given (--set {col['param']}); the file's column "
+                            f"{col['from']} was not read",
+                        )
+                    )
             elif "default" in col:
                 value = col["default"]
             else:

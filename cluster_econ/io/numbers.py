@@ -279,7 +279,12 @@ def convert_text_cells(
                 na_counts[c] = n_explicit
         kept = col.where(~is_na, None) if is_na.any() else col
         if c in text_columns:
-            out[c] = kept
+            if not cells_are_text and present_numbers_only(col, is_na):
+                # an Excel identifier column of number cells: numbers, as in Stata, so that rounds
+                # with text ids can be compared with it (cluster_econ.harmonize.linking)
+                out[c] = _tidy_numbers(pd.to_numeric(kept, errors="coerce").astype("float64"))
+            else:
+                out[c] = kept
             continue
         present = col.notna().to_numpy(dtype=bool) & ~is_na
         if cells_are_text:
@@ -322,6 +327,14 @@ def convert_text_cells(
             )
         )
     return pd.DataFrame(out, index=frame.index, copy=False), notes
+
+
+def present_numbers_only(col: pd.Series, is_na: np.ndarray) -> bool:
+    """Whether every cell that is not missing is a number (not text, not a boolean)."""
+    cells = col[~is_na & col.notna().to_numpy()]
+    return len(cells) > 0 and bool(
+        cells.map(lambda v: isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)).all()
+    )
 
 
 def _lookalike_hint(column: str, bad: pd.Series) -> list[dict[str, Any]]:
