@@ -40,6 +40,11 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "wild_bootstrap": ("cluster_econ.estimate", "wild_bootstrap"),
     "prodest": ("cluster_econ.estimate", "prodest"),
     "pgmm": ("cluster_econ.estimate", "pgmm"),
+    "fepois": ("cluster_econ.estimate", "fepois"),
+    "ppml": ("cluster_econ.estimate", "ppml"),
+    "fracreg": ("cluster_econ.estimate", "fracreg"),
+    "fractional_logit": ("cluster_econ.estimate", "fractional_logit"),
+    "fractional_probit": ("cluster_econ.estimate", "fractional_probit"),
     # hypotheses
     "test": ("cluster_econ.hypotheses", "test"),
     "test_all": ("cluster_econ.hypotheses", "test_all"),

@@ -15,6 +15,8 @@ Modules (one public entry point each, shared numerics in one place):
 - ``survival``: ``cox``, ``hazard``, ``kaplan_meier``, ``logrank_test``
 - ``production``: ``prodest`` (Olley-Pakes, Levinsohn-Petrin, Ackerberg-Caves-Frazer)
 - ``gmm``: ``pgmm`` (dynamic panel GMM: Arellano-Bond difference, Blundell-Bond system)
+- ``poisson``: ``fepois`` / ``ppml`` (Poisson PML with absorbed fixed effects)
+- ``fractional``: ``fracreg``, ``fractional_logit``, ``fractional_probit`` (Papke-Wooldridge)
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ _LAZY = {
     "cox": "survival", "hazard": "survival", "kaplan_meier": "survival", "logrank_test": "survival",
     "prodest": "production",
     "pgmm": "gmm",
+    "fepois": "poisson", "ppml": "poisson",
+    "fracreg": "fractional", "fractional_logit": "fractional", "fractional_probit": "fractional",
 }
 
 __all__ = list(_LAZY)
