@@ -43,6 +43,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "fepois": ("cluster_econ.estimate", "fepois"),
     "ppml": ("cluster_econ.estimate", "ppml"),
     "fracreg": ("cluster_econ.estimate", "fracreg"),
+    "liml": ("cluster_econ.estimate", "liml"),
     "fractional_logit": ("cluster_econ.estimate", "fractional_logit"),
     "fractional_probit": ("cluster_econ.estimate", "fractional_probit"),
     # hypotheses

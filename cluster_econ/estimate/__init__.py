@@ -15,6 +15,9 @@ Modules (one public entry point each, shared numerics in one place):
 - ``survival``: ``cox``, ``hazard``, ``kaplan_meier``, ``logrank_test``
 - ``production``: ``prodest`` (Olley-Pakes, Levinsohn-Petrin, Ackerberg-Caves-Frazer)
 - ``gmm``: ``pgmm`` (dynamic panel GMM: Arellano-Bond difference, Blundell-Bond system)
+- ``liml``: ``liml`` (LIML and Fuller k-class IV)
+- ``iv_diagnostics``: weak-instrument, over-identification and endogeneity tests, Anderson-Rubin
+  sets (reported by ``iv`` and ``feols`` IV fits)
 - ``poisson``: ``fepois`` / ``ppml`` (Poisson PML with absorbed fixed effects)
 - ``fractional``: ``fracreg``, ``fractional_logit``, ``fractional_probit`` (Papke-Wooldridge)
 """
@@ -36,6 +39,7 @@ _LAZY = {
     "prodest": "production",
     "pgmm": "gmm",
     "fepois": "poisson", "ppml": "poisson",
+    "liml": "liml",
     "fracreg": "fractional", "fractional_logit": "fractional", "fractional_probit": "fractional",
 }
 
