@@ -295,10 +295,29 @@ def _ar_set(yt: np.ndarray, et: np.ndarray, Zt: np.ndarray, cov: _Cov, df_resid:
     crit = (float(special.fdtri(L2, df_resid, level)) if df_resid is not None
             else float(special.chdtri(L2, 1 - level)) / L2)
 
+    # the covariance of gy - b0 ge is quadratic in b0: precompute its three parts once
+    _, info = cov(Zt, ry)
+    if cov.kind == "iid":
+        den = float(info.details["denominator"])
+        parts = [np.array([[ry @ ry]]), np.array([[ry @ re]]), np.array([[re @ re]])]
+
+        def vcov_at(b0: float) -> np.ndarray:
+            s2 = (parts[0] - 2 * b0 * parts[1] + b0**2 * parts[2])[0, 0] / den
+            return s2 * ZZi
+    elif cov.kind in ("HC1", "CRV1"):
+        mult = float(info.details.get("multiplier", 1.0))
+        both = _meat(np.hstack([Zt * ry[:, None], Zt * re[:, None]]), cov.clusters, cov.kind)
+        Myy, Mye, Mee = both[:L2, :L2], both[:L2, L2:], both[L2:, L2:]
+
+        def vcov_at(b0: float) -> np.ndarray:
+            return mult * ZZi @ (Myy - b0 * (Mye + Mye.T) + b0**2 * Mee) @ ZZi
+    else:
+        def vcov_at(b0: float) -> np.ndarray:
+            return cov(Zt, ry - b0 * re)[0]
+
     def stat(b0: float) -> float:
         g = gy - b0 * ge
-        V, _ = cov(Zt, ry - b0 * re)
-        return float(g @ linalg.solve(V, g)) / L2
+        return float(g @ linalg.solve(vcov_at(b0), g)) / L2
 
     # as b0 -> +-infinity the statistic tends to the first-stage Wald F
     V_e, _ = cov(Zt, re)
