@@ -71,6 +71,7 @@ EFFECTS = ("individual", "twoways")
 MODELS = {"onestep": "onestep", "twostep": "twostep", "twosteps": "twostep"}
 TRANSFORMATIONS = ("d", "ld")
 SINGULAR_TOL = 1e-9
+MAX_INSTRUMENT_CELLS = 150_000_000   # entities x equations x instruments (1.2 GB of float64)
 
 
 def pgmm(formula: str, data: Any, entity: str | None = None, time: str | None = None,
@@ -340,6 +341,11 @@ def _build(spec: DynamicSpec, grid: _Grid, effect: str, transformation: str, col
     # an equation with a missing value is dropped; a missing instrument is 0
     y = np.where(used, y, 0.0)
     X = np.where(used[:, :, None], X, 0.0)
+    if N * R * len(zcols) > MAX_INSTRUMENT_CELLS:
+        raise EstimationError(
+            f"pgmm: {len(zcols)} instrument columns for {N} entities and {R} equations each would need "
+            f"{N * R * len(zcols) * 8 / 1e9:.1f} GB; with {T} periods the GMM-style instruments grow with "
+            "the square of T: use collapse=True or a shorter lag range such as lag(y, 2:4)")
     Z = np.empty((N, R, len(zcols)))
     for j, c in enumerate(zcols):
         Z[:, :, j] = np.where(used & np.isfinite(c), c, 0.0)
@@ -374,8 +380,8 @@ def _inverse(M: np.ndarray, what: str, notes: list[str]) -> np.ndarray:
 
 
 def _moments(Z: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Per-entity Z_i' v_i: (N, L) from Z (N, R, L) and v (N, R)."""
-    return np.matmul(v[:, None, :], Z)[:, 0, :]
+    """Per-entity Z_i' v_i: (N, L) from Z (N, R, L) and v (N, R) (a C loop: no per-entity BLAS call)."""
+    return np.einsum("nr,nrl->nl", v, Z)
 
 
 def _estimate(d: _Design, model: str, robust: bool) -> dict[str, Any]:
@@ -388,8 +394,12 @@ def _estimate(d: _Design, model: str, robust: bool) -> dict[str, Any]:
     Xf = d.X.reshape(N * R, K)
     ZX = Zf.T @ Xf
     Zy = Zf.T @ d.y.reshape(-1)
-    HZ = np.matmul(d.H, d.Z)
+    # H is banded (a few non-zeros per row): H Z_i for every entity by shifted sums, then one product
+    HZ = np.zeros_like(d.Z)
+    for r, s in zip(*np.nonzero(d.H), strict=True):
+        HZ[:, r] += d.H[r, s] * d.Z[:, s]
     A1 = _inverse(Zf.T @ HZ.reshape(N * R, L), "first-step weighting matrix (sum of Z'HZ)", notes)
+    del HZ
 
     def step(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         M = ZX.T @ A @ ZX
@@ -407,7 +417,7 @@ def _estimate(d: _Design, model: str, robust: bool) -> dict[str, Any]:
     V1 = B1 @ (ZX.T @ A1 @ (S1.T @ S1) @ A1 @ ZX) @ B1
     if model == "onestep":
         b, e, A, B, V = b1, e1, A1, B1, V1
-        vtype = "robust (one-step sandwich, clustered by entity)"
+        vtype = "robust one-step"
     else:
         b2, B2, e2 = step(A2)
         b, e, A, B = b2, e2, A2, B2
@@ -421,7 +431,7 @@ def _estimate(d: _Design, model: str, robust: bool) -> dict[str, Any]:
                 Pk = _moments(d.Z, d.X[:, :, k])
                 D[:, k] = (Pk @ c).T @ S1a + S1c.T @ (Pk @ a)
             V = B2 + D @ B2 + B2 @ D.T + D @ V1 @ D.T
-            vtype = "Windmeijer (two-step, finite-sample corrected)"
+            vtype = "Windmeijer"
         else:
             V = B2
             vtype = "two-step classical"
@@ -479,6 +489,13 @@ def _result(spec: DynamicSpec, grid: _Grid, d: _Design, fit: dict[str, Any], eff
         notes.append(f"{d.n_zero_instruments} instrument column(s) zero for every entity left out")
     notes.append(f"{fit['L']} instruments for {len(names)} coefficients "
                  f"({'collapsed' if collapse else 'one column per lag and period'})")
+    if fit["L"] > entities:
+        import warnings
+        msg = (f"{fit['L']} instruments for {entities} entities: with more instruments than entities the "
+               "Sargan-Hansen test loses power and two-step estimates lean toward OLS (Roodman 2009); "
+               "use collapse=True or fewer lags")
+        notes.append(msg)
+        warnings.warn(f"pgmm: {msg}", stacklevel=3)
     # what happened to the input rows: rows whose own equation is not used
     first = d.first_period if transformation == "d" else d.first_period - 1  # type: ignore[attr-defined]
     own = used[:, :r1] if transformation == "d" else used[:, r1:]
@@ -500,7 +517,7 @@ def _result(spec: DynamicSpec, grid: _Grid, d: _Design, fit: dict[str, Any], eff
     cov = pd.DataFrame(fit["V"], index=names, columns=names)
     extra = {"entity": grid.entity, "time": grid.time, "effect": effect, "transformation": transformation,
              "gmm_model": model, "collapse": collapse, "n_time_effects": d.n_time_effects,
-             "fixed_effects": (grid.entity,)}
+             "fixed_effects": (grid.entity, grid.time) if effect == "twoways" else (grid.entity,)}
     return Result(params=params, cov=cov, nobs=nobs, vcov_info=vinfo, formula=spec.text, model="pgmm",
                   engine=ENGINE, audit=Audit(n_input=grid.n_input, dropped=dropped, notes=tuple(notes)),
                   data_hash=data_hash(d.y, d.X, d.Z), groups={grid.entity: entities}, stats=stats,
