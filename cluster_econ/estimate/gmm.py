@@ -401,9 +401,15 @@ def _estimate(d: _Design, model: str, robust: bool) -> dict[str, Any]:
     A1 = _inverse(Zf.T @ HZ.reshape(N * R, L), "first-step weighting matrix (sum of Z'HZ)", notes)
     del HZ
 
-    def step(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def step(A: np.ndarray, second: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         M = ZX.T @ A @ ZX
         if np.linalg.matrix_rank(M) < K:
+            if second:
+                n_ent = int((np.abs(S1).sum(axis=1) > 0).sum())
+                raise EstimationError(
+                    f"pgmm: the two-step weighting matrix (sum over entities of Z'ee'Z) has rank at most "
+                    f"{n_ent}, the number of entities, for {L} instruments and {K} coefficients: two-step "
+                    "GMM is not identified; use model='onestep', collapse=True or fewer lags")
             raise EstimationError("pgmm: the regressors are collinear given the instruments "
                                   f"(rank {np.linalg.matrix_rank(M)} < {K} coefficients)")
         B = linalg.inv((M + M.T) / 2)
@@ -419,7 +425,7 @@ def _estimate(d: _Design, model: str, robust: bool) -> dict[str, Any]:
         b, e, A, B, V = b1, e1, A1, B1, V1
         vtype = "robust one-step"
     else:
-        b2, B2, e2 = step(A2)
+        b2, B2, e2 = step(A2, second=True)
         b, e, A, B = b2, e2, A2, B2
         if robust:
             S2 = _moments(d.Z, e2)
