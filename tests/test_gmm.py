@@ -172,3 +172,16 @@ def test_gaps_are_missing_lags(empl: pd.DataFrame) -> None:
     # at 1982 and, as the earlier value of the difference of lag 2, at 1983
     assert fit.nobs - fit2.nobs == 4
     assert sum(fit2.audit.dropped.values()) == len(holed) - fit2.nobs
+
+
+def test_many_instruments_few_entities() -> None:
+    """Grunfeld's 10 firms over 20 years: 191 GMM instruments. Two-step GMM is not identified (a
+    clear error); one step runs, warns about instrument proliferation, and its Sargan-Hansen test
+    is degenerate (p = 1), the textbook symptom (Roodman 2009)."""
+    g = ce.datasets.grunfeld()
+    f = "inv ~ lag(inv, 1) + value + capital | lag(inv, 2:99)"
+    with pytest.raises(EstimationError, match="two-step GMM is not identified"):
+        ce.pgmm(f, g, entity="firm", time="year", model="twostep")
+    with pytest.warns(UserWarning, match="191 instruments for 10 entities"):
+        fit = ce.pgmm(f, g, entity="firm", time="year", model="onestep")
+    assert fit.stats["sargan_p"] > 0.999
