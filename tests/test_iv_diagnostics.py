@@ -167,3 +167,13 @@ def test_liml_just_identified_is_2sls(mroz: pd.DataFrame) -> None:
     a, b = ce.liml(f, mroz), ce.iv(f, mroz)
     assert a.stats["kappa"] == pytest.approx(1.0, abs=1e-10)
     np.testing.assert_allclose(a.params.to_numpy(), b.params.to_numpy(), atol=1e-10)
+
+
+def test_stock_yogo_table_cells() -> None:
+    """Cells of Stock and Yogo (2005) Tables 5.1, 5.2 and 5.4 for one endogenous regressor and three
+    instruments, as printed there (and reprinted, e.g., by Health Economics Review 12:58, Table 9)."""
+    sy = stock_yogo(1, 3)
+    assert [sy[f"TSLS bias {p}%"] for p in (5, 10, 20, 30)] == [13.91, 9.08, 6.46, 5.39]
+    assert [sy[f"TSLS size {p}%"] for p in (10, 15, 20, 25)] == [22.30, 12.83, 9.54, 7.80]
+    assert [sy[f"LIML size {p}%"] for p in (10, 15, 20, 25)] == [6.46, 4.36, 3.69, 3.32]
+    assert stock_yogo(1, 1)["TSLS size 10%"] == 16.38 and stock_yogo(3, 5) == {}
