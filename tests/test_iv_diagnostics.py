@@ -171,7 +171,8 @@ def test_liml_just_identified_is_2sls(mroz: pd.DataFrame) -> None:
 
 def test_stock_yogo_table_cells() -> None:
     """Cells of Stock and Yogo (2005) Tables 5.1, 5.2 and 5.4 for one endogenous regressor and three
-    instruments, as printed there (and reprinted, e.g., by Health Economics Review 12:58, Table 9)."""
+    instruments, as printed there (reprinted, e.g., in Health Economics Review 2022,
+    doi 10.1186/s13561-022-00404-9, Table 9)."""
     sy = stock_yogo(1, 3)
     assert [sy[f"TSLS bias {p}%"] for p in (5, 10, 20, 30)] == [13.91, 9.08, 6.46, 5.39]
     assert [sy[f"TSLS size {p}%"] for p in (10, 15, 20, 25)] == [22.30, 12.83, 9.54, 7.80]
