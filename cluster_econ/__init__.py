@@ -46,6 +46,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "liml": ("cluster_econ.estimate", "liml"),
     "fractional_logit": ("cluster_econ.estimate", "fractional_logit"),
     "fractional_probit": ("cluster_econ.estimate", "fractional_probit"),
+    "SurveyDesign": ("cluster_econ.estimate", "SurveyDesign"),
+    "survey_mean": ("cluster_econ.estimate", "survey_mean"),
+    "survey_total": ("cluster_econ.estimate", "survey_total"),
     # hypotheses
     "test": ("cluster_econ.hypotheses", "test"),
     "test_all": ("cluster_econ.hypotheses", "test_all"),

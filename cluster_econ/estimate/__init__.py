@@ -20,6 +20,8 @@ Modules (one public entry point each, shared numerics in one place):
   sets (reported by ``iv`` and ``feols`` IV fits)
 - ``poisson``: ``fepois`` / ``ppml`` (Poisson PML with absorbed fixed effects)
 - ``fractional``: ``fracreg``, ``fractional_logit``, ``fractional_probit`` (Papke-Wooldridge)
+- ``survey``: ``SurveyDesign`` (weights, strata, PSUs, fpc) for ``survey=``, ``survey_mean``,
+  ``survey_total`` (Taylor-linearised variances as R's survey package)
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ _LAZY = {
     "fepois": "poisson", "ppml": "poisson",
     "liml": "liml",
     "fracreg": "fractional", "fractional_logit": "fractional", "fractional_probit": "fractional",
+    "SurveyDesign": "survey", "survey_mean": "survey", "survey_total": "survey",
 }
 
 __all__ = list(_LAZY)
