@@ -8,7 +8,8 @@ columns), everything below is computed after partialling out :math:`X` and the f
 coefficients of :math:`\\tilde Z`, :math:`\\hat V` the first-stage residuals, :math:`L` the number
 of instruments including :math:`X` and the fixed-effect coefficients, and :math:`d = n - L` (``n``
 with ``ssc="none"``). Covariances are those of the fit (``vcov`` and ``ssc``), from
-:mod:`cluster_econ.estimate.covariance`.
+:mod:`cluster_econ.estimate.covariance` (an ``HC3`` fit's diagnostics use ``HC1``, a ``CRV3`` fit's
+``CRV1``).
 
 ``cragg_donald_F``
     :math:`\\min\\operatorname{eig}(\\hat\\Sigma_{VV}^{-1/2}\\hat\\Pi'\\tilde Z'\\tilde Z\\hat\\Pi
@@ -105,7 +106,7 @@ class _Cov:
 
     def __init__(self, kind: str, clusters: Sequence[np.ndarray], cl_names: Sequence[str], ssc: str,
                  fe_codes: list[np.ndarray], fe_dof: Mapping[str, int], k_extra: int) -> None:
-        self.kind = "CRV1" if kind == "CRV3" else kind
+        self.kind = {"CRV3": "CRV1", "HC3": "HC1"}.get(kind, kind)
         self.clusters, self.cl_names, self.ssc = clusters, cl_names, ssc
         self.fe_codes, self.fe_dof, self.k_extra = fe_codes, fe_dof, k_extra
 
