@@ -14,6 +14,7 @@ Modules (one public entry point each, shared numerics in one place):
 - ``censored``: ``tobit``, ``ordered_probit``
 - ``survival``: ``cox``, ``hazard``, ``kaplan_meier``, ``logrank_test``
 - ``production``: ``prodest`` (Olley-Pakes, Levinsohn-Petrin, Ackerberg-Caves-Frazer)
+- ``did``, ``did_aggte``: ``att_gt`` and ``aggte`` (staggered adoption, Callaway and Sant'Anna)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _LAZY = {
     "tobit": "censored", "ordered_probit": "censored",
     "cox": "survival", "hazard": "survival", "kaplan_meier": "survival", "logrank_test": "survival",
     "prodest": "production",
+    "att_gt": "did", "aggte": "did_aggte",
 }
 
 __all__ = list(_LAZY)
