@@ -14,7 +14,11 @@ Modules (one public entry point each, shared numerics in one place):
 - ``censored``: ``tobit``, ``ordered_probit``
 - ``survival``: ``cox``, ``hazard``, ``kaplan_meier``, ``logrank_test``
 - ``production``: ``prodest`` (Olley-Pakes, Levinsohn-Petrin, Ackerberg-Caves-Frazer)
-- ``did``, ``did_aggte``: ``att_gt`` and ``aggte`` (staggered adoption, Callaway and Sant'Anna)
+- ``did``, ``did_aggte``: ``att_gt`` and ``aggte`` (staggered adoption, Callaway and Sant'Anna);
+  ``sunab``: the Sun-Abraham event study behind ``feols("y ~ sunab(cohort, period) | ...")``
+- ``randomization``: ``randomization_inference``; ``multiple_testing``: ``romano_wolf``,
+  ``westfall_young``
+- ``bounds``: ``lee_bounds``; ``ancova``: ``ancova`` (several follow-up rounds)
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ _LAZY = {
     "cox": "survival", "hazard": "survival", "kaplan_meier": "survival", "logrank_test": "survival",
     "prodest": "production",
     "att_gt": "did", "aggte": "did_aggte",
+    "randomization_inference": "randomization",
+    "romano_wolf": "multiple_testing", "westfall_young": "multiple_testing",
+    "lee_bounds": "bounds", "ancova": "ancova",
 }
 
 __all__ = list(_LAZY)

@@ -91,11 +91,18 @@ def feols(formula: str | Sequence[str], data: Any, vcov: str | Mapping[str, str]
         if not isinstance(formula, Sequence) or not all(isinstance(f, str) for f in formula):
             raise FormulaError(f"formula must be a string such as 'y ~ x | firm' or a list of them, "
                                f"not {type(formula).__name__}")
+        if any("sunab(" in f for f in formula):
+            return [feols(f, data, vcov=vcov, weights=weights, ssc=ssc, entity=entity, time=time, tol=tol,
+                          maxiter=maxiter, drop_singletons=drop_singletons) for f in formula]
         return feols_many(formula, data, vcov=vcov, weights=weights, ssc=ssc, entity=entity,
                           time=time, tol=tol, maxiter=maxiter, drop_singletons=drop_singletons)
     frame, entity, time = _panel_defaults(data, entity, time)
     spec = parse_formula(formula)
-    return _fit(spec, frame, vcov, weights, ssc, tol, maxiter, drop_singletons, entity, time, {})
+    res = _fit(spec, frame, vcov, weights, ssc, tol, maxiter, drop_singletons, entity, time, {})
+    for term in (t for t in spec.rhs if t.startswith("sunab(")):  # Sun-Abraham: aggregate the cells
+        from cluster_econ.estimate.sunab import aggregate, sunab_spec
+        res = aggregate(res, term, *sunab_spec(term), frame)
+    return res
 
 
 def feols_many(formulas: Sequence[str], data: Any, **kwargs: Any) -> list[Result]:
