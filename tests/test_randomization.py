@@ -33,7 +33,8 @@ def panel() -> pd.DataFrame:
         tr[rng.choice(idx, len(idx) // 2, replace=False)] = 1
     post = (year >= 3).astype(float)
     x = rng.normal(size=nf * T)
-    y = 0.3 * np.repeat(tr, T) * post + 0.3 * x + np.repeat(rng.normal(size=nf), T) + 0.1 * year + rng.normal(size=nf * T)
+    y = (0.3 * np.repeat(tr, T) * post + 0.3 * x + np.repeat(rng.normal(size=nf), T) + 0.1 * year
+         + rng.normal(size=nf * T))
     return pd.DataFrame({"firm": firm, "year": year, "stratum": np.repeat(strat, T), "treated": np.repeat(tr, T),
                          "post": post, "x": x, "y": y, "sy": np.repeat(strat, T) * 10 + year})
 
