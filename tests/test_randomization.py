@@ -140,3 +140,17 @@ def test_romano_wolf_many_outcomes() -> None:
     assert wy.loc[2, "p_westfall_young"] < 0.05 < wy.loc[0, "p_westfall_young"]
     boot = ce.romano_wolf(fits, d, "D", method="bootstrap", reps=99, seed=2)
     assert boot["reps"].iloc[0] == 99 and boot.loc[2, "p_romano_wolf"] < 0.05
+
+
+def test_experiment_pvalues_for_p9() -> None:
+    from cluster_econ.estimate.multiple_testing import experiment_pvalues
+
+    rng = np.random.default_rng(6)
+    d = pd.DataFrame({"D": rng.permutation(np.repeat([0.0, 1.0], 50)), "x": rng.normal(size=100)})
+    d["y0"] = d["x"] + rng.normal(size=100)
+    d["y1"] = 0.9 * d["D"] + d["x"] + rng.normal(size=100)
+    fits = [ce.feols(f"y{j} ~ D + x", d, vcov="HC1") for j in range(2)]
+    out = experiment_pvalues(fits, d, "D", "D", reps=199, seed=3)
+    single = ce.randomization_inference(fits[1], d, "D", "D", reps=199, seed=3)
+    assert out.loc[1, "p_ri"] == single.p_value
+    assert (out["p_romano_wolf"] >= out["p_ri"] - 1e-12).all() and out.loc[1, "p_romano_wolf"] < 0.05

@@ -36,7 +36,8 @@ from cluster_econ.errors import EstimationError
 from cluster_econ.estimate.formula import as_frame
 from cluster_econ.estimate.result import Result
 
-__all__ = ["resampled_t", "romano_wolf", "romano_wolf_pvalues", "westfall_young", "westfall_young_pvalues"]
+__all__ = ["experiment_pvalues", "resampled_t", "romano_wolf", "romano_wolf_pvalues", "westfall_young",
+           "westfall_young_pvalues"]
 
 
 def romano_wolf_pvalues(t_obs: Sequence[float], t_draws: np.ndarray) -> np.ndarray:
@@ -196,4 +197,32 @@ def westfall_young(models: Any, data: Any, param: str, *, method: str = "permuta
     out["p_westfall_young"] = westfall_young_pvalues(p_obs, p_draws)
     out["reps"] = int(ok.sum())
     out["method"] = method
+    return out
+
+
+def experiment_pvalues(models: Any, data: Any, param: str, treatment: str, *, cluster: str | None = None,
+                       strata: str | None = None, reps: int = 999, seed: int | None = 0) -> pd.DataFrame:
+    """Per model: the randomization-inference p-value of ``param`` and the Romano-Wolf and
+    Westfall-Young adjustments across the models, all from the same re-randomizations (for a
+    training experiment with several outcomes, as proposition P9 reports them).
+
+    Returns the :func:`romano_wolf` table with the columns ``p_ri`` and ``p_westfall_young`` added.
+    """
+    names, fits = _as_models(models)
+    t_obs, draws = resampled_t(fits, data, param, method="permutation", reps=reps, seed=seed, treatment=treatment,
+                               cluster=cluster, strata=strata)
+    ok = np.isfinite(draws).all(axis=1)
+    out = _table(names, fits, param)
+    out["p_ri"] = [float(np.mean(np.abs(draws[ok, s]) >= abs(t_obs[s]) * (1 - 1e-10))) for s in range(len(fits))]
+    out["p_romano_wolf"] = romano_wolf_pvalues(t_obs, draws[ok])
+    from scipy import special
+
+    def pval(t: np.ndarray, df: float | None) -> np.ndarray:
+        return 2 * (special.stdtr(df, -np.abs(t)) if df is not None else special.ndtr(-np.abs(t)))
+
+    dfs = [f.vcov_info.df_resid for f in fits]
+    p_obs = np.array([pval(np.array([t]), df)[0] for t, df in zip(t_obs, dfs, strict=True)])
+    out["p_westfall_young"] = westfall_young_pvalues(
+        p_obs, np.column_stack([pval(draws[ok, s], dfs[s]) for s in range(len(fits))]))
+    out["reps"] = int(ok.sum())
     return out
