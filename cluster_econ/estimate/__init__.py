@@ -14,6 +14,8 @@ Modules (one public entry point each, shared numerics in one place):
 - ``censored``: ``tobit``, ``ordered_probit``
 - ``survival``: ``cox``, ``hazard``, ``kaplan_meier``, ``logrank_test``
 - ``production``: ``prodest`` (Olley-Pakes, Levinsohn-Petrin, Ackerberg-Caves-Frazer)
+- ``survey``: ``SurveyDesign`` (weights, strata, PSUs, fpc) for ``survey=``, ``survey_mean``,
+  ``survey_total`` (Taylor-linearised variances as R's survey package)
 - ``did``, ``did_aggte``: ``att_gt`` and ``aggte`` (staggered adoption, Callaway and Sant'Anna);
   ``sunab``: the Sun-Abraham event study behind ``feols("y ~ sunab(cohort, period) | ...")``
 - ``randomization``: ``randomization_inference``; ``multiple_testing``: ``romano_wolf``,
@@ -36,6 +38,7 @@ _LAZY = {
     "tobit": "censored", "ordered_probit": "censored",
     "cox": "survival", "hazard": "survival", "kaplan_meier": "survival", "logrank_test": "survival",
     "prodest": "production",
+    "SurveyDesign": "survey", "survey_mean": "survey", "survey_total": "survey",
     "att_gt": "did", "aggte": "did_aggte",
     "randomization_inference": "randomization",
     "romano_wolf": "multiple_testing", "westfall_young": "multiple_testing",
