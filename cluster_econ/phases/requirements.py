@@ -101,13 +101,18 @@ def signal_availability(signals: pd.DataFrame, groups: pd.Series) -> pd.DataFram
     cluster_year table sorted by cluster and year; ``groups`` its ``cluster_id``. Signals that
     could not be computed at all are columns of ``False``.
     """
-    seen = pd.DataFrame(False, index=signals.index, columns=list(SIGNALS))
-    for col in signals.columns:
-        ok = signals[col].notna()
-        prev = ok.groupby(groups.to_numpy(), sort=False).shift(1, fill_value=False)
-        nxt = ok.groupby(groups.to_numpy(), sort=False).shift(-1, fill_value=False)
-        seen[col] = (ok | prev | nxt).to_numpy(dtype=bool)
-    return seen
+    g = groups.to_numpy()
+    same_prev = np.r_[False, g[1:] == g[:-1]]          # row i-1 is in the same cluster
+    same_next = np.r_[g[:-1] == g[1:], False]
+    seen = np.zeros((len(g), len(SIGNALS)), dtype=bool)
+    for j, col in enumerate(SIGNALS):
+        if col not in signals.columns:
+            continue
+        ok = signals[col].notna().to_numpy()
+        prev = np.r_[False, ok[:-1]] & same_prev
+        nxt = np.r_[ok[1:], False] & same_next
+        seen[:, j] = ok | prev | nxt
+    return pd.DataFrame(seen, index=signals.index, columns=list(SIGNALS))
 
 
 def _describe(group: tuple[str, ...]) -> str:
@@ -147,25 +152,37 @@ def apply_requirements(candidate: np.ndarray, available: pd.DataFrame, cluster: 
     cand = np.asarray(candidate, dtype=object)
     labels = cand.copy()
     reasons = np.full(len(cand), None, dtype=object)
-    in_cluster = available.groupby(cluster.to_numpy(), sort=False).transform("any")
+    col = {name: j for j, name in enumerate(available.columns)}
+    here_all = available.to_numpy(dtype=bool)
+    codes, _ = pd.factorize(cluster.to_numpy())
+    n_groups = int(codes.max()) + 1 if codes.size else 0
+    counts = np.zeros((n_groups, here_all.shape[1]))
+    np.add.at(counts, codes, here_all)
+    anywhere_all = (counts > 0)[codes]                  # observed somewhere in the cluster
     for phase, groups in requirements.items():
         rows = np.flatnonzero(cand == phase)
         if rows.size == 0 or not groups:
             continue
-        missing_parts: list[tuple[np.ndarray, str]] = []
         ok_all = np.ones(rows.size, dtype=bool)
+        parts: list[tuple[np.ndarray, str]] = []
         for grp in groups:
-            here = available.iloc[rows][list(grp)].to_numpy().any(axis=1)
-            anywhere = in_cluster.iloc[rows][list(grp)].to_numpy().any(axis=1)
+            idx = [col[s] for s in grp]
+            here = here_all[np.ix_(rows, idx)].any(axis=1)
+            anywhere = anywhere_all[np.ix_(rows, idx)].any(axis=1)
             ok_all &= here
-            missing_parts.append((~here & anywhere, f"{_describe(grp)}: not observed in or "
-                                                    "next to this year"))
-            missing_parts.append((~anywhere, f"{_describe(grp)}: not observed in this cluster"))
-        bad = rows[~ok_all]
-        labels[bad] = UNKNOWN
-        for j in np.flatnonzero(~ok_all):
-            parts = [text for mask, text in missing_parts if mask[j]]
-            reasons[rows[j]] = f"{phase} needs " + "; ".join(parts)
+            parts.append((~here & anywhere,
+                          f"{_describe(grp)}: not observed in or next to this year"))
+            parts.append((~anywhere, f"{_describe(grp)}: not observed in this cluster"))
+        bad = np.flatnonzero(~ok_all)
+        if not bad.size:
+            continue
+        labels[rows[bad]] = UNKNOWN
+        # one text per combination of missing groups
+        flags = np.column_stack([mask[bad] for mask, _ in parts])
+        combos, inverse = np.unique(flags, axis=0, return_inverse=True)
+        texts = [f"{phase} needs " + "; ".join(t for (_, t), on in zip(parts, combo, strict=True)
+                                               if on) for combo in combos]
+        reasons[rows[bad]] = np.array(texts, dtype=object)[inverse.ravel()]
     return labels, reasons
 
 

@@ -212,20 +212,21 @@ def evidence(signals: pd.DataFrame, config: RulesConfig) -> pd.DataFrame:
 
 def phase_scores(ev: pd.DataFrame, config: RulesConfig) -> pd.DataFrame:
     """Score of each ordered phase: weighted mean of the available evidence (0 if none)."""
-    out = pd.DataFrame(index=ev.index)
+    out = {}
     for phase in LABELS[:3]:
         w = config.weights.get(phase, {})
-        num = pd.Series(0.0, index=ev.index)
-        den = pd.Series(0.0, index=ev.index)
+        num = np.zeros(len(ev))
+        den = np.zeros(len(ev))
         for name, wt in w.items():
             if name not in ev:
                 continue
-            x = ev[name]
-            ok = x.notna()
-            num = num + (wt * x).where(ok, 0.0)
-            den = den + pd.Series(abs(wt), index=ev.index).where(ok, 0.0)
-        out[phase] = (num / den.where(den > 0)).fillna(0.0)
-    return out
+            x = ev[name].to_numpy(dtype=float)
+            ok = ~np.isnan(x)
+            num += np.where(ok, wt * x, 0.0)
+            den += np.where(ok, abs(wt), 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[phase] = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+    return pd.DataFrame(out, index=ev.index)
 
 
 def _ordering_cost(scores: np.ndarray, raw: np.ndarray, how: str) -> np.ndarray:
