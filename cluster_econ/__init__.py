@@ -39,6 +39,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "wald_test": ("cluster_econ.estimate", "wald_test"),
     "wild_bootstrap": ("cluster_econ.estimate", "wild_bootstrap"),
     "prodest": ("cluster_econ.estimate", "prodest"),
+    "SurveyDesign": ("cluster_econ.estimate", "SurveyDesign"),
+    "survey_mean": ("cluster_econ.estimate", "survey_mean"),
+    "survey_total": ("cluster_econ.estimate", "survey_total"),
     # hypotheses
     "test": ("cluster_econ.hypotheses", "test"),
     "test_all": ("cluster_econ.hypotheses", "test_all"),

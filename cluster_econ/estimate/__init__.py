@@ -14,6 +14,8 @@ Modules (one public entry point each, shared numerics in one place):
 - ``censored``: ``tobit``, ``ordered_probit``
 - ``survival``: ``cox``, ``hazard``, ``kaplan_meier``, ``logrank_test``
 - ``production``: ``prodest`` (Olley-Pakes, Levinsohn-Petrin, Ackerberg-Caves-Frazer)
+- ``survey``: ``SurveyDesign`` (weights, strata, PSUs, fpc) for ``survey=``, ``survey_mean``,
+  ``survey_total`` (Taylor-linearised variances as R's survey package)
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ _LAZY = {
     "tobit": "censored", "ordered_probit": "censored",
     "cox": "survival", "hazard": "survival", "kaplan_meier": "survival", "logrank_test": "survival",
     "prodest": "production",
+    "SurveyDesign": "survey", "survey_mean": "survey", "survey_total": "survey",
 }
 
 __all__ = list(_LAZY)
