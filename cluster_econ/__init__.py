@@ -49,6 +49,13 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "SurveyDesign": ("cluster_econ.estimate", "SurveyDesign"),
     "survey_mean": ("cluster_econ.estimate", "survey_mean"),
     "survey_total": ("cluster_econ.estimate", "survey_total"),
+    "att_gt": ("cluster_econ.estimate", "att_gt"),
+    "aggte": ("cluster_econ.estimate", "aggte"),
+    "randomization_inference": ("cluster_econ.estimate", "randomization_inference"),
+    "romano_wolf": ("cluster_econ.estimate", "romano_wolf"),
+    "westfall_young": ("cluster_econ.estimate", "westfall_young"),
+    "lee_bounds": ("cluster_econ.estimate", "lee_bounds"),
+    "ancova": ("cluster_econ.estimate", "ancova"),
     # hypotheses
     "test": ("cluster_econ.hypotheses", "test"),
     "test_all": ("cluster_econ.hypotheses", "test_all"),

@@ -22,6 +22,11 @@ Modules (one public entry point each, shared numerics in one place):
 - ``fractional``: ``fracreg``, ``fractional_logit``, ``fractional_probit`` (Papke-Wooldridge)
 - ``survey``: ``SurveyDesign`` (weights, strata, PSUs, fpc) for ``survey=``, ``survey_mean``,
   ``survey_total`` (Taylor-linearised variances as R's survey package)
+- ``did``, ``did_aggte``: ``att_gt`` and ``aggte`` (staggered adoption, Callaway and Sant'Anna);
+  ``sunab``: the Sun-Abraham event study behind ``feols("y ~ sunab(cohort, period) | ...")``
+- ``randomization``: ``randomization_inference``; ``multiple_testing``: ``romano_wolf``,
+  ``westfall_young``
+- ``bounds``: ``lee_bounds``; ``ancova``: ``ancova`` (several follow-up rounds)
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ _LAZY = {
     "liml": "liml",
     "fracreg": "fractional", "fractional_logit": "fractional", "fractional_probit": "fractional",
     "SurveyDesign": "survey", "survey_mean": "survey", "survey_total": "survey",
+    "att_gt": "did", "aggte": "did_aggte",
+    "randomization_inference": "randomization",
+    "romano_wolf": "multiple_testing", "westfall_young": "multiple_testing",
+    "lee_bounds": "bounds", "ancova": "ancova",
 }
 
 __all__ = list(_LAZY)

@@ -99,6 +99,9 @@ def feols(formula: str | Sequence[str], data: Any, vcov: str | Mapping[str, str]
         if not isinstance(formula, Sequence) or not all(isinstance(f, str) for f in formula):
             raise FormulaError(f"formula must be a string such as 'y ~ x | firm' or a list of them, "
                                f"not {type(formula).__name__}")
+        if any("sunab(" in f for f in formula):
+            return [feols(f, data, vcov=vcov, weights=weights, ssc=ssc, entity=entity, time=time, tol=tol,
+                          maxiter=maxiter, drop_singletons=drop_singletons, survey=survey) for f in formula]
         return feols_many(formula, data, vcov=vcov, weights=weights, ssc=ssc, entity=entity,
                           time=time, tol=tol, maxiter=maxiter, drop_singletons=drop_singletons,
                           survey=survey)
@@ -106,7 +109,11 @@ def feols(formula: str | Sequence[str], data: Any, vcov: str | Mapping[str, str]
     spec = parse_formula(formula)
     shared: dict[str, Any] = {}
     weights = _survey_setup(survey, frame, vcov, weights, shared)
-    return _fit(spec, frame, vcov, weights, ssc, tol, maxiter, drop_singletons, entity, time, shared)
+    res = _fit(spec, frame, vcov, weights, ssc, tol, maxiter, drop_singletons, entity, time, shared)
+    for term in (t for t in spec.rhs if t.startswith("sunab(")):  # Sun-Abraham: aggregate the cells
+        from cluster_econ.estimate.sunab import aggregate, sunab_spec
+        res = aggregate(res, term, *sunab_spec(term), frame)
+    return res
 
 
 def _survey_setup(survey: SurveyDesign | None, frame: pd.DataFrame, vcov: Any, weights: str | None,
