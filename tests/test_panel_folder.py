@@ -123,4 +123,4 @@ def test_second_writer_fails_fast(tmp_path: Path, cluster_csv: tuple[Path, Path]
 def test_out_pointing_at_a_file(tmp_path: Path, cluster_csv: tuple[Path, Path], capsys: pytest.CaptureFixture) -> None:
     data, spec = cluster_csv
     assert normalize_cli(data, spec, data) == 2
-    assert "is a file; give a folder for the panel" in capsys.readouterr().err
+    assert "is a file; give the folder the panel is written to" in capsys.readouterr().err

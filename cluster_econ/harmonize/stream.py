@@ -31,6 +31,7 @@ written as text counts as missing when the latest value of an enterprise fact is
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,15 +42,17 @@ import pandas as pd
 from cluster_econ import schema
 from cluster_econ.errors import ConfigError, MappingError, SchemaError
 from cluster_econ.harmonize.latest import LatestPerKey
+from cluster_econ.harmonize.mapping import map_source
 from cluster_econ.harmonize.pipeline import (
+    _check_params,
     _disagreement_note,
     _resolve_duplicates,
     _spec_for,
-    map_source,
     split_tables,
 )
 from cluster_econ.harmonize.stream_index import RowIndex, find_duplicates, merge_notes, merge_violations
-from cluster_econ.io.readers import SourceTable, read_source
+from cluster_econ.io.chunks import iter_source
+from cluster_econ.io.readers import SourceTable, file_sha256, read_source
 from cluster_econ.panel.container import Panel
 from cluster_econ.schema.validate import Finding, Violation, _check_table, _Collector, _validate
 
@@ -62,32 +65,52 @@ AGGREGATE_COLUMNS = (
 )
 
 
-# -- reading in chunks ------------------------------------------------------------------------------
-def source_chunks(path: str | Path, spec: Any, chunk_rows: int) -> Iterator[tuple[SourceTable, int]]:
-    """The source in pieces of at most ``chunk_rows`` rows, each with the number of rows before it."""
-    conf = spec.data.get("source", {})
-    from cluster_econ.io import readers
+def _as_text(v: Any) -> str:
+    if isinstance(v, float | np.floating) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
 
-    chunked = getattr(readers, "iter_source", None)
-    if chunked is not None:
-        yield from chunked(path, conf.get("format"), chunk_rows=chunk_rows, sheet=conf.get("sheet"),
-                           encoding=conf.get("encoding"), delimiter=conf.get("delimiter"))
-        return
-    whole = read_source(path, conf.get("format"), sheet=conf.get("sheet"), encoding=conf.get("encoding"),
-                        delimiter=conf.get("delimiter"))
-    for start in range(0, len(whole.data), chunk_rows):
-        piece = SourceTable(whole.data.iloc[start:start + chunk_rows].reset_index(drop=True), whole.path,
-                            whole.format, whole.sha256, whole.variable_labels, whole.value_labels, whole.encoding,
-                            whole.delimiter)
-        yield piece, start
+
+# -- reading in chunks ------------------------------------------------------------------------------
+def _link(paths: list[Path], specs: list[Any], params: dict[str, Any], chunk_rows: int
+          ) -> tuple[list[dict[str, int]], list[tuple[int, dict[str, Any]]]]:
+    """:func:`~cluster_econ.harmonize.linking.link_identifiers` for sources read in chunks: it needs
+    only the distinct values of the identifier columns, collected from the chunks (and only when two
+    sources build ``enterprise_id`` the same way, so that linking can apply)."""
+    from cluster_econ.harmonize.linking import _id_parts, link_identifiers
+
+    parts = [_id_parts(spec, params) for spec in specs]
+    shapes = [p[0] for p in parts if p is not None]
+    if not any(shapes.count(shape) > 1 for shape in shapes):
+        return [{} for _ in paths], []
+    light: list[SourceTable] = []
+    for path, spec, part in zip(paths, specs, parts, strict=True):
+        fields = part[1] if part is not None else []
+        seen: dict[str, list[pd.Series]] = {f: [] for f in fields}
+        first: SourceTable | None = None
+        for piece, _ in iter_source(path, spec.read_options(), chunk_rows):
+            first = first or piece
+            for f in fields:
+                if f in piece.data.columns:
+                    seen[f].append(pd.Series(pd.unique(piece.data[f].dropna())))
+        assert first is not None
+        data = pd.DataFrame({f: pd.concat(v, ignore_index=True).drop_duplicates().reset_index(drop=True)
+                             for f, v in seen.items() if v})
+        table = SourceTable(data, first.path, first.format, "")
+        table.id_widths = first.id_widths
+        light.append(table)
+    return link_identifiers(light, specs, params)
 
 
 def _mapped_chunks(paths: list[Path], specs: list[Any], chunk_rows: int, deflator: pd.DataFrame | None,
-                   params: dict[str, Any]) -> Iterator[tuple[int, SourceTable, int, dict[str, pd.DataFrame], list]]:
+                   params: dict[str, Any], id_widths: list[dict[str, int]], link_notes: list[tuple[int, dict]]
+                   ) -> Iterator[tuple[int, SourceTable, int, dict[str, pd.DataFrame], list]]:
     """Each chunk of each file, mapped and split into tables: (file, source, rows before, tables, notes)."""
     for i, (path, spec) in enumerate(zip(paths, specs, strict=True)):
-        for source, offset in source_chunks(path, spec, chunk_rows):
-            wide, notes = map_source(source, spec, deflator, params)
+        for source, offset in iter_source(path, spec.read_options(), chunk_rows):
+            wide, notes = map_source(source, spec, deflator, params, id_widths[i])
+            if offset == 0:
+                notes += [note for j, note in link_notes if j == i]
             n = len(source.data)
             wide["_source_row"] = wide["_source_row"].to_numpy() + offset
             tables = split_tables(wide, spec)
@@ -133,10 +156,11 @@ def normalize_to_folder(
     if not paths:
         raise MappingError("no source files given")
     specs = [_spec_for(mapping, i, len(paths)) for i in range(len(paths))]
+    params = dict(params or {})
+    _check_params(specs, params)
     defl = None
     if deflator is not None:
         defl = deflator if isinstance(deflator, pd.DataFrame) else read_source(deflator).data
-    params = dict(params or {})
     partition_by = [partition_by] if isinstance(partition_by, str) else list(partition_by or [])
     with atomic_directory(out, replaceable=is_panel_folder) as staging:
         run = _Run(paths, specs, defl, params, mode, int(chunk_rows), partition_by, progress)
@@ -173,9 +197,11 @@ class _Run:
         self.aside_rows: list[pd.DataFrame] = []
         self.aggregate: dict[str, list[Any]] = {}
         self.template: pd.DataFrame | None = None
+        self.kinds: dict[str, set[str]] = {}
 
     def _chunks(self) -> Iterator[tuple[int, SourceTable, int, dict[str, pd.DataFrame], list]]:
-        chunks = _mapped_chunks(self.paths, self.specs, self.chunk_rows, self.deflator, self.params)
+        chunks = _mapped_chunks(self.paths, self.specs, self.chunk_rows, self.deflator, self.params,
+                                self.id_widths, self.link_notes)
         if self.progress:
             from tqdm import tqdm
 
@@ -184,6 +210,13 @@ class _Run:
 
     # -- pass 1 ---------------------------------------------------------------------------------
     def first_pass(self) -> None:
+        self.id_widths, self.link_notes = _link(self.paths, self.specs, self.params, self.chunk_rows)
+        # each file is hashed on a second thread while the first pass reads it
+        hashes: dict[int, str] = {}
+        hashers = [threading.Thread(target=lambda i=i, p=p: hashes.setdefault(i, file_sha256(p)), daemon=True)
+                   for i, p in enumerate(self.paths)]
+        for h in hashers:
+            h.start()
         rows_read: dict[int, int] = {}
         for i, source, offset, tables, notes in self._chunks():
             if offset == 0:
@@ -202,19 +235,66 @@ class _Run:
                 compare = [c for c in ey.columns if c in schema.load("enterprise_year").field_names
                            and c not in ("enterprise_id", "year", "survey_round", "recall")]
                 self.index.add(ey, i, compare)
+                self._note_kinds(ey)
                 for c in self.partition_by:
                     if c in ey.columns and ey[c].isna().any():
                         self.missing_partition.add(c)
+        for h in hashers:
+            h.join()
         for i, n in rows_read.items():
             self.sources_meta[i]["rows"] = n
+            self.sources_meta[i]["sha256"] = hashes[i]
             self.audit.append({"source": self.names[i], "table": self.specs[i].unit, "step": "read", "rows": n,
                                "reason": f"mapping {self.specs[i].name}"})
+
+    def _note_kinds(self, ey: pd.DataFrame) -> None:
+        """How each non-canonical column (``src_*``, extras) came out of the reader in this chunk."""
+        fields = set(schema.load("enterprise_year").field_names) | {"_source", "_source_row", "_block"}
+        for c in ey.columns:
+            if c in fields:
+                continue
+            s = ey[c]
+            if not s.notna().any():
+                kind = "empty"
+            elif isinstance(s.dtype, np.dtype) and s.dtype.kind in "iu":
+                kind = "int"
+            elif isinstance(s.dtype, np.dtype) and s.dtype.kind == "f":
+                kind = "float"
+            elif pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.infer_dtype(s, skipna=True) == "boolean":
+                kind = "bool"
+            else:
+                kind = "text"
+            self.kinds.setdefault(c, set()).add(kind)
+
+    def _one_type(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Non-canonical columns with one type in every part file: numbers if every chunk read them as
+        numbers (integers if always integers), booleans if always booleans, else text (numbers written
+        as the reader read them: 80.0 as "80")."""
+        changed = {}
+        for c, kinds in self.kinds.items():
+            if c not in df.columns:
+                continue
+            kinds = kinds - {"empty"}
+            s = df[c]
+            if kinds <= {"int"}:
+                if not kinds or not (isinstance(s.dtype, np.dtype) and s.dtype.kind in "iu"):
+                    changed[c] = pd.to_numeric(s, errors="coerce").astype("float64") if not kinds else s.astype("Int64")
+            elif kinds <= {"int", "float"}:
+                changed[c] = pd.to_numeric(s, errors="coerce").astype("float64")
+            elif kinds == {"bool"}:
+                changed[c] = s.astype("boolean")
+            elif s.dtype != object or pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
+                codes, uniques = pd.factorize(s)
+                text = [_as_text(u) for u in uniques.tolist()]
+                changed[c] = pd.Series(np.array([*text, None], dtype=object)[codes], index=s.index)
+        return df.assign(**changed) if changed else df
 
     def _describe_source(self, i: int, source: SourceTable) -> None:
         spec = self.specs[i]
         self.names.append(source.name)
         self.sources_meta.append({"file": source.name, "path": str(self.paths[i]), "format": source.format,
-                                  "sha256": source.sha256, "rows": None, "encoding": source.encoding,
+                                  "sha256": "", "rows": None, "encoding": source.encoding,
+                                  "delimiter": source.delimiter, "header_row": source.header_row,
                                   "mapping": spec.path, "mapping_name": spec.name, "mapping_sha256": spec.sha256})
         if source.variable_labels:
             self.var_labels[source.name] = source.variable_labels
@@ -317,13 +397,14 @@ class _Run:
     def _write(self, kept: pd.DataFrame, writer: Any) -> None:
         if not len(kept):
             return
+        kept = self._one_type(kept)
         for src, k in kept["_source"].value_counts().items():
             self.kept_rows[src] = self.kept_rows.get(src, 0) + int(k)
         added: list[str] = []
         if "country" in self.parts and "country" not in kept.columns:
             kept = kept.assign(country=self.country_of.reindex(kept["enterprise_id"].astype(str)).to_numpy())
             added = ["country"]
-        writer.add_table("enterprise_year", kept, added, parts=self.parts)
+        writer.add_table("enterprise_year", kept, added, parts=self.parts, pieces=True)
         self._keep_for_aggregates(kept)
 
     def _keep_for_aggregates(self, kept: pd.DataFrame) -> None:
@@ -371,7 +452,7 @@ class _Run:
         if not writer.tables.get("enterprise_year"):
             empty = self.template if self.template is not None else pd.DataFrame(
                 {"enterprise_id": pd.Series(dtype=object), "year": pd.Series(dtype="Int64")})
-            writer.add_table("enterprise_year", empty)
+            writer.add_table("enterprise_year", empty, pieces=True)
         small = self.small
         tables = dict(small.tables)
         tables.pop("enterprise_year")

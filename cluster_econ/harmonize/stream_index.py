@@ -54,21 +54,30 @@ def merge_violations(violations: list[Violation]) -> list[Violation]:
 
 
 def row_signature(ey: pd.DataFrame, compare: list[str]) -> np.ndarray:
-    """A 64-bit hash of each row's values in ``compare``; numbers hash by value (2004 and 2004.0
-    alike), missing values alike, as ``DataFrame.nunique`` compares them."""
-    parts = {}
-    for c in compare:
-        s = ey[c]
-        if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iufb":
-            parts[c] = s.astype("float64")
-            continue
-        codes, uniques = pd.factorize(s)
-        as_text = [repr(float(u)) if isinstance(u, int | float | np.integer | np.floating) and not isinstance(u, bool)
-                   else f"{type(u).__name__}:{u}" for u in uniques.tolist()]
-        parts[c] = pd.Series(np.array([*as_text, None], dtype=object)[codes])
-    if not parts:
-        return np.zeros(len(ey), dtype=np.uint64)
-    return pd.util.hash_pandas_object(pd.DataFrame(parts, index=ey.index), index=False).to_numpy()
+    """A 64-bit hash of each row's values in ``compare``, compared as the duplicate check of
+    ``normalize`` compares them (:func:`~cluster_econ.harmonize.pipeline._comparable`): a number
+    hashes by its value whether its column was read as numbers or as text, so that a chunk typed one
+    way and a chunk typed the other agree."""
+    from cluster_econ.harmonize.pipeline import _comparable
+
+    total = np.zeros(len(ey), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for c in compare:
+            values = _comparable(ey[c])
+            if values.dtype == np.float64:
+                h = pd.util.hash_array(values.to_numpy())
+            else:  # hashed once per distinct value, then spread over the rows
+                codes, uniques = pd.factorize(values)
+                distinct = uniques.tolist()
+                numeric = np.array([isinstance(v, float) for v in distinct], dtype=bool)
+                per = np.empty(len(distinct) + 1, dtype=np.uint64)
+                per[:-1][numeric] = pd.util.hash_array(np.array(distinct, dtype=object)[numeric].astype(np.float64))
+                others = [f"{type(v).__name__}:{v!r}" for v, n in zip(distinct, numeric, strict=True) if not n]
+                per[:-1][~numeric] = pd.util.hash_array(np.array(others, dtype=object))
+                per[-1] = pd.util.hash_array(np.array([np.nan]))[0]  # missing, as a missing number
+                h = per[codes]
+            total = total * np.uint64(1_000_003) + h
+    return total
 
 
 @dataclass

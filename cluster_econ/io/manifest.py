@@ -96,7 +96,7 @@ def _tables_of(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return tables
     out: dict[str, dict[str, Any]] = {}
     for rel, info in manifest["files"].items():
-        if isinstance(info, dict) and rel == f"{info.get('table')}.parquet" and info["table"] in schema.TABLES:
+        if isinstance(info, dict) and rel == f"{info.get('table')}.parquet" and info.get("table") in schema.TABLES:
             out[info["table"]] = {"rows": info.get("rows")}
     return out
 
@@ -193,7 +193,7 @@ def _read_table(d: Path, files: list[tuple[str, dict[str, Any]]], entry: dict[st
     from cluster_econ.schema.casting import cast_column
 
     parts = entry.get("partition_by") or []
-    if not parts:
+    if not parts and len(files) == 1:
         return pq.read_table(d / files[0][0]).to_pandas()
     pieces = []
     for rel, info in files:

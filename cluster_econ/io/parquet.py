@@ -175,11 +175,12 @@ class PanelFolderWriter:
         return [c for c in self.partition_by if c in df.columns and len(df) and bool(df[c].notna().all())]
 
     def add_table(self, name: str, df: pd.DataFrame, added: Sequence[str] = (),
-                  parts: Sequence[str] | None = None) -> None:
+                  parts: Sequence[str] | None = None, pieces: bool = False) -> None:
         """Write (a piece of) canonical table ``name``. ``added`` are columns put in only to
         partition by (dropped again by :func:`read_panel`). ``parts`` fixes the partition columns
         (for a table written in pieces, decided before the first); by default those of
-        :meth:`partition_columns` for the first piece."""
+        :meth:`partition_columns` for the first piece. ``pieces``: the table comes in several
+        pieces, so even without partitions it is a dataset folder (``<table>/part-<k>.parquet``)."""
         entry = self.tables.get(name)
         if entry is not None:
             parts = entry.get("partition_by", [])
@@ -192,11 +193,17 @@ class PanelFolderWriter:
             if parts:
                 entry["partition_by"] = parts
                 entry["added_columns"] = [c for c in added if c in parts]
+            if pieces:
+                entry["dataset"] = True
             self.tables[name] = entry
         entry["rows"] += len(df)
         if not parts:
             rel = f"{name}.parquet"
-            if rel in self.files:
+            if entry.get("dataset"):
+                k = self._parts.get(name, 0)
+                self._parts[name] = k + 1
+                rel = f"{name}/{PART.format(k)}"
+            elif rel in self.files:
                 raise ValueError(f"table {name} is not partitioned and was already written")
             self._file(rel, df.drop(columns=[c for c in added if c in df.columns]), {"table": name})
             return

@@ -95,6 +95,15 @@ def _cast_numeric(series: pd.Series, ftype: str, share: bool, none: np.ndarray) 
     else:
         stripped = series.astype("string").str.strip() if series.dtype == object else series
         num = pd.to_numeric(stripped, errors="coerce").astype("float64")
+        failed = notna & num.isna().to_numpy()
+        if failed.any():
+            # pandas gives up on numbers too large for a float ("1e400"); Python reads them as
+            # infinite, as a reader that converts the column itself does: they then fail "finite"
+            codes, uniques = pd.factorize(stripped[failed])
+            again = np.array([_float_or_nan(u) for u in uniques.tolist()], dtype=float)[codes]
+            if not np.isnan(again).all():
+                num = num.copy()
+                num.iloc[np.flatnonzero(failed)] = again
     vals = num.to_numpy()
     invalid = notna & np.isnan(vals)
     infinite = np.isinf(vals)
@@ -105,6 +114,13 @@ def _cast_numeric(series: pd.Series, ftype: str, share: bool, none: np.ndarray) 
             num = num.where(~(frac | infinite))
         return Cast(num.astype("Int64"), invalid, infinite)
     return Cast(num, invalid, infinite)
+
+
+def _float_or_nan(text: Any) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return np.nan
 
 
 def _cast_boolean(series: pd.Series, none: np.ndarray) -> Cast:
