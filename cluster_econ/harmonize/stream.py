@@ -2,35 +2,41 @@
 
 :func:`normalize_to_folder` gives the panel :func:`~cluster_econ.harmonize.pipeline.normalize`
 would give for the same files (same tables, values, rejects, audit counts; rows grouped by
-partition), reading each source in chunks of ``chunk_rows`` rows, twice:
+partition), reading each source once, in chunks of ``chunk_rows`` rows, then going over the mapped
+rows a second time:
 
-1. **First pass**, chunk by chunk: map the rows (:func:`map_source`), fold the enterprise- and
-   manager-level facts into one entry per key (:class:`~cluster_econ.harmonize.latest.LatestPerKey`:
-   the latest non-missing value, and whether values disagree), and keep for each enterprise-year
-   row only its key, year, recall flag, place (file, recall block, row) and a 64-bit hash of its
-   values. Then: duplicate enterprise-years are resolved as ``normalize`` resolves them (a
-   recalled year superseded by a reported one is dropped; identical copies kept once, the first in
-   file order; copies with different values set aside), and the enterprise and manager tables are
-   validated, which says which enterprises are rejected.
-2. **Second pass**, chunk by chunk: map again, drop or set aside the duplicates found, validate
-   the enterprise-year rows (quarantine: bad values set missing cell by cell, rows with a bad key
-   rejected, rows of a rejected enterprise follow it), and write the kept rows as part files of the
-   partitioned ``enterprise_year`` dataset; keep only the columns the cluster-year aggregates
-   need, as numbers.
+1. **First pass**, chunk by chunk: read and map the rows (:func:`map_source`), fold the enterprise-
+   and manager-level facts into one entry per key (:class:`~cluster_econ.harmonize.latest.LatestPerKey`:
+   the latest non-missing value, and whether values disagree), keep for each enterprise-year row
+   only its key, year, recall flag, place (file, recall block, row) and a 64-bit hash of its values,
+   and write the mapped rows to a spill folder (Parquet, inside the staging folder). Then:
+   duplicate enterprise-years are resolved as ``normalize`` resolves them (a recalled year
+   superseded by a reported one is dropped; identical copies kept once, the first in file order;
+   copies with different values set aside), and the enterprise and manager tables are validated,
+   which says which enterprises are rejected.
+2. **Second pass**, over the spilled rows (much cheaper to read back than reading and mapping the
+   sources again): drop or set aside the duplicates found, validate the enterprise-year rows
+   (quarantine: bad values set missing cell by cell, rows with a bad key rejected, rows of a
+   rejected enterprise follow it), write the kept rows as part files of the (partitioned)
+   ``enterprise_year`` dataset, and keep only the columns the cluster-year aggregates need.
 
 At the end the cluster-year aggregates are computed a batch of clusters at a time, the small tables
 are written, and the folder is switched in one step (:mod:`cluster_econ.io.atomic`). Memory is
 bounded by the chunk, the per-key state (one entry per enterprise), the per-row keys and the
-aggregate columns (about 40 bytes a row), not by the data. In strict mode every violation of both
+aggregate columns (about 80 bytes a row), not by the data. In strict mode every violation of both
 passes is collected and one :class:`SchemaError` raised at the end; nothing is written.
 
-Differences from ``normalize``, all documented: two copies of an enterprise-year count as identical
-when their values hash alike (64-bit hashes; a collision is astronomically unlikely); a year
-written as text counts as missing when the latest value of an enterprise fact is chosen.
+Differences from ``normalize``, all documented: the reader decides per chunk whether a column holds
+numbers (so a rejected row may keep 80 where ``normalize`` keeps "80"; typed values are the same);
+two copies of an enterprise-year count as identical when their values hash alike (64-bit hashes;
+a collision is astronomically unlikely); a ``src_*`` column read as numbers in some chunks and as
+text in others is stored as text; values of the spilled rows that mix numbers and text are
+read back as text (again: the same typed values).
 """
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -164,10 +170,14 @@ def normalize_to_folder(
     partition_by = [partition_by] if isinstance(partition_by, str) else list(partition_by or [])
     with atomic_directory(out, replaceable=is_panel_folder) as staging:
         run = _Run(paths, specs, defl, params, mode, int(chunk_rows), partition_by, progress)
-        run.first_pass()
-        run.between()
-        writer = PanelFolderWriter(staging, partition_by)
-        run.second_pass(writer)
+        spill = staging / ".spill"
+        try:
+            run.first_pass(spill)
+            run.between()
+            writer = PanelFolderWriter(staging, partition_by)
+            run.second_pass(writer)
+        finally:
+            shutil.rmtree(spill, ignore_errors=True)
         run.finish(writer)
     return str(out)
 
@@ -209,7 +219,14 @@ class _Run:
         return chunks
 
     # -- pass 1 ---------------------------------------------------------------------------------
-    def first_pass(self) -> None:
+    def first_pass(self, spill: Path) -> None:
+        """Read and map every chunk; keep the per-key and per-row state, and write the mapped
+        enterprise-year rows to ``spill`` (Parquet, read back by the second pass instead of reading and
+        mapping the sources again)."""
+        from cluster_econ.io.parquet import _write_frame
+
+        spill.mkdir(parents=True, exist_ok=True)
+        self.spilled: list[Path] = []
         self.id_widths, self.link_notes = _link(self.paths, self.specs, self.params, self.chunk_rows)
         # each file is hashed on a second thread while the first pass reads it
         hashes: dict[int, str] = {}
@@ -236,6 +253,10 @@ class _Run:
                            and c not in ("enterprise_id", "year", "survey_round", "recall")]
                 self.index.add(ey, i, compare)
                 self._note_kinds(ey)
+                path = spill / f"{len(self.spilled)}.parquet"
+                with open(path, "wb") as fh:
+                    _write_frame(ey.drop(columns="_block"), fh)
+                self.spilled.append(path)
                 for c in self.partition_by:
                     if c in ey.columns and ey[c].isna().any():
                         self.missing_partition.add(c)
@@ -341,14 +362,19 @@ class _Run:
 
     # -- pass 2 ---------------------------------------------------------------------------------
     def second_pass(self, writer: Any) -> None:
+        import pyarrow.parquet as pq
+
         g0 = 0
-        for _, _, _, tables, _ in self._chunks():
-            ey = tables.get("enterprise_year")
-            if ey is None or not len(ey):
-                continue
+        spilled: Any = self.spilled
+        if self.progress:
+            from tqdm import tqdm
+
+            spilled = tqdm(spilled, desc="validate and write", unit="chunk")
+        for path in spilled:
+            ey = pq.read_table(path).to_pandas()
+            path.unlink()
             g = np.arange(g0, g0 + len(ey))
             g0 += len(ey)
-            ey = ey.drop(columns="_block")
             aside = self.aside[g]
             if aside.any():
                 self.aside_rows.append(ey[aside])

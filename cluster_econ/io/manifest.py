@@ -27,6 +27,7 @@ from cluster_econ import schema
 from cluster_econ.errors import InputError
 
 MANIFEST = "manifest.json"
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 FORMAT = "cluster_econ panel"
 READ_ATTEMPTS = 3
 
@@ -159,7 +160,8 @@ def check_folder(directory: str | Path) -> tuple[dict[str, Any] | None, list[Any
                                        info.get("rows")))
         partition = info.get("partition") or {}
         if partition:
-            expected = "/".join(f"{c}={quote(str(v), safe='')}" for c, v in partition.items())
+            expected = "/".join(f"{c}={quote(str(v), safe='') if v is not None else HIVE_NULL}"
+                                for c, v in partition.items())
             if Path(rel).parent.as_posix() != f"{info.get('table')}/{expected}":
                 problems.append(_violation(rel, f"partition: path does not match the values {partition}"))
         table = info.get("table")
@@ -199,7 +201,8 @@ def _read_table(d: Path, files: list[tuple[str, dict[str, Any]]], entry: dict[st
     for rel, info in files:
         t = pq.read_table(d / rel)
         for c in parts:
-            t = t.append_column(c, pa.array([str(info["partition"][c])] * t.num_rows, pa.string()))
+            value = info["partition"][c]
+            t = t.append_column(c, pa.array([None if value is None else str(value)] * t.num_rows, pa.string()))
         pieces.append(t)
     df = pa.concat_tables(pieces, promote_options="default").to_pandas()
     table = files[0][1]["table"]

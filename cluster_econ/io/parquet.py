@@ -50,6 +50,7 @@ from cluster_econ.io.readers import file_sha256
 # the name other modules use for byte payloads
 atomic_write_bytes = atomic_write
 PART = "part-{}.parquet"
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"  # the folder name of a missing partition value
 
 
 ROW_GROUP = 1 << 17  # rows per row group: the Arrow copy of a table is made one row group at a time
@@ -209,9 +210,21 @@ class PanelFolderWriter:
             return
         drop = [c for c in df.columns if c in added and c not in parts]
         body = df.drop(columns=[*parts, *drop])
-        texts = [df[c].map(partition_text).to_numpy(dtype=object) if df[c].dtype == object
-                 else np.array([partition_text(v) for v in df[c].to_numpy()], dtype=object) for c in parts]
-        codes, uniques = pd.factorize(pd.MultiIndex.from_arrays(texts) if len(parts) > 1 else texts[0], sort=True)
+        # the partition of each row as one code; each column's distinct values are made text once
+        combo = np.zeros(len(df), dtype=np.int64)
+        column_codes, labels = [], []
+        for c in parts:
+            col_codes, col_values = pd.factorize(df[c])
+            column_codes.append(col_codes)
+            # position -1 (a missing value) takes the hive convention's name for it
+            labels.append(np.array([*(partition_text(v) for v in col_values.tolist()), HIVE_NULL], dtype=object))
+            combo = combo * (len(col_values) + 1) + (col_codes + 1)
+        local, _ = pd.factorize(combo)
+        first_rows = np.flatnonzero(~pd.Series(local).duplicated().to_numpy())  # a row of each partition
+        texts = [labels[j][column_codes[j][first_rows]] for j in range(len(parts))]
+        distinct = pd.MultiIndex.from_arrays(texts) if len(parts) > 1 else pd.Index(texts[0])
+        sorted_codes, uniques = pd.factorize(distinct, sort=True)
+        codes = sorted_codes[local]
         order = np.argsort(codes, kind="stable")
         bounds = np.r_[0, np.cumsum(np.bincount(codes, minlength=len(uniques)))]
         for code, value in enumerate(uniques):
@@ -222,7 +235,8 @@ class PanelFolderWriter:
             self._parts[f"{name}/{folder}"] = k + 1
             piece = body.iloc[rows] if len(rows) < len(body) else body
             self._file(f"{name}/{folder}/{PART.format(k)}", piece,
-                       {"table": name, "partition": dict(zip(parts, values, strict=True))})
+                       {"table": name, "partition": {c: (None if v == HIVE_NULL else v)
+                                                     for c, v in zip(parts, values, strict=True)}})
 
     def write_manifest(self, metadata: dict[str, Any]) -> None:
         manifest = {
