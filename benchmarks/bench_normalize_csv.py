@@ -9,7 +9,7 @@ and polars ``scan_csv(...).sink_parquet(pl.PartitionBy(...))``: conversion only,
 Each runs in its own child process, one after the other; the peak resident memory of each child is
 read from the kernel (``os.wait4``). Goal (issue 10): cluster_econ's peak under 2 GiB.
 
-    python benchmarks/bench_normalize_csv.py [--rows 10000000] [--chunk-rows 500000] [--keep DIR]
+    python benchmarks/bench_normalize_csv.py [--rows 10000000] [--chunk-rows 250000] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def run(label: str, argv: list[str], env: dict[str, str]) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=10_000_000)
-    ap.add_argument("--chunk-rows", type=int, default=500_000)
+    ap.add_argument("--chunk-rows", type=int, default=250_000)
     ap.add_argument("--keep", metavar="DIR", help="work in DIR and keep the CSV and outputs")
     args = ap.parse_args()
     root = Path(__file__).resolve().parents[1]

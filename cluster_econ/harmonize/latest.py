@@ -141,6 +141,12 @@ class LatestPerKey:
             col.ensure(n)
         return glob[local]
 
+    def lookup(self, values: pd.Series) -> np.ndarray:
+        """Codes of the keys (one key column) already seen; -1 for others and for missing values."""
+        local, uniques = pd.factorize(values)
+        glob = np.array([*(self.keys.get(u, -1) for u in uniques.tolist()), -1], dtype=np.int64)
+        return glob[local]
+
     def add(self, df: pd.DataFrame, file: int, row: np.ndarray) -> None:
         """One piece: its rows (key, value columns, ``year``), the file's position among the sources,
         and each row's position in its file."""

@@ -37,6 +37,7 @@ read back as text (again: the same typed values).
 from __future__ import annotations
 
 import shutil
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -62,13 +63,28 @@ from cluster_econ.io.readers import SourceTable, file_sha256, read_source
 from cluster_econ.panel.container import Panel
 from cluster_econ.schema.validate import Finding, Violation, _check_table, _Collector, _validate
 
-DEFAULT_CHUNK_ROWS = 500_000
+DEFAULT_CHUNK_ROWS = 250_000
 CLUSTER_BATCH_ROWS = 2_000_000  # enterprise-year rows per batch of clusters for the aggregates
 AGGREGATE_COLUMNS = (
     "year", "exit", "operating", "employment", "sales", "export_share", "indirect_export_share",
     "parts_market_share", "new_product", "new_process", "own_brand", "direct_sales", "long_term_subcontract",
     "vertical_integration", "quality_certification",
 )
+
+
+def _release_memory() -> None:
+    """Hand memory freed by the last pass back to the system (glibc keeps freed heap memory for
+    reuse otherwise, and the next step's arrays come on top of it)."""
+    import gc
+
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
 
 
 def _as_text(v: Any) -> str:
@@ -251,7 +267,7 @@ class _Run:
                 self.has_recall |= "recall" in ey.columns
                 compare = [c for c in ey.columns if c in schema.load("enterprise_year").field_names
                            and c not in ("enterprise_id", "year", "survey_round", "recall")]
-                self.index.add(ey, i, compare)
+                self.index.add(ey, i, compare, self.latest["enterprise"].lookup)
                 self._note_kinds(ey)
                 path = spill / f"{len(self.spilled)}.parquet"
                 with open(path, "wb") as fh:
@@ -325,6 +341,7 @@ class _Run:
 
     # -- between the passes ---------------------------------------------------------------------
     def between(self) -> None:
+        _release_memory()
         self.audit.extend(merge_notes(self.notes))
         rows = self.index.arrays()
         self.n_rows = len(rows["ids"])
@@ -434,14 +451,19 @@ class _Run:
         self._keep_for_aggregates(kept)
 
     def _keep_for_aggregates(self, kept: pd.DataFrame) -> None:
+        """The columns the cluster-year aggregates need, compactly (ids as codes, years as int32)."""
         codes = self.all_ids.get_indexer(kept["enterprise_id"].astype(str)).astype(np.int32)
         self.aggregate.setdefault("enterprise_id", []).append(codes)
         for c in AGGREGATE_COLUMNS:
             if c in kept.columns:
-                self.aggregate.setdefault(c, []).append(kept[c].reset_index(drop=True))
+                values = kept[c]
+                if c == "year":  # kept rows have a valid year
+                    values = pd.Series(values.to_numpy(dtype=np.int32))
+                self.aggregate.setdefault(c, []).append(values.reset_index(drop=True))
 
     # -- the end --------------------------------------------------------------------------------
     def finish(self, writer: Any) -> None:
+        _release_memory()
         audit = list(self.small.audit.to_dict("records"))
         if self.aside_rows:
             rows = pd.concat(self.aside_rows, ignore_index=True)
@@ -507,9 +529,11 @@ class _Run:
         aggregate depends on its own cluster's rows only)."""
         from cluster_econ.panel.derive import aggregate_cluster_year
 
-        columns: dict[str, Any] = {c: (np.concatenate(v) if c == "enterprise_id" else pd.concat(v, ignore_index=True))
-                                   for c, v in self.aggregate.items()}
-        self.aggregate = {}
+        columns: dict[str, Any] = {}
+        for c in list(self.aggregate):  # one column at a time, each list freed once joined
+            pieces = self.aggregate.pop(c)
+            columns[c] = np.concatenate(pieces) if c == "enterprise_id" else pd.concat(pieces, ignore_index=True)
+            del pieces
         ent = tables["enterprise"]
         if "enterprise_id" not in columns:  # no row kept
             empty = {"enterprise": ent, "enterprise_year": self.template}

@@ -80,6 +80,9 @@ def row_signature(ey: pd.DataFrame, compare: list[str]) -> np.ndarray:
     return total
 
 
+OTHER_IDS = 1 << 40  # codes of enterprise ids that have no enterprise row
+
+
 @dataclass
 class RowIndex:
     """What the first pass keeps of each enterprise-year row, in the order the rows come."""
@@ -92,19 +95,27 @@ class RowIndex:
     row: list[np.ndarray] = field(default_factory=list)
     signature: list[np.ndarray] = field(default_factory=list)
     no_id: list[np.ndarray] = field(default_factory=list)
-    id_codes: dict[str, int] = field(default_factory=dict)
+    other_ids: dict[str, int] = field(default_factory=dict)
 
-    def add(self, ey: pd.DataFrame, file: int, compare: list[str]) -> None:
-        self.no_id.append(ey["enterprise_id"].isna().to_numpy())
-        local, uniques = pd.factorize(ey["enterprise_id"].astype(str))  # as normalize compares them
-        glob = np.array([self.id_codes.setdefault(u, len(self.id_codes)) for u in uniques.tolist()], dtype=np.int64)
-        self.ids.append(glob[local])
+    def add(self, ey: pd.DataFrame, file: int, compare: list[str], known: Any) -> None:
+        """One chunk's enterprise-year rows; ``known`` gives the codes of enterprise ids already seen
+        (:meth:`~cluster_econ.harmonize.latest.LatestPerKey.lookup`, -1 otherwise), so that the
+        ids are held once for both."""
+        ids = ey["enterprise_id"]
+        self.no_id.append(ids.isna().to_numpy())
+        codes = known(ids)
+        unknown = (codes < 0) & ids.notna().to_numpy()
+        if unknown.any():  # an id with no enterprise row (it fails the foreign key): a code of its own
+            local, uniques = pd.factorize(ids[unknown].astype(str))
+            extra = [OTHER_IDS + self.other_ids.setdefault(u, len(self.other_ids)) for u in uniques.tolist()]
+            codes[unknown] = np.asarray(extra, dtype=np.int64)[local]
+        self.ids.append(codes)
         self.year.append(pd.to_numeric(ey["year"], errors="coerce").to_numpy(dtype=float, na_value=np.nan))
         rec = ey["recall"].eq(True).fillna(False).to_numpy(dtype=bool) if "recall" in ey.columns else None
         self.recall.append(rec if rec is not None else np.zeros(len(ey), bool))
-        self.file.append(np.full(len(ey), file, dtype=np.int32))
-        self.block.append(ey["_block"].to_numpy(dtype=np.int32))
-        self.row.append(ey["_source_row"].to_numpy(dtype=np.int64))
+        self.file.append(np.full(len(ey), file, dtype=np.int16))
+        self.block.append(ey["_block"].to_numpy(dtype=np.int16))
+        self.row.append(ey["_source_row"].to_numpy(dtype=np.int32))
         self.signature.append(row_signature(ey, compare))
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -126,12 +137,22 @@ def find_duplicates(rows: dict[str, np.ndarray], files: list[str], has_recall: b
     audit: list[dict[str, Any]] = []
     if not n:
         return drop, aside, audit
-    year_codes, _ = pd.factorize(rows["year"])
-    key = rows["ids"] * (int(year_codes.max()) + 2) + year_codes
+    year_codes, years = pd.factorize(rows["year"])
     # a row without a year (or enterprise) is no one's duplicate: validation rejects it on its own
     complete = (year_codes >= 0) & ~rows["no_id"]
+    # one integer per (enterprise, year), numbered densely when the ids are (so that counting them
+    # is a bincount, not a hash table of every row)
+    ids = rows["ids"]
+    dense = bool(len(ids)) and int(ids.max()) < (1 << 40)
+    key = ids * (len(years) + 1) + year_codes
+    small = dense and int(ids.max() + 1) * (len(years) + 1) <= 8 * n + 1024
 
     def dup_of(alive: np.ndarray) -> np.ndarray:
+        if not alive.any():
+            return alive
+        if small:
+            counts = np.bincount(key[alive])
+            return alive & (counts[np.where(alive, key, 0)] > 1)
         k = pd.Series(np.where(alive, key, -1 - np.arange(n)))
         return k.duplicated(keep=False).to_numpy() & alive
 

@@ -33,6 +33,8 @@ columns' types from the paths, while :func:`read_panel` gives them their schema 
 from __future__ import annotations
 
 import json
+import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,8 @@ import pandas as pd
 
 from cluster_econ import schema
 from cluster_econ._version import __version__
-from cluster_econ.io.atomic import atomic_directory, atomic_file, atomic_write, new_file
+from cluster_econ.errors import InputError
+from cluster_econ.io.atomic import HashingFile, atomic_directory, atomic_file, atomic_write, new_file
 from cluster_econ.io.manifest import FORMAT, MANIFEST, is_panel_folder, read_manifest  # noqa: F401
 from cluster_econ.io.readers import file_sha256
 
@@ -51,6 +54,7 @@ from cluster_econ.io.readers import file_sha256
 atomic_write_bytes = atomic_write
 PART = "part-{}.parquet"
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"  # the folder name of a missing partition value
+MAX_OPEN = 64  # part files kept open at once by a table written in pieces
 
 
 ROW_GROUP = 1 << 17  # rows per row group: the Arrow copy of a table is made one row group at a time
@@ -116,6 +120,47 @@ def _write_frame(df: pd.DataFrame, fh: Any) -> None:
             del arrays
 
 
+class _OpenPart:
+    """A part file of a table written in pieces: one Parquet writer kept open, a row group (or more)
+    per piece, the SHA-256 computed as the bytes go out; synced and closed by :meth:`close`."""
+
+    def __init__(self, path: Path, df: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        _, self.schema = _prepared(df)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(path, "xb")  # noqa: SIM115 (closed by close())
+        self.out = HashingFile(self.fh)
+        dictionary = [f.name for f in self.schema if not pa.types.is_floating(f.type)]
+        self.writer = pq.ParquetWriter(self.out, self.schema, compression="snappy", use_dictionary=dictionary,
+                                       memory_pool=pa.system_memory_pool())
+        self.rows = 0
+
+    def write(self, df: pd.DataFrame) -> None:
+        import pyarrow as pa
+
+        df, _ = _prepared(df)
+        pool = pa.system_memory_pool()
+        for start in range(0, len(df), ROW_GROUP):
+            part = df.iloc[start:start + ROW_GROUP]
+            try:
+                arrays = [pa.Array.from_pandas(part[f.name], type=f.type, memory_pool=pool) if f.name in part.columns
+                          else pa.nulls(len(part), f.type) for f in self.schema]
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise InputError(f"{self.fh.name}: a piece of the table does not fit the types of the first one "
+                                 f"({exc}); read the source in one piece or declare the column's type") from exc
+            self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
+        self.rows += len(df)
+
+    def close(self) -> str:
+        self.writer.close()
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        return self.out.hexdigest()
+
+
 def _write_parquet(df: pd.DataFrame, path: Path) -> str:
     """Write one table to its own file atomically (temporary file, then rename); returns the SHA-256
     of the bytes written. For single files outside a panel folder (the simulator's truth)."""
@@ -150,8 +195,10 @@ def partition_text(value: Any) -> str:
 class PanelFolderWriter:
     """Writes the files of one panel folder (inside a staging folder) and its manifest.
 
-    Tables may be given in pieces (``add_table`` called again for the same table): each piece adds
-    a part file to every partition it has rows for, so a table larger than memory can be streamed.
+    Tables may be given in pieces (``add_table(..., pieces=True)`` called again for the same table):
+    each partition's part file stays open and each piece adds row groups to it, so a table larger
+    than memory is streamed into one file per partition (a new part file only when more than
+    :data:`MAX_OPEN` partitions are being written at once).
     """
 
     def __init__(self, folder: Path, partition_by: Sequence[str] | None = None) -> None:
@@ -160,6 +207,33 @@ class PanelFolderWriter:
         self.files: dict[str, dict[str, Any]] = {}
         self.tables: dict[str, dict[str, Any]] = {}
         self._parts: dict[str, int] = {}  # partition folder -> next part number
+        # part files of tables written in pieces, kept open (at most MAX_OPEN, least recently used closed)
+        self._open: OrderedDict[str, tuple[_OpenPart, str, dict[str, Any]]] = OrderedDict()
+
+    def _piece(self, folder: str, df: pd.DataFrame, info: dict[str, Any]) -> None:
+        """Rows of a table written in pieces, appended to the open part file of ``folder``."""
+        if folder in self._open:
+            self._open.move_to_end(folder)
+            part = self._open[folder][0]
+        else:
+            if len(self._open) >= MAX_OPEN:
+                self._close(next(iter(self._open)))
+            k = self._parts.get(folder, 0)
+            self._parts[folder] = k + 1
+            rel = f"{folder}/{PART.format(k)}"
+            part = _OpenPart(self.folder / rel, df)
+            self._open[folder] = (part, rel, info)
+        part.write(df)
+
+    def _close(self, folder: str) -> None:
+        part, rel, info = self._open.pop(folder)
+        digest = part.close()
+        self.files[rel] = {**info, "rows": part.rows, "sha256": digest}
+
+    def close(self) -> None:
+        """Finish the part files still open."""
+        for folder in list(self._open):
+            self._close(folder)
 
     def _file(self, rel: str, df: pd.DataFrame, info: dict[str, Any]) -> None:
         with new_file(self.folder / rel) as fh:
@@ -200,13 +274,13 @@ class PanelFolderWriter:
         entry["rows"] += len(df)
         if not parts:
             rel = f"{name}.parquet"
+            body = df.drop(columns=[c for c in added if c in df.columns])
             if entry.get("dataset"):
-                k = self._parts.get(name, 0)
-                self._parts[name] = k + 1
-                rel = f"{name}/{PART.format(k)}"
-            elif rel in self.files:
+                self._piece(name, body, {"table": name})
+                return
+            if rel in self.files:
                 raise ValueError(f"table {name} is not partitioned and was already written")
-            self._file(rel, df.drop(columns=[c for c in added if c in df.columns]), {"table": name})
+            self._file(rel, body, {"table": name})
             return
         drop = [c for c in df.columns if c in added and c not in parts]
         body = df.drop(columns=[*parts, *drop])
@@ -231,14 +305,18 @@ class PanelFolderWriter:
             values = value if isinstance(value, tuple) else (value,)
             rows = order[bounds[code]:bounds[code + 1]]
             folder = "/".join(f"{c}={quote(v, safe='')}" for c, v in zip(parts, values, strict=True))
+            piece = body.iloc[rows] if len(rows) < len(body) else body
+            info = {"table": name, "partition": {c: (None if v == HIVE_NULL else v)
+                                                 for c, v in zip(parts, values, strict=True)}}
+            if entry.get("dataset"):
+                self._piece(f"{name}/{folder}", piece, info)
+                continue
             k = self._parts.get(f"{name}/{folder}", 0)
             self._parts[f"{name}/{folder}"] = k + 1
-            piece = body.iloc[rows] if len(rows) < len(body) else body
-            self._file(f"{name}/{folder}/{PART.format(k)}", piece,
-                       {"table": name, "partition": {c: (None if v == HIVE_NULL else v)
-                                                     for c, v in zip(parts, values, strict=True)}})
+            self._file(f"{name}/{folder}/{PART.format(k)}", piece, info)
 
     def write_manifest(self, metadata: dict[str, Any]) -> None:
+        self.close()
         manifest = {
             "format": FORMAT,
             "schema_version": schema.SCHEMA_VERSION,
