@@ -49,7 +49,7 @@ import pandas as pd
 from cluster_econ._version import __version__
 from cluster_econ.errors import EstimationError, FormulaError
 from cluster_econ.estimate.formula import _design, as_frame, parse_formula
-from cluster_econ.estimate.result import Audit, Result, VcovInfo, data_hash
+from cluster_econ.estimate.result import Audit, Result, TestResult, VcovInfo, data_hash
 
 __all__ = ["AttGtResult", "att_gt"]
 
@@ -181,10 +181,13 @@ class AttGtResult(Result):
         out["band_high"] = out["estimate"] + half
         return out
 
-    def pretest(self) -> dict[str, Any]:
-        """Wald pre-test of parallel trends: ``statistic``, ``df``, ``p_value`` (NaN when there are no
-        pre-treatment cells or their covariance is singular; ``note`` says why)."""
-        return dict(self.extra["pretest"])
+    def pretest(self) -> TestResult:
+        """Wald pre-test of parallel trends (chi-square): ``statistic``, ``df``, ``p_value`` (NaN when
+        there are no pre-treatment cells or their covariance is singular; ``note`` says why)."""
+        pre = self.extra["pretest"]
+        return TestResult("pre-trend Wald", float(pre["statistic"]), pre["df"], float(pre["p_value"]), "chi2",
+                          null="every pre-treatment ATT(g,t) is zero (parallel trends before treatment)",
+                          note=pre.get("note", ""))
 
     def aggte(self, type: str = "group", balance_e: int | None = None, min_e: float = -np.inf,
               max_e: float = np.inf, na_rm: bool = False, bstrap: bool | None = None,
