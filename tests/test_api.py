@@ -135,6 +135,9 @@ def _same_fit(a: ce.Result, b: ce.Result) -> None:
     assert a.vcov_info == b.vcov_info
     assert a.data_hash == b.data_hash and a.nobs == b.nobs
     assert set(a.stats) == set(b.stats)
+    cached = "fixed effects absorbed by alternating projections"  # says how much the cache reused
+    assert {n for n in a.audit.notes if not n.startswith(cached)} == \
+        {n for n in b.audit.notes if not n.startswith(cached)}
     for k, v in b.stats.items():
         assert a.stats[k] == pytest.approx(v, rel=1e-10, nan_ok=True), k
 
@@ -217,6 +220,22 @@ def test_vcov_of_a_sun_abraham_fit(jtrain: pd.DataFrame) -> None:
     _same_fit(new, fresh)
     np.testing.assert_allclose(new.extra["sunab"]["cohort_cov"].to_numpy(),
                                fresh.extra["sunab"]["cohort_cov"].to_numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.peer
+def test_vcov_agrees_with_pyfixest_vcov(jtrain: pd.DataFrame) -> None:
+    """pyfixest's ``Feols.vcov()`` on the same fit (fixest's small-sample preset), to 1e-8."""
+    pf = pytest.importorskip("pyfixest")
+    formula = "lscrap ~ grant + grant_1 | fcode + year"
+    data = jtrain.dropna(subset=["lscrap", "grant", "grant_1"])
+    ours = ce.feols(formula, data, ssc="fixest")
+    peer = pf.feols(formula, data, vcov="iid")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for v_ours, v_peer in (("HC1", "hetero"), ({"CRV1": "fcode"}, {"CRV1": "fcode"}),
+                               ({"CRV1": "sector"}, {"CRV1": "sector"})):
+            se_peer = peer.vcov(v_peer).tidy()["Std. Error"].to_numpy()
+            np.testing.assert_allclose(ours.vcov(v_ours).bse.to_numpy(), se_peer, rtol=1e-8)
 
 
 def test_vcov_errors_are_clear(jtrain: pd.DataFrame) -> None:

@@ -561,8 +561,8 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
                         **vinfo.details, "notes": (*vinfo.details.get("notes", ()), diag_extra["error"])})
                 stats_v.update(diag_stats)
                 extra_v["iv_diagnostics"] = diag_extra
-            gd = gdigest if vcodes is cl_codes else data_hash(*(codes or []), *(vcodes or []),
-                                                               *([w] if w is not None else []))
+            same = tuple(vnames) == tuple(cl_names)  # the same clustering columns: the same codes
+            gd = gdigest if same else data_hash(*(codes or []), *(vcodes or []), *([w] if w is not None else []))
             dh = data_hash(np.frombuffer("|".join([*parts, gd]).encode(), dtype=np.uint8))
             return CovarianceUpdate(cov=V, vcov_info=vinfo, stats=stats_v,
                                     stat_keys=_iv_stat_keys(enames_k) if is_iv else (), extra=extra_v,

@@ -277,6 +277,7 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
         source = _PanelCovariance(inputs, frame if data is None else data, len(frame),
                                   mf.positions if mf.positions is not None else np.arange(len(y)),
                                   mf.index, ent_rows if model == "between" else None, cur)
+    notes.extend(vinfo.details.get("notes", ()))  # as feols: the covariance's own notes in the audit
     rss = float(np.sum(rss_weights * u * u))
     has_const = "Intercept" in names
     tss = float(np.sum((yt - yt.mean()) ** 2)) if has_const else float(yt @ yt)
