@@ -39,6 +39,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "wald_test": ("cluster_econ.estimate", "wald_test"),
     "wild_bootstrap": ("cluster_econ.estimate", "wild_bootstrap"),
     "prodest": ("cluster_econ.estimate", "prodest"),
+    "estimate_productivity": ("cluster_econ.estimate", "estimate_productivity"),
     # hypotheses
     "test": ("cluster_econ.hypotheses", "test"),
     "test_all": ("cluster_econ.hypotheses", "test_all"),
