@@ -15,6 +15,13 @@ Modules (one public entry point each, shared numerics in one place):
 - ``survival``: ``cox``, ``hazard``, ``kaplan_meier``, ``logrank_test``
 - ``production``: ``prodest`` (Olley-Pakes, Levinsohn-Petrin, Ackerberg-Caves-Frazer, Wooldridge,
   Gandhi-Navarro-Rivers, dynamic panel), ``estimate_productivity`` (log productivity for survey data)
+- ``survey``: ``SurveyDesign`` (weights, strata, PSUs, fpc) for ``survey=``, ``survey_mean``,
+  ``survey_total`` (Taylor-linearised variances as R's survey package)
+- ``did``, ``did_aggte``: ``att_gt`` and ``aggte`` (staggered adoption, Callaway and Sant'Anna);
+  ``sunab``: the Sun-Abraham event study behind ``feols("y ~ sunab(cohort, period) | ...")``
+- ``randomization``: ``randomization_inference``; ``multiple_testing``: ``romano_wolf``,
+  ``westfall_young``
+- ``bounds``: ``lee_bounds``; ``ancova``: ``ancova`` (several follow-up rounds)
 """
 
 from __future__ import annotations
@@ -32,6 +39,11 @@ _LAZY = {
     "tobit": "censored", "ordered_probit": "censored",
     "cox": "survival", "hazard": "survival", "kaplan_meier": "survival", "logrank_test": "survival",
     "prodest": "production", "estimate_productivity": "production",
+    "SurveyDesign": "survey", "survey_mean": "survey", "survey_total": "survey",
+    "att_gt": "did", "aggte": "did_aggte",
+    "randomization_inference": "randomization",
+    "romano_wolf": "multiple_testing", "westfall_young": "multiple_testing",
+    "lee_bounds": "bounds", "ancova": "ancova",
 }
 
 __all__ = list(_LAZY)

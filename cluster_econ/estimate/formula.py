@@ -7,6 +7,7 @@ parser is therefore a security boundary::
     rhs       := ["-"] term { ("+" | "-") term }          # "-1" / "+0" drop the intercept, "1" keeps it
     term      := atom { (":" | "*") atom }                 # a*b expands to a + b + a:b
     atom      := NAME | "(" rhs ")" | C(NAME) | i(NAME [, ref=VALUE]) | f(expr) | I(expr)
+               | sunab(NAME, NAME [, ref_p=NUMBER] [, att=TRUE|FALSE])   # Sun-Abraham event study
     f         := log | log1p | exp | sqrt | abs            # a fixed whitelist
     expr      := arithmetic over NAME and numbers with + - * / ** and parentheses, and f(expr)
     fixed_effects := "0" | NAME { "^" NAME } { "+" NAME { "^" NAME } }
@@ -39,6 +40,7 @@ TRANSFORMS: Mapping[str, Callable[[np.ndarray], np.ndarray]] = {
     "log": np.log, "log1p": np.log1p, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
 }
 FACTOR_FUNCS = ("C", "i")
+EVENT_FUNCS = ("sunab",)
 
 # --------------------------------------------------------------------------------------------
 # tokenizer
@@ -195,6 +197,8 @@ class _Atom:
     func: str = "C"
 
     def variables(self) -> list[str]:
+        if self.kind == "sunab":
+            return [self.var, *_expr_vars(self.expr)]
         return _expr_vars(self.expr) if self.kind == "num" else [self.var]
 
 
@@ -321,15 +325,52 @@ class _Parser:
             self.expect(")")
             return _Atom("factor", f"{func}({var_tok.text}{ref_text})", var=var_tok.text, ref=ref,
                          func=func)
+        if func in EVENT_FUNCS:
+            return self.parse_sunab(tok)
         if func != "I" and func not in TRANSFORMS:
             raise self.fail(tok, f"function {func!r} is not allowed; the accepted transforms are "
-                            f"{', '.join(TRANSFORMS)}, I(), C() and i()")
+                            f"{', '.join(TRANSFORMS)}, I(), C(), i() and sunab()")
         expr = self.parse_expr()
         self.expect(")")
         if func == "I":
             return _Atom("num", f"I({expr.show()})", expr=expr)
         node = _Call(func, expr)
         return _Atom("num", node.show(), expr=node)
+
+    def parse_sunab(self, tok: _Tok) -> _Atom:
+        """``sunab(cohort, period [, ref_p=-1] [, att=FALSE])`` after ``sunab(``."""
+        names = []
+        for _ in range(2):
+            t = self.take()
+            if t.kind != "name":
+                raise self.fail(t, "sunab() takes the cohort and the period columns: sunab(cohort, period)")
+            _check_name(t.text, self)
+            names.append(t.text)
+            if len(names) == 1:
+                self.expect(",")
+        ref_p, att = -1.0, False
+        while (t := self.peek()) is not None and t.text == ",":
+            self.take()
+            kw = self.take()
+            self.expect("=")
+            val = self.take()
+            if kw.text == "ref_p":
+                sign = 1.0
+                if val.text == "-":
+                    sign, val = -1.0, self.take()
+                if val.kind != "number":
+                    raise self.fail(val, "ref_p= takes a number (the reference relative period)")
+                ref_p = sign * float(val.text)
+            elif kw.text == "att":
+                if val.text not in ("TRUE", "FALSE", "True", "False"):
+                    raise self.fail(val, "att= takes TRUE or FALSE")
+                att = val.text in ("TRUE", "True")
+            else:
+                raise self.fail(kw, "sunab() accepts only the keywords ref_p= and att=")
+        self.expect(")")
+        opts = (f", ref_p={ref_p:g}" if ref_p != -1 else "") + (", att=TRUE" if att else "")
+        return _Atom("sunab", f"sunab({names[0]}, {names[1]}{opts})", expr=_Var(names[1]), var=names[0],
+                     ref=ref_p, func="sunab_att" if att else "sunab")
 
     # arithmetic: expr := mul {(+|-) mul}; mul := unary {(*|/) unary}; unary := -unary | power;
     # power := primary [** unary]
@@ -721,6 +762,10 @@ def _atom_columns(atom: _Atom, data: pd.DataFrame, full: bool) -> list[tuple[str
         if isinstance(atom.expr, _Var) and not _is_numeric(data[atom.expr.name]):
             return _atom_columns(_Atom("factor", atom.text, var=atom.text), data, full)
         return [(atom.text, _eval_expr(atom.expr, data))]
+    if atom.kind == "sunab":
+        from cluster_econ.estimate.sunab import sunab_columns
+
+        return sunab_columns(atom.var, atom.expr.name, float(atom.ref), data)
     s = data[atom.var]
     levels = _levels(s)
     if not full:
@@ -742,6 +787,8 @@ def _is_numeric(s: pd.Series) -> bool:
 
 def _term_columns(term: str, data: pd.DataFrame) -> dict[str, np.ndarray]:
     atoms = _parse_term_text(term)
+    if len(atoms) > 1 and any(a.kind == "sunab" for a in atoms):
+        raise FormulaError(f"{term!r}: sunab() cannot be interacted with other terms")
     # a factor interacted with anything gets all its levels (one slope per level)
     full = len(atoms) > 1
     cols: list[tuple[str, np.ndarray]] = [("", np.ones(len(data)))]

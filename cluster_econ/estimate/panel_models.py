@@ -45,6 +45,8 @@ from cluster_econ.estimate.covariance import CovInputs, compute_vcov, parse_vcov
 from cluster_econ.estimate.formula import FormulaSpec, as_frame, model_frame, parse_formula
 from cluster_econ.estimate.linear import ENGINE, feols
 from cluster_econ.estimate.result import Audit, Result, data_hash
+from cluster_econ.estimate.survey import SurveyDesign, check_vcov_for_survey, design_rows
+from cluster_econ.estimate.survey import sandwich as survey_sandwich
 
 __all__ = ["hausman", "panel"]
 
@@ -53,7 +55,7 @@ MODELS = ("pooled", "fe", "re", "between", "fd", "mundlak")
 
 def panel(formula: str, data: Any, model: str = "re", entity: str | None = None,
           time: str | None = None, vcov: str | Mapping[str, str] | None = "iid",
-          ssc: str = "stata") -> Result:
+          ssc: str = "stata", survey: SurveyDesign | None = None) -> Result:
     """Estimate a static panel model (see the module docstring for each ``model``).
 
     Parameters
@@ -66,6 +68,13 @@ def panel(formula: str, data: Any, model: str = "re", entity: str | None = None,
         Identifier columns (default ``enterprise_id`` and ``year`` for a Panel). ``time`` is
         required for ``fd``.
     vcov, ssc : covariance type and small-sample preset, as in :func:`feols`.
+    survey : SurveyDesign, optional
+        Sampling design (weights, strata, PSUs, fpc; :mod:`cluster_econ.estimate.survey`) for
+        ``pooled``, ``fe`` and ``fd``: weighted least squares with the design-based linearised
+        covariance (for ``fd`` the weight and PSU of each difference are those of its later
+        period). Random effects, between and Mundlak (a random-effects GLS here) are not defined
+        with sampling weights and raise an error; with a survey design use ``fe``, or ``pooled``
+        with the entity means of the regressors added (the Mundlak device by pooled regression).
 
     Returns
     -------
@@ -86,14 +95,19 @@ def panel(formula: str, data: Any, model: str = "re", entity: str | None = None,
     if spec.fixed_effects or spec.endog:
         raise FormulaError(f"panel: formula {formula!r} must be 'y ~ regressors' (entity effects come "
                            "from model=; use feols for absorbed effects or IV)")
+    if survey is not None and model not in ("pooled", "fe", "fd"):
+        raise EstimationError(f"panel model {model!r} is not available with a survey design (its GLS weights "
+                              "are not defined with sampling weights); use model='fe', 'fd', or 'pooled' with "
+                              "the entity means of the regressors added")
     if model in ("pooled", "fe"):
         text = formula if model == "pooled" else f"{formula} | {entity}"
-        res = feols(text, frame, vcov=vcov, ssc=ssc, entity=entity, time=time, drop_singletons=False)
+        res = feols(text, frame, vcov=vcov, ssc=ssc, entity=entity, time=time, drop_singletons=False,
+                    survey=survey)
         assert isinstance(res, Result)
         return dataclasses.replace(res, model=f"panel-{model}", formula=formula)
     if model == "fd" and not time:
         raise EstimationError("first differences need the time column: pass time=")
-    return _transformed(spec, frame, model, entity, time, vcov, ssc)
+    return _transformed(spec, frame, model, entity, time, vcov, ssc, survey)
 
 
 def _ols(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,7 +117,11 @@ def _ols(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str, time: str | None,
-                 vcov: Any, ssc: str) -> Result:
+                 vcov: Any, ssc: str, survey: SurveyDesign | None = None) -> Result:
+    design = None
+    if survey is not None:
+        check_vcov_for_survey(vcov, None)
+        design = design_rows(survey, frame)
     kind, cl_names = parse_vcov(vcov)
     extra = [entity] + ([time] if time else []) + [c for c in cl_names if c not in (entity, time)]
     reasons = {entity: "missing entity", **({time: "missing time"} if time else {}),
@@ -165,6 +183,12 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
             dropped["gap (difference across a missing period)"] = n_gap
         cur = order[ok]
         prev = order[np.flatnonzero(ok) - 1]
+        if design is not None:
+            at = (mf.positions if mf.positions is not None else np.arange(len(y)))[cur]
+            inside = design.in_domain()[at] & (design.weights[at] > 0)
+            if not inside.all():
+                dropped["outside the survey domain or zero weight"] = int((~inside).sum())
+                cur, prev, at = cur[inside], prev[inside], at[inside]
         yt = y[cur] - y[prev]
         Xt = X[cur] - X[prev]
         if "Intercept" in names:
@@ -210,17 +234,29 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
     if rank < k:
         raise EstimationError(f"{model}: regressors are collinear after the {model} transformation "
                               "(for between/fd, drop variables without between/within variation)")
-    beta, u, XtX = _ols(yt, Xt)
-    bread = linalg.inv(XtX)
-    bread = (bread + bread.T) / 2
+    if design is not None:
+        w = design.weights[at]
+        XtX = Xt.T @ (Xt * w[:, None])
+        beta = linalg.solve(XtX, Xt.T @ (w * yt), assume_a="pos")
+        u = yt - Xt @ beta
+        bread = linalg.inv(XtX)
+        V = survey_sandwich(design, (bread + bread.T) / 2, Xt * (w * u)[:, None], at)
+        vinfo = design.vcov_info(k, at)
+        notes.append(f"survey design ({survey.describe()}): weighted first differences")
+        rss_weights = w
+    else:
+        beta, u, XtX = _ols(yt, Xt)
+        bread = linalg.inv(XtX)
+        bread = (bread + bread.T) / 2
 
-    def leverage() -> np.ndarray:
-        return np.einsum("ij,jk,ik->i", Xt, bread, Xt)
+        def leverage() -> np.ndarray:
+            return np.einsum("ij,jk,ik->i", Xt, bread, Xt)
 
-    cl_codes = [pd.factorize(cl_frame[c].to_numpy())[0].astype(np.int64) for c in cl_names]
-    V, vinfo = compute_vcov(CovInputs(X=Xt, u=u, bread=bread, beta=beta, leverage=leverage),
-                            kind, cl_codes, cl_names, ssc)
-    rss = float(u @ u)
+        cl_codes = [pd.factorize(cl_frame[c].to_numpy())[0].astype(np.int64) for c in cl_names]
+        V, vinfo = compute_vcov(CovInputs(X=Xt, u=u, bread=bread, beta=beta, leverage=leverage),
+                                kind, cl_codes, cl_names, ssc)
+        rss_weights = np.ones(n)
+    rss = float(np.sum(rss_weights * u * u))
     has_const = "Intercept" in names
     tss = float(np.sum((yt - yt.mean()) ** 2)) if has_const else float(yt @ yt)
     r2 = 1 - rss / tss if tss > 0 else float("nan")

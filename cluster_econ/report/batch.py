@@ -13,8 +13,9 @@ the key and its line) gives:
     Proposition ids (``P1`` ... ``P9``) tested with :func:`cluster_econ.hypotheses.test`.
 ``specifications``
     ``name``, ``formula`` (parsed by :func:`cluster_econ.estimate.formula.parse_formula`, never
-    evaluated), ``estimator`` (``feols``, ``logit``, ``probit``, ``lpm``, ``cloglog`` or
-    ``panel-<model>``), ``vcov`` and optional ``entity``/``time``. They run on the analysis frame:
+    evaluated), ``estimator`` (``feols``, ``logit``, ``probit``, ``lpm``, ``cloglog``,
+    ``panel-<model>``, or ``att_gt``, ``lee_bounds``, ``ancova`` with ``options``, see
+    :mod:`cluster_econ.report.evaluation`), ``vcov`` and optional ``entity``/``time``. They run on the analysis frame:
     ``enterprise_year`` joined with ``enterprise``, the schooling of the manager in charge
     (``schooling_years``) and the cluster-year ``phase``.
 ``subsets``
@@ -24,8 +25,8 @@ the key and its line) gives:
 ``seed``
     Seed of the propositions' random draws (the wild cluster bootstrap of P9), passed to
     :func:`cluster_econ.hypotheses.test` as the option ``seed``; without it each proposition
-    uses its registered default. The custom specifications' estimators are deterministic (no
-    estimator the configuration can name draws random numbers), so the seed is not theirs.
+    uses its registered default. The custom specifications' random draws (randomization inference,
+    bootstrap bands) are seeded by their own ``options.seed`` (default 0).
 ``outputs``, ``workers`` (at most 2), ``title``, ``phase_profile`` (false leaves out the
     phase profile table of the data, :func:`cluster_econ.tables.phase_profile.phase_profile_table`).
 
@@ -503,6 +504,12 @@ def _estimate(spec: Mapping[str, Any], frame: pd.DataFrame) -> Any:
 
     est = spec["estimator"]
     vcov = spec.get("vcov", "iid")
+    if est in ("att_gt", "lee_bounds", "ancova"):  # evaluation estimators: see report/evaluation.py
+        from cluster_econ.report.evaluation import estimate_evaluation
+        return estimate_evaluation(spec, frame)
+    if spec.get("options"):
+        from cluster_econ.report.evaluation import estimate_evaluation
+        return estimate_evaluation(spec, frame, _estimate({k: v for k, v in spec.items() if k != "options"}, frame))
     if est.startswith("panel-"):
         return estimate.panel(spec["formula"], frame, model=est.split("-", 1)[1],
                               entity=spec.get("entity", "enterprise_id"), time=spec.get("time", "year"),

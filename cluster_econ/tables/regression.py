@@ -58,7 +58,7 @@ STAT_NOTES = {
 NON_FE_MODELS = frozenset({
     "re", "random-effects", "random_effects", "pooled", "between", "first-difference",
     "mundlak", "cre", "cre_probit", "cre-probit", "ols", "logit", "probit", "lpm", "cloglog",
-    "tobit", "ordered_probit", "ordered-probit", "cox", "hazard", "ame",
+    "tobit", "ordered_probit", "ordered-probit", "cox", "hazard", "ame", "lee_bounds",
 })
 
 
@@ -85,7 +85,7 @@ def fixed_effects(result: Result) -> tuple[str, ...]:
     model = str(result.model).lower()
     if model.startswith("panel-"):
         return tuple(str(k) for k in result.groups) if model == "panel-fe" else ()
-    if model in NON_FE_MODELS or model.startswith("hazard"):
+    if model in NON_FE_MODELS or model.startswith(("hazard", "att_gt")):
         return ()
     return tuple(str(k) for k in result.groups)
 

@@ -60,7 +60,7 @@ a Markov root of the dynamic panel's moments. With exit on productivity, OP's ca
 is biased down, and the exit correction removes most of the bias. GNR recovers gross output
 when materials are flexible.
 
-For survey data, :func:`estimate_productivity` (in ``survey``) uses the dynamic panel by
+For survey data, :func:`estimate_productivity` (in ``survey_data``) uses the dynamic panel by
 default; the reasons are in its module docstring.
 
 Why our own code: no maintained Python library estimates these models (the references are
@@ -76,7 +76,7 @@ from cluster_econ.estimate.production.estimator import METHODS, prodest
 from cluster_econ.estimate.production.markov import RootScreens, RootSelectionError
 from cluster_econ.estimate.production.polynomial import poly_matrix, poly_terms
 from cluster_econ.estimate.production.sample import PANEL_COLUMNS, panel_frame
-from cluster_econ.estimate.production.survey import (
+from cluster_econ.estimate.production.survey_data import (
     DEFAULT_METHOD,
     ProductivityEstimate,
     estimate_productivity,
