@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cluster_econ.errors import EstimationError
-from cluster_econ.estimate.production.polynomial import poly_matrix, poly_terms, wls
+from cluster_econ.estimate.production.polynomial import monomials, poly_matrix, poly_terms, wls
 from cluster_econ.estimate.production.sample import Sample
 
 __all__ = ["FirstStage", "proxy_first_stage", "share_first_stage"]
@@ -90,15 +90,9 @@ def proxy_first_stage(method: str, s: Sample, degree: int, w: np.ndarray | None 
 
 
 def _raw_poly(x: np.ndarray, degree: int) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+    """Complete polynomial with a constant in the raw (unstandardised) columns, and its terms."""
     terms = [tuple([0] * x.shape[1]), *poly_terms([str(i) for i in range(x.shape[1])], degree)]
-    out = np.empty((x.shape[0], len(terms)))
-    for c, exps in enumerate(terms):
-        col = np.ones(x.shape[0])
-        for j, e in enumerate(exps):
-            if e:
-                col = col * x[:, j] ** e
-        out[:, c] = col
-    return out, terms
+    return monomials(x, terms), terms
 
 
 def share_first_stage(s: Sample, degree: int, w: np.ndarray | None = None) -> FirstStage:

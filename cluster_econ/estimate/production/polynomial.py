@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["poly_matrix", "poly_terms", "wls"]
+__all__ = ["monomials", "poly_matrix", "poly_terms", "wls"]
 
 
 def poly_terms(names: Sequence[str], degree: int) -> list[tuple[int, ...]]:
@@ -45,13 +45,17 @@ def poly_matrix(x: np.ndarray, degree: int, center: np.ndarray | None = None,
     sd = x.std(axis=0) if scale is None else scale.copy()
     sd = np.where(sd > 0, sd, 1.0)
     z = (x - mu) / sd
-    terms = poly_terms([str(i) for i in range(x.shape[1])], degree)
+    return monomials(z, poly_terms([str(i) for i in range(x.shape[1])], degree))
+
+
+def monomials(x: np.ndarray, terms: Sequence[tuple[int, ...]]) -> np.ndarray:
+    """One column per exponent tuple: the product of the columns of ``x`` raised to them."""
     out = np.empty((x.shape[0], len(terms)))
     for c, exps in enumerate(terms):
         col = np.ones(x.shape[0])
         for j, e in enumerate(exps):
             if e:
-                col = col * z[:, j] ** e
+                col = col * x[:, j] ** e
         out[:, c] = col
     return out
 
