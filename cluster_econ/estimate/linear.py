@@ -554,6 +554,18 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
             stats["first_stage_F"] = min(fs.values())
             extra["first_stage_F_type"] = (f"Wald F of the excluded instruments in each first-stage "
                                            f"regression, {vinfo.type} covariance, ssc={ssc}")
+            from cluster_econ.estimate.iv_diagnostics import diagnose
+            try:
+                if survey is not None:
+                    raise ValueError("they assume independent sampling, not a survey design")
+                diag_stats, diag_extra = diagnose(y, X, E, Z, w, kind, cl_codes, cl_names, ssc, codes, fe_dof,
+                                                  beta[len(xnames_k):], vinfo.df_resid)
+            except (np.linalg.LinAlgError, linalg.LinAlgError, ValueError) as exc:
+                # the estimates stand; the diagnostics say why they are missing
+                diag_stats, diag_extra = {}, {"error": f"instrument diagnostics not computed: {exc}"}
+                notes.append(diag_extra["error"])
+            stats.update(diag_stats)
+            extra["iv_diagnostics"] = diag_extra
         groups = {fe: int(c.max()) + 1 for fe, c in zip(fe_names, codes, strict=True)}
         if entity:
             extra["entity"] = entity

@@ -173,6 +173,13 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
                                   f"{int(bad_t.sum())} row(s) are not (rows {rows}; values {values})")
         order = np.lexsort((t, ent))
         e_s, t_s = ent[order], t[order]
+        dup = np.r_[False, (e_s[1:] == e_s[:-1]) & (t_s[1:] == t_s[:-1])]
+        if dup.any():
+            rows = mf.extra.index[order[dup]]
+            ex = ", ".join(f"({mf.extra.at[r, entity]!r}, {mf.extra.at[r, time]!r})" for r in rows[:5])
+            raise EstimationError(f"first differences: {int(dup.sum())} duplicate ({entity}, {time}) row(s) "
+                                  f"found, for example {ex} (rows {', '.join(map(str, rows[:5]))}); each "
+                                  "entity may appear once per period, so the difference is not defined")
         same = np.r_[False, e_s[1:] == e_s[:-1]]
         gap = np.r_[False, np.diff(t_s) != 1]
         ok = same & ~gap
@@ -209,6 +216,12 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
         else:
             ew = yw
         N = len(y)
+        if N - G - Kw <= 0:
+            single = int((counts == 1).sum())
+            raise EstimationError(
+                f"{model}: random effects need repeated observations of the entities: {N} rows for {G} "
+                f"entities ({single} with a single row) leave {N - G - Kw} degrees of freedom for the "
+                f"within variance; use model='pooled' or data with several periods per {entity!r}")
         sigma2_e = float(ew @ ew) / (N - G - Kw)
         # between regression on entity means; regressors whose entity means do not vary (time
         # dummies in a balanced panel) are collinear with the constant there, so use the rank
@@ -274,13 +287,18 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
                   audit=audit, data_hash=data_hash(yt, Xt), groups=groups, stats=stats, extra=extra_out)
 
 
-def hausman(fe_result: Result, re_result: Result) -> dict[str, Any]:
+def hausman(fe_result: Result, re_result: Result, tol: float = 1e-8) -> dict[str, Any]:
     """Hausman test of the random-effects assumption.
 
-    :math:`H = (b_{FE}-b_{RE})'(V_{FE}-V_{RE})^{-1}(b_{FE}-b_{RE})` over the coefficients the two
-    models share (the intercept excluded), referred to :math:`\\chi^2` with as many degrees of
-    freedom. If :math:`V_{FE}-V_{RE}` is not positive definite the Moore-Penrose inverse is used,
-    the degrees of freedom are its rank, and ``note`` says so. Both results should use the iid
+    :math:`H = d'(V_{FE}-V_{RE})^{+}d`, :math:`d = b_{FE}-b_{RE}`, over the coefficients the two
+    models share (the intercept excluded), referred to :math:`\\chi^2` with degrees of freedom
+    equal to the rank of :math:`V_{FE}-V_{RE}` (as Stata's ``hausman``; R plm's ``phtest`` uses
+    the number of coefficients and the ordinary inverse, which agree when the difference has full
+    rank). The rank and the generalized inverse come from one eigen-decomposition of the
+    difference scaled to unit diagonal of :math:`V_{FE}` (so units of measurement do not matter):
+    eigenvalues above ``tol`` times the largest count, the others (zero or negative, that is,
+    directions in which the efficient estimator is not more precise) are left out of both the
+    statistic and the degrees of freedom, and ``note`` says so. Both results should use the iid
     covariance (the classical test is not valid with robust covariances).
     """
     common = [c for c in fe_result.params.index if c in re_result.params.index and c != "Intercept"]
@@ -288,15 +306,20 @@ def hausman(fe_result: Result, re_result: Result) -> dict[str, Any]:
         raise EstimationError("hausman: the two results share no coefficients")
     d = (fe_result.params[common] - re_result.params[common]).to_numpy()
     Vd = (fe_result.cov.loc[common, common] - re_result.cov.loc[common, common]).to_numpy()
-    evals = np.linalg.eigvalsh(Vd)
+    scale = np.sqrt(np.clip(np.diag(fe_result.cov.loc[common, common].to_numpy()), 0, None))
+    scale = np.where(scale > 0, scale, 1.0)
+    Vs = Vd / np.outer(scale, scale)
+    evals, evecs = np.linalg.eigh((Vs + Vs.T) / 2)
+    keep = evals > tol * max(float(np.abs(evals).max()), np.finfo(float).tiny)
+    df = int(keep.sum())
+    if df == 0:
+        raise EstimationError("hausman: V_FE - V_RE has no positive eigenvalue; the test is not defined "
+                              "(are both results from the same data with iid covariances?)")
+    proj = evecs[:, keep].T @ (d / scale)
+    H = float(np.sum(proj**2 / evals[keep]))
     note = ""
-    if evals.min() <= 0:
-        Vinv = np.linalg.pinv(Vd)
-        df = int(np.sum(evals > 1e-12 * max(1.0, abs(evals).max())))
-        note = "V_FE - V_RE is not positive definite: generalized inverse used, df = its rank"
-    else:
-        Vinv = np.linalg.inv(Vd)
-        df = len(common)
-    H = float(d @ Vinv @ d)
+    if df < len(common):
+        note = (f"V_FE - V_RE has rank {df} < {len(common)} coefficients: generalized inverse used, "
+                "df = its rank")
     return {"statistic": H, "df": df, "p_value": float(sps.chi2.sf(H, df)), "distribution": "chi2",
             "coefficients": tuple(common), "note": note}

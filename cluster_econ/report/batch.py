@@ -13,8 +13,9 @@ the key and its line) gives:
     Proposition ids (``P1`` ... ``P9``) tested with :func:`cluster_econ.hypotheses.test`.
 ``specifications``
     ``name``, ``formula`` (parsed by :func:`cluster_econ.estimate.formula.parse_formula`, never
-    evaluated), ``estimator`` (``feols``, ``logit``, ``probit``, ``lpm``, ``cloglog``,
-    ``panel-<model>``, or ``att_gt``, ``lee_bounds``, ``ancova`` with ``options``, see
+    evaluated), ``estimator`` (``feols``, ``iv``, ``liml``, ``logit``, ``probit``, ``lpm``,
+    ``cloglog``, ``fepois``, ``fractional_logit``, ``fractional_probit``, ``panel-<model>``,
+    ``pgmm`` (with optional ``model``), or ``att_gt``, ``lee_bounds``, ``ancova`` with ``options``, see
     :mod:`cluster_econ.report.evaluation`), ``vcov`` and optional ``entity``/``time``. They run on the analysis frame:
     ``enterprise_year`` joined with ``enterprise``, the schooling of the manager in charge
     (``schooling_years``) and the cluster-year ``phase``.
@@ -516,6 +517,9 @@ def _estimate(spec: Mapping[str, Any], frame: pd.DataFrame) -> Any:
                               vcov=vcov)
     if est == "feols":
         return estimate.feols(spec["formula"], frame, vcov=vcov)
+    if est == "pgmm":  # robust (Windmeijer) covariance always; two-step difference GMM by default
+        return estimate.pgmm(spec["formula"], frame, entity=spec.get("entity", "enterprise_id"),
+                             time=spec.get("time", "year"), model=spec.get("model", "twostep"))
     return getattr(estimate, est)(spec["formula"], frame, vcov=vcov)
 
 
