@@ -69,7 +69,9 @@ def feols(formula: str | Sequence[str], data: Any, vcov: str | Mapping[str, str]
         fixed effects. A list estimates each formula, sharing the demeaning (see
         :func:`feols_many`).
     data : DataFrame or Panel
-        A Panel is used as ``enterprise_year`` joined with ``enterprise``.
+        A Panel is used as one row per enterprise-year with the columns of its enterprise, of the
+        manager in charge that year (``schooling_years``, ``management_training``...) and of its
+        cluster-year (``phase``): :func:`cluster_econ.estimate.panel_frame.panel_frame`.
     vcov : ``"iid"``, ``"HC1"``, ``"HC3"``, ``{"CRV1": "firm"}``, ``{"CRV1": "firm+year"}``,
         ``{"CRV3": "firm"}``; see :mod:`cluster_econ.estimate.covariance`.
     weights : str, optional
@@ -94,7 +96,8 @@ def feols(formula: str | Sequence[str], data: Any, vcov: str | Mapping[str, str]
     Result
         ``stats``: ``r2``, ``adj_r2``, ``rmse``, ``within_r2`` (with fixed effects) and, for 2SLS,
         ``first_stage_F`` (Wald F of the excluded instruments in the first stage, with the same
-        covariance type as the second stage).
+        covariance type as the second stage). ``result.vcov(other, ssc=...)`` gives the same fit
+        under another covariance (not with ``survey=``).
     """
     if not isinstance(formula, str):
         if not isinstance(formula, Sequence) or not all(isinstance(f, str) for f in formula):

@@ -63,6 +63,8 @@ def panel(formula: str, data: Any, model: str = "re", entity: str | None = None,
     formula : str
         ``"y ~ x1 + x2"`` (no fixed-effects or IV part; entity effects come from ``model``).
     data : DataFrame or Panel
+        A Panel is read as in :func:`feols` (enterprise, manager-in-charge and cluster-year columns
+        joined to the enterprise-years).
     model : one of ``"pooled"``, ``"fe"``, ``"re"``, ``"between"``, ``"fd"``, ``"mundlak"``.
     entity, time : str
         Identifier columns (default ``enterprise_id`` and ``year`` for a Panel). ``time`` is
@@ -80,7 +82,8 @@ def panel(formula: str, data: Any, model: str = "re", entity: str | None = None,
     -------
     Result
         ``model`` is ``"panel-<model>"``. RE and Mundlak put ``sigma2_u``, ``sigma2_e`` and
-        ``theta`` (the mean over entities if unbalanced) in ``stats``.
+        ``theta`` (the mean over entities if unbalanced) in ``stats``. ``result.vcov(other)``
+        gives the same fit under another covariance (not with ``survey=``).
     """
     if model not in MODELS:
         raise EstimationError(f"panel model {model!r} is not known; choose one of {', '.join(MODELS)}")
