@@ -15,20 +15,7 @@ import time
 import warnings
 
 import numpy as np
-import pandas as pd
-
-
-def make_data(firms: int, years: int, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    n = firms * years
-    firm = np.repeat(np.arange(firms), years)
-    year = np.tile(np.arange(2000, 2000 + years), firms)
-    X = rng.normal(size=(n, 4)) + rng.normal(size=(firms, 1))[firm]
-    df = pd.DataFrame(X, columns=["x1", "x2", "x3", "x4"])
-    df.insert(0, "firm", firm)
-    df.insert(1, "year", year)
-    df["y"] = X @ np.array([1.0, -0.5, 0.25, 0.1]) + rng.normal(size=firms)[firm] + rng.normal(size=n)
-    return df
+from bench_feols import make_data  # the same firm-year panel
 
 
 def timed(fn, repeat: int = 2) -> tuple[float, object]:

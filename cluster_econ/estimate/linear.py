@@ -27,7 +27,7 @@ from scipy import linalg
 
 from cluster_econ._version import __version__
 from cluster_econ.errors import EstimationError, FormulaError
-from cluster_econ.estimate.covariance import CovInputs, compute_vcov, parse_vcov
+from cluster_econ.estimate.covariance import CovInputs, clustering_columns, compute_vcov, parse_vcov
 from cluster_econ.estimate.demean import Absorber, get_absorber, singleton_mask
 from cluster_econ.estimate.formula import (
     FormulaSpec,
@@ -638,26 +638,11 @@ class _LinearCovariance:
     def __call__(self, vcov: Any, ssc: str) -> CovarianceUpdate:
         kind, names = parse_vcov(vcov)
         codes: list[np.ndarray] = []
-        if names:
-            frame = as_frame(self.data)
-            if len(frame) != self.n_rows or not frame.index[self.rows].equals(self.index):
-                raise EstimationError("vcov(): the rows of the data this model was fitted on have changed "
-                                      "since the fit; fit the model again with vcov=")
-            for name in names:
-                if name not in frame.columns:
-                    raise EstimationError(f"vcov(): clustering variable {name!r} is not a column of the data "
-                                          "this model was fitted on")
-                full, _ = pd.factorize(frame[name])
-                c = full[self.rows]
-                missing = np.flatnonzero(c < 0)
-                if missing.size:
-                    where = ", ".join(map(str, self.index[missing[:5]].tolist()))
-                    raise EstimationError(
-                        f"vcov(): clustering variable {name!r} is missing in {missing.size} row(s) of the "
-                        f"estimation sample (rows {where}); a fit with this vcov drops them, so it is "
-                        "another sample: fit the model again with vcov=")
-                present = np.bincount(c, minlength=int(full.max()) + 1) > 0
-                codes.append((np.cumsum(present) - 1)[c].astype(np.int64))
+        for column in (clustering_columns(self.data, names, self.n_rows, self.rows, self.index) if names else []):
+            full, _ = pd.factorize(column)
+            c = full[self.rows]
+            present = np.bincount(c, minlength=int(full.max()) + 1) > 0
+            codes.append((np.cumsum(present) - 1)[c].astype(np.int64))
         return self.covariance(kind, codes, names, ssc)
 
 

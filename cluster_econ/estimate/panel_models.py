@@ -41,7 +41,7 @@ from scipy import linalg
 from scipy import stats as sps
 
 from cluster_econ.errors import EstimationError, FormulaError
-from cluster_econ.estimate.covariance import CovInputs, compute_vcov, parse_vcov
+from cluster_econ.estimate.covariance import CovInputs, clustering_columns, compute_vcov, parse_vcov
 from cluster_econ.estimate.formula import FormulaSpec, as_frame, model_frame, parse_formula
 from cluster_econ.estimate.linear import ENGINE, _LinearCovariance, feols
 from cluster_econ.estimate.result import Audit, CovarianceUpdate, Result, TestResult, data_hash
@@ -315,27 +315,13 @@ class _PanelCovariance:
     def __call__(self, vcov: Any, ssc: str) -> CovarianceUpdate:
         kind, names = parse_vcov(vcov)
         codes: list[np.ndarray] = []
-        if names:
-            frame = as_frame(self.data)
-            if len(frame) != self.n_rows or not frame.index[self.rows].equals(self.index):
-                raise EstimationError("vcov(): the rows of the data this model was fitted on have changed "
-                                      "since the fit; fit the model again with vcov=")
-            for name in names:
-                if name not in frame.columns:
-                    raise EstimationError(f"vcov(): clustering variable {name!r} is not a column of the data "
-                                          "this model was fitted on")
-                values = frame[name].iloc[self.rows]
-                if values.isna().any():
-                    where = ", ".join(map(str, values.index[values.isna()][:5].tolist()))
-                    raise EstimationError(
-                        f"vcov(): clustering variable {name!r} is missing in {int(values.isna().sum())} "
-                        f"row(s) of the estimation sample (rows {where}); a fit with this vcov drops them, "
-                        "so it is another sample: fit the model again with vcov=")
-                if self.between_entity is not None:
-                    values = values.groupby(self.between_entity, sort=True).first()
-                elif self.fd_rows is not None:
-                    values = values.iloc[self.fd_rows]
-                codes.append(pd.factorize(values.to_numpy())[0].astype(np.int64))
+        for column in (clustering_columns(self.data, names, self.n_rows, self.rows, self.index) if names else []):
+            values = column.iloc[self.rows]
+            if self.between_entity is not None:
+                values = values.groupby(self.between_entity, sort=True).first()
+            elif self.fd_rows is not None:
+                values = values.iloc[self.fd_rows]
+            codes.append(pd.factorize(values.to_numpy())[0].astype(np.int64))
         V, vinfo = compute_vcov(self.inputs, kind, codes, names, ssc)
         return CovarianceUpdate(cov=V, vcov_info=vinfo)
 
