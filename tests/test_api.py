@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import os
 import re
 import subprocess
 import sys
@@ -48,7 +49,7 @@ def test_panel_name_holds_whatever_is_imported_first() -> None:
             "print(inspect.isfunction(ce.panel), list(inspect.signature(ce.panel).parameters)[:2], "
             "Panel.__name__)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.stdout.strip() == "True ['formula', 'data'] Panel"
 
 
@@ -157,6 +158,18 @@ def test_vcov_equals_a_fresh_fit_feols(jtrain: pd.DataFrame, vcov: object, ssc: 
     # the original is unchanged
     np.testing.assert_array_equal(fit.cov.to_numpy(), frozen[0])
     assert fit.vcov_info == frozen[1] and dict(fit.stats) == frozen[2] and fit.audit.notes == frozen[3]
+
+
+def test_vcov_with_weights_and_for_several_formulas(jtrain: pd.DataFrame) -> None:
+    """Analytic weights (employment), and fits from a list of formulas (shared demeaning)."""
+    data = jtrain.assign(w=jtrain["employ"])
+    formula = "lscrap ~ grant + grant_1 | fcode + year"
+    fit = ce.feols(formula, data, weights="w")
+    for vcov in ("HC1", {"CRV1": "sector"}, {"CRV3": "fcode"}):
+        _same_fit(fit.vcov(vcov), ce.feols(formula, data, weights="w", vcov=vcov))
+    many = ce.feols([formula, "lscrap ~ grant | fcode + year"], data)
+    for res, f in zip(many, [formula, "lscrap ~ grant | fcode + year"], strict=True):
+        _same_fit(res.vcov({"CRV1": "sector"}), ce.feols(f, data, vcov={"CRV1": "sector"}))
 
 
 @pytest.mark.parametrize(("vcov", "ssc"), [("iid", "stata"), ("HC1", "stata"), ({"CRV1": "fcode"}, "fixest"),
