@@ -547,6 +547,8 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
             tss_w = total_ss(None)
             stats["within_r2"] = 1 - rss / tss_w if tss_w > 0 else float("nan")
         extra: dict[str, Any] = {"residuals": pd.Series(u, index=index, name="residual")}
+        if weights:
+            extra["weights"] = weights  # the column, so that re-uses of the fit (RI) can tell
         if is_iv:
             fs = _first_stage_F(X, Z, E, enames_k, w, kind, cl_codes, cl_names, ssc, codes, fe_dof)
             for nm, val in fs.items():
