@@ -39,6 +39,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "wald_test": ("cluster_econ.estimate", "wald_test"),
     "wild_bootstrap": ("cluster_econ.estimate", "wild_bootstrap"),
     "prodest": ("cluster_econ.estimate", "prodest"),
+    "estimate_productivity": ("cluster_econ.estimate", "estimate_productivity"),
     "pgmm": ("cluster_econ.estimate", "pgmm"),
     "fepois": ("cluster_econ.estimate", "fepois"),
     "ppml": ("cluster_econ.estimate", "ppml"),

@@ -13,7 +13,8 @@ Modules (one public entry point each, shared numerics in one place):
   ``marginal_effects``
 - ``censored``: ``tobit``, ``ordered_probit``
 - ``survival``: ``cox``, ``hazard``, ``kaplan_meier``, ``logrank_test``
-- ``production``: ``prodest`` (Olley-Pakes, Levinsohn-Petrin, Ackerberg-Caves-Frazer)
+- ``production``: ``prodest`` (Olley-Pakes, Levinsohn-Petrin, Ackerberg-Caves-Frazer, Wooldridge,
+  Gandhi-Navarro-Rivers, dynamic panel), ``estimate_productivity`` (log productivity for survey data)
 - ``gmm``: ``pgmm`` (dynamic panel GMM: Arellano-Bond difference, Blundell-Bond system)
 - ``liml``: ``liml`` (LIML and Fuller k-class IV)
 - ``iv_diagnostics``: weak-instrument, over-identification and endogeneity tests, Anderson-Rubin
@@ -43,7 +44,7 @@ _LAZY = {
     "conditional_logit": "binary", "cre_probit": "binary", "marginal_effects": "binary",
     "tobit": "censored", "ordered_probit": "censored",
     "cox": "survival", "hazard": "survival", "kaplan_meier": "survival", "logrank_test": "survival",
-    "prodest": "production",
+    "prodest": "production", "estimate_productivity": "production",
     "pgmm": "gmm",
     "fepois": "poisson", "ppml": "poisson",
     "liml": "liml",
