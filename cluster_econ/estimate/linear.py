@@ -591,6 +591,8 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
             stats["within_r2"] = 1 - rss / tss_w if tss_w > 0 else float("nan")
         stats.update(cov_fit.stats)
         extra: dict[str, Any] = {"residuals": pd.Series(u, index=index, name="residual"), **cov_fit.extra}
+        if weights:
+            extra["weights"] = weights  # the column, so that re-uses of the fit (RI) can tell
         groups = {fe: int(c.max()) + 1 for fe, c in zip(fe_names, codes, strict=True)}
         if entity:
             extra["entity"] = entity
