@@ -1,8 +1,12 @@
-"""Estimators. Every function returns :class:`cluster_econ.estimate.result.Result`.
+"""Estimators. Every function returns :class:`cluster_econ.estimate.result.Result` (immutable;
+``result.vcov(...)`` gives the same estimates under another covariance as a new result); tests
+(``wald_test``, ``hausman``, ``logrank_test``) return a :class:`~cluster_econ.estimate.result.TestResult`.
 
 Modules (one public entry point each, shared numerics in one place):
 
 - ``formula``: the safe formula parser (fixest syntax) and design-matrix builder
+- ``panel_frame``: the estimation frame of a Panel (enterprise, manager-in-charge and cluster-year
+  columns joined to the enterprise-years)
 - ``demean``: absorbing fixed effects (alternating projections), reusable across specifications
 - ``covariance``: iid, HC1, HC3, CRV1 (one- and two-way), CRV3 and the named small-sample corrections
 - ``linear``: ``feols`` and ``iv`` (2SLS), absorbed fixed effects
@@ -13,7 +17,8 @@ Modules (one public entry point each, shared numerics in one place):
   ``marginal_effects``
 - ``censored``: ``tobit``, ``ordered_probit``
 - ``survival``: ``cox``, ``hazard``, ``kaplan_meier``, ``logrank_test``
-- ``production``: ``prodest`` (Olley-Pakes, Levinsohn-Petrin, Ackerberg-Caves-Frazer)
+- ``production``: ``prodest`` (Olley-Pakes, Levinsohn-Petrin, Ackerberg-Caves-Frazer, Wooldridge,
+  Gandhi-Navarro-Rivers, dynamic panel), ``estimate_productivity`` (log productivity for survey data)
 - ``gmm``: ``pgmm`` (dynamic panel GMM: Arellano-Bond difference, Blundell-Bond system)
 - ``liml``: ``liml`` (LIML and Fuller k-class IV)
 - ``iv_diagnostics``: weak-instrument, over-identification and endogeneity tests, Anderson-Rubin
@@ -34,7 +39,7 @@ from __future__ import annotations
 from cluster_econ._lazy import lazy_attributes
 
 _LAZY = {
-    "Result": "result",
+    "Result": "result", "TestResult": "result",
     "feols": "linear", "iv": "linear",
     "panel": "panel_models", "hausman": "panel_models",
     "wald_test": "inference",
@@ -43,7 +48,7 @@ _LAZY = {
     "conditional_logit": "binary", "cre_probit": "binary", "marginal_effects": "binary",
     "tobit": "censored", "ordered_probit": "censored",
     "cox": "survival", "hazard": "survival", "kaplan_meier": "survival", "logrank_test": "survival",
-    "prodest": "production",
+    "prodest": "production", "estimate_productivity": "production",
     "pgmm": "gmm",
     "fepois": "poisson", "ppml": "poisson",
     "liml": "liml",

@@ -243,14 +243,24 @@ def _read_stata(p: Path, options: ReadOptions) -> SourceTable:
 
 
 def _check_stata_complete(p: Path) -> None:
-    """A Stata 13+ file (format 117-119) ends with its closing tag; a file cut short (in the value
-    labels, the last section) would otherwise read with the labels silently missing."""
+    """Refuse a Stata file cut short. pandas and pyreadstat read one whose value labels (the last
+    section) are cut with the labels silently missing. A Stata 13+ file (format 117-119) ends with
+    its closing tag; in formats 113-115 the value-label tables after the data must end at the end of
+    the file (a file cut exactly between two tables cannot be told from a complete one)."""
     with open(p, "rb") as fh:
         head = fh.read(11)
-        if head != b"<stata_dta>":
-            return  # formats 113-115 have no closing tag
         fh.seek(0, 2)
         size = fh.tell()
+        if head[:1] in (b"q", b"r", b"s") and head[1:2] in (b"\x01", b"\x02"):  # formats 113, 114, 115
+            where = _old_stata_labels_end(fh, size)
+            if where is not None:
+                raise InputError(
+                    f"{p}: the Stata file is truncated ({size} bytes; its value labels {where}): copy or export "
+                    "it again"
+                )
+            return
+        if head != b"<stata_dta>":
+            return
         fh.seek(max(0, size - (1 << 20)))
         tail = fh.read().rstrip(b"\r\n\x00 ")
     if not tail.endswith(b"</stata_dta>"):
@@ -259,6 +269,49 @@ def _check_stata_complete(p: Path) -> None:
             f"{p}: the Stata file is truncated ({size} bytes; it ends inside its {section}, without the closing "
             "</stata_dta> tag): copy or export it again"
         )
+
+
+def _old_stata_labels_end(fh: Any, size: int) -> str | None:
+    """Where the value labels of a format 113-115 file go wrong (None when they end with the file).
+
+    Layout (Stata's dta format 113-115): a 109-byte header, the variable descriptors (types, names,
+    sort list, formats, label names, variable labels), expansion fields, the data, then tables of
+    ``int32 length, 33-byte name, 3 bytes padding, length bytes``. Only the headers are read.
+    """
+    import struct
+
+    fh.seek(0)
+    header = fh.read(109)
+    order = ">" if header[1] == 1 else "<"
+    nvar, nobs = struct.unpack_from(f"{order}Hi", header, 4)
+    types = fh.read(nvar)
+    fmt_width = 12 if header[0] == 113 else 49
+    pos = 109 + nvar + 33 * nvar + 2 * (nvar + 1) + fmt_width * nvar + 33 * nvar + 81 * nvar
+    while True:  # expansion fields
+        fh.seek(pos)
+        field = fh.read(5)
+        if len(field) < 5:
+            return "are missing: the file ends inside its header"
+        kind, length = field[0], struct.unpack_from(f"{order}i", field, 1)[0]
+        pos += 5
+        if kind == 0 and length == 0:
+            break
+        pos += length
+    width = sum(t if t <= 244 else {251: 1, 252: 2, 253: 4, 254: 4, 255: 8}.get(t, 0) for t in types)
+    pos += width * nobs
+    if pos > size:
+        return "are missing: the file ends inside its data"
+    while pos < size:
+        fh.seek(pos)
+        table = fh.read(40)
+        if len(table) < 40:
+            return f"end {len(table)} bytes into a table's header"
+        length = struct.unpack_from(f"{order}i", table, 0)[0]
+        name = table[4:37].split(b"\x00")[0].decode("latin-1")
+        pos += 40 + length
+        if length < 0 or pos > size:
+            return f"are cut inside the table {name!r}"
+    return None
 
 
 def _zero_padded(meta: Any, options: ReadOptions, pattern: str) -> dict[str, int]:

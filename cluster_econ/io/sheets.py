@@ -6,9 +6,10 @@ kept as text), then convert with :mod:`cluster_econ.io.numbers`: missing spellin
 numbers written in the file's convention to numbers, except in identifier columns, which keep their
 text ("007" stays "007"). Every assumption goes into the source's audit notes.
 
-A title row is a leading row with fewer than three quarters as many filled cells as the widest of
-the first rows (and fewer than two): a one-cell title such as "Survey of footwear firms, 2004" above the header, as
-spreadsheets export it (with or without trailing delimiters). Declared ``header_row`` (1-based) or
+A title row is a leading row with one or two filled cells (up to a quarter of the widest of the
+first rows, when that is wider), fewer than the widest: a title such as "Survey of footwear firms,
+2004" above the header, as spreadsheets export it (with or without trailing delimiters); a header
+with a few unnamed columns is still a header. Declared ``header_row`` (1-based) or
 ``skip_rows`` (rows above the header) turns detection off.
 
 Reading a large CSV chunk by chunk: :func:`sniff_csv` decides the encoding, delimiter, header and
@@ -158,9 +159,9 @@ def find_header(rows: list[list[Any]]) -> int:
     """0-based index of the header among the first rows: the first row that is not a title."""
     filled = [sum(1 for v in r if v is not None and str(v).strip() != "") for r in rows]
     widest = max(filled, default=0)
-    need = max(2, -(-3 * widest // 4))  # three quarters of the widest row, rounded up
+    short = max(2, widest // 4)  # a title or a note: a cell or two (a quarter of a wide sheet)
     for i, n in enumerate(filled):
-        if n >= need:
+        if n >= widest or n > short:
             return i
     return 0
 
