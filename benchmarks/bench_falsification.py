@@ -30,6 +30,15 @@ from pathlib import Path
 GOAL_SECONDS = 600.0
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (the worker processes)."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main() -> None:
     from cluster_econ.hypotheses.falsification import falsification
     from cluster_econ.io.atomic import atomic_write
@@ -44,8 +53,12 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.perf_counter()
+    cpu0 = _cpu_seconds()
+    load0 = os.getloadavg()[0]
     fm = falsification(replications=args.reps, seed=args.seed, workers=args.workers, progress=True)
     seconds = time.perf_counter() - t0
+    cpu = _cpu_seconds() - cpu0
+    load = (load0 + os.getloadavg()[0]) / 2
     fm.save(args.out)
     docs = Path(args.docs)
     fm.figure([docs / "figures" / "falsification.png", docs / "figures" / "falsification.svg"])
@@ -97,13 +110,16 @@ def main() -> None:
               f"{args.reps} replications, simulator seeds {args.seed} to {args.seed + args.reps - 1} in every "
               f"universe, {len(fm.universes)} universes x {len(fm.propositions)} propositions = "
               f"{len(fm.runs)} tests on {workers} worker processes in {seconds:.0f} s "
-              f"(goal: {GOAL_SECONDS:.0f} s; {machine}, shared with other jobs). The same command with "
-              "any number of workers gives the same matrix.", ""]
+              f"(goal: {GOAL_SECONDS:.0f} s; {machine}, shared with other jobs: load average about "
+              f"{load:.1f} during the run). The work itself took {cpu:.0f} CPU-seconds "
+              f"({cpu / max(len(fm.runs) // max(len(fm.propositions), 1), 1):.2f} s per universe: simulation, "
+              f"productivity and the nine tests), i.e. about {cpu / max(workers, 1):.0f} s on {workers} idle "
+              "cores. The same command with any number of workers gives the same matrix.", ""]
     atomic_write(docs / "falsification.md", "\n".join(lines))
     print(fm.table().to_markdown())
     print(f"{len(misses)} cells miss their requirement")
-    print(f"falsification matrix: {len(fm.runs)} tests in {seconds:.1f} s on {workers} workers; "
-          f"goal {GOAL_SECONDS:.0f} s: ratio {seconds / GOAL_SECONDS:.2f}")
+    print(f"falsification matrix: {len(fm.runs)} tests in {seconds:.1f} s on {workers} workers "
+          f"({cpu:.0f} CPU-s, load average {load:.1f}); goal {GOAL_SECONDS:.0f} s: ratio {seconds / GOAL_SECONDS:.2f}")
 
 
 if __name__ == "__main__":

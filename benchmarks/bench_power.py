@@ -37,10 +37,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=None)
     args = ap.parse_args()
+    import resource
+
     t0 = time.perf_counter()
+    load0 = os.getloadavg()[0]
     pa = power(clusters=args.clusters, firms=args.firms, years=args.years, propositions=[args.proposition],
                replications=args.reps, seed=args.seed, workers=args.workers, progress=True)
     seconds = time.perf_counter() - t0
+    ru = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    cpu = sum(r.ru_utime + r.ru_stime for r in ru)
+    load = (load0 + os.getloadavg()[0]) / 2
     print(pa.summary())
     tab = pa.table().iloc[0]
     for col in [c for c in pa.table().columns if c.startswith("size[")]:
@@ -51,7 +57,8 @@ def main() -> None:
     n_universes = 1 + len(pa.mechanisms[args.proposition])
     print(f"power calculator: {args.proposition}, {args.reps} replications x {n_universes} "
           f"universes of {args.clusters} clusters / {args.firms} firms / {args.years} years in {seconds:.1f} s on "
-          f"{workers} workers; goal {GOAL_SECONDS:.0f} s: ratio {seconds / GOAL_SECONDS:.2f}")
+          f"{workers} workers ({cpu:.0f} CPU-s including imports, load average {load:.1f}); goal "
+          f"{GOAL_SECONDS:.0f} s: ratio {seconds / GOAL_SECONDS:.2f}")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,19 @@ def test_check_power_and_minimum_detectable_effect(df):
     assert neg.power_against(0.25, 0.05) < 0.05
 
 
+def test_holm_and_benjamini_hochberg_match_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    from cluster_econ.hypotheses.result import benjamini_hochberg, holm
+
+    rng = np.random.default_rng(7)
+    for _ in range(100):
+        p = rng.random(int(rng.integers(1, 15))) ** 2
+        p[-1] = p[0]  # a tie
+        np.testing.assert_allclose(holm(p), multipletests(p, method="holm")[1], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(benjamini_hochberg(p), multipletests(p, method="fdr_bh")[1], rtol=0, atol=1e-12)
+
+
 def test_every_builtin_proposition_names_its_mechanisms_and_reference_effects():
     names = set(switch_names())
     for pid in hyp.ids():

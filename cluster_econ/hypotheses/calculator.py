@@ -121,21 +121,25 @@ class SurveyDesign:
         rng = np.random.default_rng([int(seed), 7919])
         ey = p.enterprise_year
         ent = p.enterprise
-        cluster_of = pd.Series(ent["cluster_id"].to_numpy(), index=ent["enterprise_id"].to_numpy())
+        # enterprises as integer codes (enterprise table order), rows by code: no string searches
+        ent_ids = ent["enterprise_id"].astype(str).to_numpy()
+        code_of = pd.Index(ent_ids)
+        ey_code = code_of.get_indexer(ey["enterprise_id"].astype(str).to_numpy())
+        ent_cluster = ent["cluster_id"].astype(str).to_numpy()
         year = pd.to_numeric(ey["year"]).to_numpy()
-        ey_cluster = cluster_of.reindex(ey["enterprise_id"].to_numpy()).to_numpy()
-        keep_rows = np.zeros(len(ey), dtype=bool)
-        chosen: list[np.ndarray] = []
+        chosen = np.zeros(len(ent_ids), dtype=bool)
+        window = np.zeros(len(ey), dtype=bool)
         quota = np.full(self.clusters, self.firms // self.clusters)
         quota[: self.firms % self.clusters] += 1
         for i, spec in enumerate(cfg.clusters):
             first = window_start(spec, self.years, cfg.phases.stagnation_after, cfg.training.years_after_stagnation)
-            in_window = (ey_cluster == spec.cluster_id) & (year >= first) & (year < first + self.years)
-            ids = np.unique(ey["enterprise_id"].to_numpy()[in_window].astype(str))
-            take = ids if len(ids) <= quota[i] else np.sort(rng.choice(ids, int(quota[i]), replace=False))
-            chosen.append(take)
-            keep_rows |= in_window & np.isin(ey["enterprise_id"].to_numpy().astype(str), take)
-        sample = np.concatenate(chosen) if chosen else np.array([], dtype=str)
+            in_window = (ent_cluster[ey_code] == spec.cluster_id) & (year >= first) & (year < first + self.years)
+            window |= in_window
+            codes = np.unique(ey_code[in_window])
+            take = codes if len(codes) <= quota[i] else np.sort(rng.choice(codes, int(quota[i]), replace=False))
+            chosen[take] = True
+        keep_rows = window & chosen[ey_code]
+        sample = pd.Index(ent_ids[chosen])
 
         def of(df: pd.DataFrame | None) -> pd.DataFrame | None:
             if df is None:

@@ -261,8 +261,14 @@ def _analysis_phase(raw: pd.Series, stagnation: str) -> pd.Series:
 
 
 def build(panel: Panel, phases: Any = None, by: str = "phase", stagnation: str = "quantity_expansion",
-          with_productivity: bool = True, productivity_method: Any = None) -> AnalysisData:
-    """Build the analysis data of a panel (see the module docstring for every definition)."""
+          with_productivity: bool = True, productivity_method: Any = None,
+          cluster_aggregates: bool = True) -> AnalysisData:
+    """Build the analysis data of a panel (see the module docstring for every definition).
+
+    ``with_productivity=False`` skips the production function and ``cluster_aggregates=False``
+    the cluster-year aggregates of ``enterprise_year`` (CR4, HHI, counts; P8 reads CR4) when
+    ``cluster_year`` lacks them: a Monte Carlo of propositions that need neither runs faster.
+    """
     labels = resolve_phases(panel, phases, by)
     ph = labels.table.assign(year=lambda d: d["year"].astype(int), cluster_id=lambda d: d["cluster_id"].astype(str))
     ph = ph.rename(columns={"phase": "phase_label"})
@@ -366,7 +372,8 @@ def build(panel: Panel, phases: Any = None, by: str = "phase", stagnation: str =
             fy[f"d_{col}"] = (fy[col] - fy.groupby("enterprise_id")[col].shift(1)).where(consecutive)
     fy["log_l_lag"] = fy.groupby("enterprise_id")["log_l"].shift(1).where(consecutive)
 
-    cyf = panel.with_cluster_year().cluster_year if cy is None or "cr4" not in cy.columns else cy
+    aggregate = cy is None or ("cr4" not in cy.columns and cluster_aggregates)
+    cyf = panel.with_cluster_year().cluster_year if aggregate else cy
     cyf = cyf.assign(year=pd.to_numeric(cyf["year"]).astype(int), cluster_id=cyf["cluster_id"].astype(str))
     cyf = cyf.drop(columns=[c for c in ("phase",) if c in cyf.columns]).merge(ph, on=["cluster_id", "year"],
                                                                               how="left")

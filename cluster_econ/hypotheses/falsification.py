@@ -226,13 +226,13 @@ class FalsificationMatrix:
                     if not np.isfinite(v):
                         continue
                     x = c.loc[(prop, uni)]
-                    text = f"{v:.2f}".replace("0.", ".").replace("1.00", "1") + ("" if x["meets"] else "!")
+                    text = ("1" if v == 1 else "0" if v == 0 else f"{v:.2f}".lstrip("0")) + ("" if x["meets"] else "!")
                     ax.text(j, i, text, ha="center", va="center", fontsize=6.5,
                             color="white" if v > 0.6 else "black", fontweight="bold" if not x["meets"] else "normal")
                     if x["role"] == "own mechanism off":
                         ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#d55e00", lw=1.6))
-            ax.set_xticks(range(nc), [u.replace("_", " ") for u in rates.columns], rotation=50, ha="right",
-                          fontsize=7)
+            ax.set_xticks(range(nc), [u.replace("_", " ") for u in rates.columns], rotation=45, ha="right",
+                          rotation_mode="anchor", fontsize=7)
             ax.set_yticks(range(nr), list(rates.index), fontsize=8)
             ax.tick_params(length=0)
             for side in ("top", "right", "left", "bottom"):

@@ -92,7 +92,8 @@ def run_task(task: Task) -> list[dict[str, Any]]:
         panel = universe_panel(task.design, task.switches, task.seed)
         specs = [hyp.get(p) for p in task.propositions]
         data = build(panel, with_productivity=any(_needs_productivity(s) for s in specs),
-                     productivity_method=task.options.get("productivity"))
+                     productivity_method=task.options.get("productivity"),
+                     cluster_aggregates=any(s.runner_name == "P8" for s in specs))
         fam = hyp.test_all(panel, ids=list(task.propositions), data=data)
     rows = []
     for r in fam:
