@@ -7,7 +7,8 @@ local processes, and writes:
 - ``docs/falsification.md``: the matrix (rate and Monte Carlo s.e. per cell), the cells that miss
   their requirement, the reference effects measured in the full model, the seeds and the time;
 - ``docs/figures/falsification.png`` and ``.svg``: the heat map;
-- ``--out`` (default ``benchmarks/out/falsification``): every file of ``FalsificationMatrix.save``
+- ``--out`` (default ``benchmarks/results/falsification``, not versioned): every file of
+  ``FalsificationMatrix.save``
   (tables, cells, every run).
 
 No peer tool computes a falsification matrix, so the time is compared with the goal (10 minutes
@@ -49,7 +50,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     ap.add_argument("--docs", default=str(Path(__file__).resolve().parents[1] / "docs"),
                     help="docs folder to write falsification.md and figures/ into")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "out" / "falsification"))
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "falsification"))
     args = ap.parse_args()
 
     t0 = time.perf_counter()
