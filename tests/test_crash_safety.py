@@ -34,13 +34,17 @@ import cluster_econ as ce
 from cluster_econ.io import atomic, parquet
 
 out, pause_at, marker, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def signal_parent(text):  # the marker appears with its content (the parent polls for it)
+    with open(marker + ".tmp", "w") as fh:
+        fh.write(text)
+    os.replace(marker + ".tmp", marker)
 if mode == "no-exchange":
     atomic._exchange = lambda a, b: False
     real_rename = os.rename
     def rename(a, b):
         real_rename(a, b)
         if ".old-" in str(b):  # the old folder is aside, the new one not yet in place
-            open(marker, "w").write(str(b))
+            signal_parent(str(b))
             time.sleep(60)
     os.rename = rename
 else:
@@ -50,7 +54,7 @@ else:
         real_file(self, rel, df, info)
         written.append(rel)
         if len(written) == pause_at:
-            open(marker, "w").write(rel)
+            signal_parent(rel)
             time.sleep(60)
     parquet.PanelFolderWriter._file = slow_file
 from crash_panels import new_panel, old_panel

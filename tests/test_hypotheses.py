@@ -528,3 +528,22 @@ def test_subset_without_the_contrast_phase_cannot_be_tested() -> None:
     res = ce.test(sub, "P6")
     assert res.verdict == "cannot test"
     assert res.message.startswith("cannot test P6: no cluster-year of the panel is in quality_improvement")
+
+
+def test_cluster_years_of_unknown_phase_are_left_out_not_a_phase(demo):
+    """Phase detection labels a cluster-year 'unknown' when its signals are missing: the propositions
+    leave it out like a missing label (no 'unknown' phase dummy or contrast) and say how many."""
+    base = demo[0]
+    cy = base.cluster_year.copy()
+    first = sorted(cy["cluster_id"].unique())[0]
+    cy.loc[cy["cluster_id"] == first, "phase"] = "unknown"
+    panel = type(base)({**base.tables, "cluster_year": cy})
+    labels = hdata.resolve_phases(panel)
+    assert not labels.table["phase"].eq("unknown").any()
+    assert int(labels.table["phase"].isna().sum()) == int((cy["cluster_id"] == first).sum())
+    assert "of unknown phase left out" in labels.source
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = hyp.test(panel, "P4")
+    assert "unknown" not in set(res.estimates["phase"])
+    assert res.verdict == "supported"

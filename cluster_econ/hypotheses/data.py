@@ -80,6 +80,16 @@ class PhaseLabels:
     table: pd.DataFrame  # cluster_id, year, phase
     source: str          # "column phase", "rules", "breaks", "hmm", "user table"
 
+    def __post_init__(self) -> None:
+        # a cluster-year whose phase the data cannot tell ("unknown", with its reason in the phase
+        # result) is left out of the phase comparisons like a missing label, never a phase of its own
+        unknown = self.table["phase"].eq("unknown")
+        if unknown.any():
+            table = self.table.assign(phase=self.table["phase"].mask(unknown))
+            object.__setattr__(self, "table", table)
+            object.__setattr__(self, "source", f"{self.source}; {int(unknown.sum())} cluster-year(s) of unknown "
+                                                 "phase left out")
+
 
 def resolve_phases(panel: Panel, phases: Any = None, by: str = "phase") -> PhaseLabels:
     """Phase labels per cluster-year.
