@@ -143,6 +143,14 @@ def test_verdict_rule_is_an_intersection_union_test():
     assert decide([good], 0.05)[0] == "supported"
     assert decide([good, weak], 0.05) == ("inconclusive", pytest.approx(weak.p_value))
     assert decide([good, wrong], 0.05)[0] == "contradicted"
+    # "contradicted" holds the family-wise error across the checks: a lone opposite p of 0.04 among two
+    # checks is not enough (0.04 > 0.05 / 2), one of 0.02 is
+    from scipy import stats
+
+    z04, z02 = stats.norm.isf(0.04), stats.norm.isf(0.02)
+    assert decide([Check("f", "f", -z04, 1.0, 1)], 0.05)[0] == "contradicted"
+    assert decide([good, Check("f", "f", -z04, 1.0, 1)], 0.05)[0] == "inconclusive"
+    assert decide([good, Check("g", "g", -z02, 1.0, 1)], 0.05)[0] == "contradicted"
     assert decide([Check("d", "d", -3.0, 1.0, -1)], 0.05)[0] == "supported"
     # a descriptive check never decides
     assert decide([good, Check("e", "e", -9.0, 1.0, 1, role="descriptive")], 0.05)[0] == "supported"
@@ -547,3 +555,15 @@ def test_cluster_years_of_unknown_phase_are_left_out_not_a_phase(demo):
         res = hyp.test(panel, "P4")
     assert "unknown" not in set(res.estimates["phase"])
     assert res.verdict == "supported"
+
+
+def test_p9_reports_randomization_inference_and_romano_wolf(family, demo):
+    est = family["P9"].estimates
+    for label in ("randomization inference", "Romano-Wolf", "Westfall-Young"):
+        rows = est[est["term"] == f"treated ({label})"]
+        assert len(rows) == 2, label  # one per outcome: management score and log value added
+        assert rows["p_value"].between(0, 1).all()
+        assert rows["model"].str.contains("999 re-randomizations within strata").all()
+    # the demo's training works: every randomization p-value is below 1% (Romano-Wolf's floor is 1/1000)
+    assert (est.loc[est["term"].str.startswith("treated (") & ~est["term"].str.contains("wild"), "p_value"]
+            <= 0.01).all()

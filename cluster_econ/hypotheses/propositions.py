@@ -137,13 +137,14 @@ BUILTIN = (
         requires=("rct_assignment.treatment", "enterprise_year.management_score"),
         outcome="management_score", regressors=("treated",), fixed_effects=("stratum_id", "cluster_id^year"),
         estimator="feols", vcov={"CRV1": "enterprise_id"},
-        test="ITT on management score and on log value added (> 0); TOT by 2SLS and wild bootstrap reported",
+        test="ITT on management score and on log value added (> 0); TOT by 2SLS, wild bootstrap, randomization "
+             "inference and Romano-Wolf / Westfall-Young p-values across the outcomes reported",
         expected_sign=1, phase_mode="by", runner="P9",
         mechanisms=("no_training_effect",),
         reference_effects={
             "ITT log_va": 0.1114,
             "ITT management_score": 0.1095},
-        options={"va_lag": 2, "bootstrap": 999}),
+        options={"va_lag": 2, "bootstrap": 999, "randomization": 999}),
 )
 
 

@@ -498,7 +498,9 @@ def run_p9(spec: Proposition, data: AnalysisData) -> Outcome:
     effects, on the pre-assignment and post years). Treatment on the treated by 2SLS
     with assignment instrumenting attendance. A wild cluster bootstrap p-value (restricted,
     Rademacher, ``bootstrap`` draws, option, default 999; 0 turns it off) of each ITT is
-    reported. Checks: both ITT effects positive."""
+    reported, and so are randomization-inference p-values (assignment re-randomized within strata,
+    ``randomization`` draws, option, default 999; 0 turns it off) with Romano-Wolf and
+    Westfall-Young adjustments across the outcomes. Checks: both ITT effects positive."""
     from cluster_econ import estimate as est
 
     rct = data.panel.rct_assignment
@@ -521,19 +523,26 @@ def run_p9(spec: Proposition, data: AnalysisData) -> Outcome:
     outcomes = [spec.outcome] if spec.options.get("only_outcome") else list(dict.fromkeys([spec.outcome, *lags]))
     B = int(spec.options.get("bootstrap", 999))
     vcov = _vcov(spec)
+    # one frame for every outcome's ANCOVA (each outcome kept from its own lag on, with its own
+    # baseline columns), so that randomization inference re-randomizes all of them jointly
+    after = d[d["year"] >= d["assign_year"] + min(lags.get(y, 1) for y in outcomes)].copy()
+    ancova: dict[str, Any] = {}
     for y in outcomes:
         if y not in d.columns or not d[y].notna().any():
             out.notes.append(f"no {y}: its ITT is skipped")
             continue
         pre = d[(d["year"] <= d["assign_year"]) & d[y].notna()].sort_values("year")
         base = pre.groupby("enterprise_id")[y].last()
-        post = d[(d["year"] >= d["assign_year"] + lags.get(y, 1)) & d[y].notna()].copy()
-        post["baseline"] = post["enterprise_id"].map(base)
-        post["baseline_missing"] = post["baseline"].isna().astype(float)
-        post["baseline"] = post["baseline"].fillna(0.0)
-        ctrl = ["baseline", "baseline_missing"] if post["baseline_missing"].any() else ["baseline"]
+        after[y] = after[y].where(after["year"] >= after["assign_year"] + lags.get(y, 1))
+        b_col, m_col = f"baseline_{y}", f"baseline_missing_{y}"
+        after[b_col] = after["enterprise_id"].map(base)
+        after[m_col] = after[b_col].isna().astype(float)
+        after[b_col] = after[b_col].fillna(0.0)
+        post = after[after[y].notna()]
+        ctrl = [b_col, m_col] if post[m_col].any() else [b_col]
         fes = ("stratum_id", "cluster_id^year")
-        res = est.feols(_formula(y, ["treated", *ctrl, *spec.controls], fes), post, vcov=vcov)
+        res = est.feols(_formula(y, ["treated", *ctrl, *spec.controls], fes), after, vcov=vcov)
+        ancova[y] = res
         out.results.append(res)
         out.estimates += _rows(res, {phase: "treated"}, f"feols ANCOVA ITT: {y}")
         out.checks.append(_coef_check(res, "treated", spec.expected_sign, f"ITT of training on {y}", f"ITT {y}"))
@@ -568,9 +577,36 @@ def run_p9(spec: Proposition, data: AnalysisData) -> Outcome:
                                           "n": wb.nobs, "model": f"WCR {wb.weights} B={B}, two-sided"})
                 except EstimationError as exc:
                     out.notes.append(f"wild bootstrap {y}: {exc}")
+    R = int(spec.options.get("randomization", 999))
+    if R > 0 and ancova:
+        _p9_randomization(out, ancova, after, phase, R, int(spec.options.get("seed", 12345)))
     if not out.checks:
         raise EstimationError(f"{spec.id}: no outcome could be analysed")
     return out
+
+
+def _p9_randomization(out: Outcome, ancova: Mapping[str, Any], frame: pd.DataFrame, phase: str, reps: int,
+                      seed: int) -> None:
+    """Randomization-inference p-values of each ITT (assignment re-randomized among the
+    enterprises of each stratum, as the experiment drew it), and Romano-Wolf and Westfall-Young
+    p-values adjusted across the outcomes, from the same re-randomizations (reported)."""
+    from cluster_econ.estimate.multiple_testing import experiment_pvalues
+
+    try:
+        table = experiment_pvalues(dict(ancova), frame, "treated", "treated", cluster="enterprise_id",
+                                   strata="stratum_id", reps=reps, seed=seed)
+    except EstimationError as exc:
+        out.notes.append(f"randomization inference: {exc}")
+        return
+    for (y, res), row in zip(ancova.items(), table.to_dict("records"), strict=True):
+        n_draws = int(row["reps"])
+        for label, key in (("randomization inference", "p_ri"), ("Romano-Wolf", "p_romano_wolf"),
+                           ("Westfall-Young", "p_westfall_young")):
+            model = (f"{label}: {y}, {n_draws} re-randomizations within strata, t statistic, two-sided"
+                     + (", adjusted across the outcomes" if key != "p_ri" else ""))
+            out.estimates.append({"phase": phase, "term": f"treated ({label})",
+                                  "estimate": float(res.params["treated"]), "std_error": np.nan,
+                                  "p_value": float(row[key]), "n": int(res.nobs), "model": model})
 
 
 # P3 and P7 (productivity) live in their own module; importing it registers them
