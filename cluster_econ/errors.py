@@ -33,3 +33,7 @@ class FormulaError(ClusterEconError):
 
 class ConfigError(ClusterEconError):
     """A configuration file is invalid; the message names the key and its line."""
+
+
+class MissingDependencyError(ClusterEconError, ImportError):
+    """An optional package a feature needs is not installed; the message names the extra to install."""
