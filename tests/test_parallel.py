@@ -143,18 +143,62 @@ def test_unreachable_scheduler_is_a_clear_error() -> None:
         connect("tcp://127.0.0.1:9", timeout="1s")
 
 
-def test_map_on_a_dask_cluster_equals_the_serial_map(dask_cluster: str) -> None:
-    import cloudpickle
+def test_feols_many_in_threads_equals_one_worker() -> None:
+    """CRV1 by firm, fixest small-sample correction; the estimator itself is tested elsewhere."""
+    import pandas as pd
 
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test file
+    from cluster_econ.estimate import demean
+    from cluster_econ.estimate.linear import feols_many
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    df = pd.DataFrame({"firm": rng.integers(0, 300, n), "year": rng.integers(0, 8, n),
+                       **{f"x{i}": rng.normal(size=n) for i in range(1, 5)}})
+    df["y"] = df.x1 - 0.5 * df.x2 + rng.normal(size=n)
+    fmls = [f"y ~ {' + '.join(f'x{j}' for j in range(1, k + 1))} | firm + year" for k in range(1, 5)] * 3
+    demean.clear_cache()
+    one = feols_many(fmls, df, vcov={"CRV1": "firm"}, ssc="fixest", workers=1)
+    demean.clear_cache()
+    two = feols_many(fmls, df, vcov={"CRV1": "firm"}, ssc="fixest", workers=2)
+    for a, b in zip(one, two, strict=True):
+        assert a.params.equals(b.params) and a.cov.equals(b.cov) and a.formula == b.formula
+
+
+def test_wild_bootstrap_blocks_in_threads_equal_one_worker() -> None:
+    """WCR, Rademacher and Webb weights: p-values and intervals do not depend on the threads."""
+    import pandas as pd
+
+    from cluster_econ.estimate.bootstrap import wild_bootstrap
+
+    rng = np.random.default_rng(1)
+    G, n = 60, 1800
+    cl = rng.integers(0, G, n)
+    df = pd.DataFrame({"cl": cl, "x": rng.normal(size=n), "d": (cl % 2) + rng.normal(size=n)})
+    df["y"] = 0.1 * df.d + df.x + rng.normal(size=G)[cl] + rng.normal(size=n)
+    for weights in ("rademacher", "webb"):
+        runs = [wild_bootstrap("y ~ d + x", df, "d", "cl", B=9999, seed=5, weights=weights, workers=w)
+                for w in (1, 2)]
+        assert runs[0] == runs[1] and 0 < runs[0].p_value < 1
+    # the blocks draw from streams spawned from the seed: another seed, other draws
+    other = wild_bootstrap("y ~ d + x", df, "d", "cl", B=9999, seed=6, weights="webb", ci=False, workers=2)
+    assert other.statistic == runs[0].statistic and other.p_value != runs[0].p_value
+
+
+def test_processes_start_safely_while_another_thread_runs() -> None:
+    """With a second thread alive, workers come from a fork server (not a fork of this threaded
+    process) and receive the shared object by pickle: the same results."""
+    import threading
+
+    from cluster_econ.parallel._local import _context
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
     try:
-        serial = map_tasks(_draw, range(12), workers=1, shared={"offset": 5}, seed=3)
-        run = run_tasks(_draw, range(12), scheduler=dask_cluster, shared={"offset": 5}, seed=3, chunksize=2)
-        failing = run_tasks(_fail_on_three, range(5), scheduler=dask_cluster)
+        assert _context().get_start_method() in ("forkserver", "spawn")
+        out = map_tasks(_draw, range(6), workers=2, shared={"offset": 1}, seed=9)
     finally:
-        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-    assert run.executor.startswith("dask tcp://") and not run.failures
-    assert [r[:3] for r in run.results] == [r[:3] for r in serial]
-    assert os.getpid() not in {r[3] for r in run.results}
-    (failure,) = failing.failures
-    assert failure.index == 3 and failure.error == "ValueError: bad task 3" and "_fail_on_three" in failure.traceback
+        stop.set()
+        thread.join()
+    assert out == [(t, 1 + t, float(np.random.default_rng(s).normal()), out[t][3])
+                   for t, s in enumerate(task_seeds(9, 6))]

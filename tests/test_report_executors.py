@@ -1,4 +1,4 @@
-"""Batch reports on every executor: in this process, in local worker processes and on a real Dask
+"""The parallel map and batch reports on every executor: in this process, in local worker processes and on a real Dask
 cluster (a scheduler and two worker processes on loopback), with byte-identical outputs, the cache
 shared between executors, the data read by path, and a worker killed mid-run.
 
@@ -12,13 +12,16 @@ import argparse
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+from cluster_econ.parallel import map_tasks, run_tasks
 from cluster_econ.report.batch import run_report
 from cluster_econ.report.command import register
 
@@ -151,4 +154,52 @@ def test_a_killed_dask_worker_is_survived_and_reported(tmp_path: Path, embedded:
     assert any(f"Dask worker {victim} left unexpectedly" in e for e in summary.events)
     assert "WORKER  Dask worker" in summary.text()
     assert [f[1] for f in summary.failed] == ["broken", "broken"]  # only the specification that cannot run
+    assert _files(tmp_path / "out") == _files(ref)
+
+
+def _draw(task: int, shared: dict, rng: np.random.Generator) -> tuple[int, int, float, int]:
+    return task, shared["offset"] + task, float(rng.normal()), os.getpid()
+
+
+def _fail_on_three(task: int) -> int:
+    if task == 3:
+        raise ValueError(f"bad task {task}")
+    return task
+
+
+def test_map_on_a_dask_cluster_equals_the_serial_map(dask_cluster: str) -> None:
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test file
+    try:
+        serial = map_tasks(_draw, range(12), workers=1, shared={"offset": 5}, seed=3)
+        run = run_tasks(_draw, range(12), scheduler=dask_cluster, shared={"offset": 5}, seed=3, chunksize=2)
+        failing = run_tasks(_fail_on_three, range(5), scheduler=dask_cluster)
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert run.executor.startswith("dask tcp://") and not run.failures
+    assert [r[:3] for r in run.results] == [r[:3] for r in serial]
+    assert os.getpid() not in {r[3] for r in run.results}
+    (failure,) = failing.failures
+    assert failure.index == 3 and failure.error == "ValueError: bad task 3" and "_fail_on_three" in failure.traceback
+
+
+@pytest.mark.slow
+def test_workers_started_without_fork_give_the_same_bytes(tmp_path: Path,
+                                                          embedded: tuple[Path, Path, object]) -> None:
+    """With another thread running in this process, workers come from a fork server and receive
+    the data by pickle (as on macOS and Windows): the same report."""
+    from cluster_econ.parallel._local import _context
+
+    cfg, ref, _ = embedded
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert _context().get_start_method() != "fork"
+        summary = run_report(cfg, tmp_path / "out", workers=2, progress=False)
+    finally:
+        stop.set()
+        thread.join()
+    assert summary.executor == "2 local processes" and summary.computed == 6
     assert _files(tmp_path / "out") == _files(ref)

@@ -160,7 +160,7 @@ def run_tasks(fn: Callable[..., Any], tasks: Iterable[Any], *, workers: int | No
     tasks : iterable
         The tasks (picklable for processes and Dask).
     workers : int, optional
-        Local workers (default :func:`default_workers`); with ``scheduler``, only the chunking.
+        Local workers (default :func:`default_workers`); ignored with ``scheduler``.
     scheduler : str or distributed.Client, optional
         Address of a Dask scheduler (``tcp://``, ``tls://``, ``dask://``) or a connected Client.
     kind : ``"processes"``, ``"threads"`` or ``"serial"``
@@ -170,7 +170,8 @@ def run_tasks(fn: Callable[..., Any], tasks: Iterable[Any], *, workers: int | No
     seed : int, sequence of int or SeedSequence, optional
         Root seed; task ``i`` gets ``rng=default_rng(task_seeds(seed, n)[i])``.
     chunksize : int, optional
-        Tasks sent to a worker at once (default: about 32 chunks per worker, at least 1).
+        Tasks sent to a worker at once (default: about 32 chunks per worker, or per thread of a
+        Dask cluster, at least 1).
     retries : int
         Extra attempts for tasks whose local worker process died.
     progress : bool or callable
@@ -199,8 +200,7 @@ def run_tasks(fn: Callable[..., Any], tasks: Iterable[Any], *, workers: int | No
         if scheduler is not None:
             from cluster_econ.parallel._dask import run_dask
 
-            return run_dask(fn, calls, scheduler, shared, _chunksize(chunksize, n, n_workers), tick, desc,
-                            blas_threads)
+            return run_dask(fn, calls, scheduler, shared, chunksize, tick, desc, blas_threads)
         if kind == "serial" or n_workers == 1 or n <= 1:
             with blas_limit(blas_threads):
                 results = _run_chunk(fn, calls, _Direct(shared), serial=True, tick=tick)
@@ -254,21 +254,31 @@ def dask_client(scheduler: Any) -> Iterator[Any]:
 
 
 # -- shared by the executors ---------------------------------------------------------------------
+_CONTROLLER: list[Any] = []
+
+
+def _blas_controller() -> Any:
+    """threadpoolctl's view of the loaded BLAS libraries, found once per process (finding them
+    scans the loaded libraries, which costs milliseconds)."""
+    if not _CONTROLLER:
+        import numpy  # noqa: F401 - numpy's BLAS must be loaded before it is looked for
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0]
+
+
 def blas_limit(threads: int | None) -> contextlib.AbstractContextManager[Any]:
     """Context in which BLAS uses ``threads`` threads (no change for None)."""
     if threads is None:
         return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=int(threads), user_api="blas")
+    return _blas_controller().limit(limits=int(threads), user_api="blas")
 
 
 def set_blas_threads(threads: int | None) -> None:
     """Set this (worker) process's BLAS threads for good (no change for None)."""
     if threads is not None:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=int(threads), user_api="blas")
+        _blas_controller().limit(limits=int(threads), user_api="blas")
 def _chunksize(chunksize: int | None, n: int, workers: int) -> int:
     if chunksize is not None:
         if chunksize < 1:
@@ -291,10 +301,19 @@ def _progress(progress: bool | Callable[[int], None], n: int, desc: str) -> tupl
         return None, lambda k: None
     import sys
 
+    bar = progress_bar(total=n, desc=desc, unit="task", file=sys.stderr)
+    return bar, bar.update
+
+
+def progress_bar(**kwargs: Any) -> Any:
+    """A tqdm progress bar without tqdm's monitor thread (so that worker processes can still be
+    forked safely while it is shown)."""
     from tqdm import tqdm
 
-    bar = tqdm(total=n, desc=desc, unit="task", file=sys.stderr)
-    return bar, bar.update
+    class _Bar(tqdm):  # type: ignore[misc]
+        monitor_interval = 0
+
+    return _Bar(**kwargs)
 
 
 class _Direct:

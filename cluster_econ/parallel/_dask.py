@@ -67,12 +67,15 @@ def _key_prefix(desc: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"cluster_econ-{desc}")[:60] + "-" + uuid.uuid4().hex[:12]
 
 
-def run_dask(fn: Callable[..., Any], calls: Sequence[Any], scheduler: Any, shared: Any, size: int,
+def run_dask(fn: Callable[..., Any], calls: Sequence[Any], scheduler: Any, shared: Any, chunksize: int | None,
              tick: Callable[[int], None], desc: str, blas_threads: int | None) -> _api.TaskRun:
     distributed = _distributed()
     client, owned = connect(scheduler)
     try:
-        n_workers = len(client.scheduler_info().get("workers", {}))
+        info = client.scheduler_info().get("workers", {})
+        n_workers = len(info)
+        threads = sum(int(w.get("nthreads", 1)) for w in info.values()) or 1
+        size = _api._chunksize(chunksize, len(calls), threads)
         ref: Any = _api._Direct(None)
         if shared is not None:
             ref = client.scatter([shared], broadcast=True, hash=False)[0]

@@ -409,12 +409,10 @@ def run_report(config: str | Path, out: str | Path, workers: int | None = None, 
 def _compute(todo: list[dict[str, Any]], data: jobs.ReportData, results: dict[str, Any], summary: ReportSummary,
              n_local: int, scheduler: Any, progress: bool, n_jobs: int, cache_dir: Path, secret: bytes | None) -> None:
     """Run the jobs not in the cache on the chosen executor; cache what succeeded."""
-    from tqdm import tqdm
+    from cluster_econ.parallel import TaskFailure, dask_client, progress_bar, run_tasks
 
-    from cluster_econ.parallel import TaskFailure, dask_client, run_tasks
-
-    bar = tqdm(total=n_jobs, initial=n_jobs - len(todo), desc="report", unit="job", disable=not progress,
-               file=sys.stderr)
+    bar = progress_bar(total=n_jobs, initial=n_jobs - len(todo), desc="report", unit="job", disable=not progress,
+                       file=sys.stderr)
     seen = [0]
 
     def advance(done: int) -> None:
@@ -471,12 +469,12 @@ def _render(cfg: Mapping[str, Any], out_dir: Path, panel: Any, subsets: Sequence
         "synthetic": bool(panel.metadata.get("synthetic")),
     }
     names = [s for s, _ in subsets]
-    spec_results: dict[str, dict[str, Any]] = {s: {} for s in names}
+    spec_states: dict[str, dict[str, Any]] = {s: {} for s in names}
     for job in all_jobs:
         state = results[job["key"]]
         if job["kind"] == "spec" and state.get("error") is None:
-            spec_results[job["subset"]][job["task"]["name"]] = cache.rebuild_result(state["result"])
-    rdata = render.RenderData(out_dir, outputs, panel, names, spec_results, PROFILE_TITLE)
+            spec_states[job["subset"]][job["task"]["name"]] = state["result"]
+    rdata = render.RenderData(out_dir, outputs, panel, names, spec_states, PROFILE_TITLE)
     spec_names = [s["name"] for s in cfg.get("specifications") or []]
     with_profile = bool(cfg.get("phase_profile", True))
     rtasks = render.render_tasks(rdata, spec_names, with_profile)

@@ -47,22 +47,35 @@ def slug(value: Any) -> str:
 
 class RenderData:
     """What the rendering tasks read: output folder and formats, the phased panel, the subsets
-    and each subset's specification Results (by name, in configuration order)."""
+    and each subset's specification results (their JSON states, by name in configuration order;
+    plain data, so that it pickles for workers that are not forked)."""
 
     def __init__(self, out_dir: Path, outputs: Sequence[str], panel: Any, subsets: Sequence[str],
-                 spec_results: Mapping[str, Mapping[str, Any]], profile_title: str) -> None:
+                 spec_states: Mapping[str, Mapping[str, Any]], profile_title: str) -> None:
         self.out_dir = out_dir
         self.exts = [TABLE_EXT[o] for o in outputs if o in TABLE_EXT]
         self.html = "html" in outputs
         self.panel = panel
         self.subsets = list(subsets)
-        self.spec_results = {k: dict(v) for k, v in spec_results.items()}
+        self.spec_states = {k: dict(v) for k, v in spec_states.items()}
         self.profile_title = profile_title
+        self._results: dict[str, dict[str, Any]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_results": {}}
+
+    def results(self, subset: str) -> dict[str, Any]:
+        """The subset's Results, rebuilt from their states once per process."""
+        if subset not in self._results:
+            from cluster_econ.report.cache import rebuild_result
+
+            self._results[subset] = {name: rebuild_result(st) for name, st in self.spec_states.get(subset, {}).items()}
+        return self._results[subset]
 
 
 def render_tasks(data: RenderData, spec_names: Sequence[str], with_profile: bool) -> list[tuple[str, str]]:
     """The rendering tasks of a report, in the order their fragments appear."""
-    tasks = [("table", s) for s in data.subsets if data.spec_results.get(s) and (data.exts or data.html)]
+    tasks = [("table", s) for s in data.subsets if data.spec_states.get(s) and (data.exts or data.html)]
     if with_profile:
         tasks.append(("profile", ""))
     if data.html:
@@ -86,7 +99,7 @@ def render(task: tuple[str, str], shared: RenderData) -> dict[str, Any]:
 def _subset_tables(data: RenderData, sname: str) -> dict[str, Any]:
     from cluster_econ.tables import regression_table
 
-    res = data.spec_results[sname]
+    res = data.results(sname)
     tab = regression_table(res, title=f"Specifications: {sname}", digits=3)
     files = [tab.save(inside(data.out_dir, "tables", f"{slug(sname)}.{ext}")) for ext in data.exts]
     fragment = ""
@@ -137,7 +150,7 @@ def _coefficients(data: RenderData, spec: str) -> dict[str, Any]:
     """One specification's first slope across subsets (95% CI)."""
     from cluster_econ.figures import coefficient_plot
 
-    by_subset = {s: data.spec_results[s][spec] for s in data.subsets if spec in data.spec_results.get(s, {})}
+    by_subset = {s: data.results(s)[spec] for s in data.subsets if spec in data.spec_states.get(s, {})}
     terms = [t for r in by_subset.values() for t in r.params.index if t != "Intercept"]
     if not terms:
         return {"files": [], "html": ""}
