@@ -432,6 +432,8 @@ def _compute(todo: list[dict[str, Any]], data: jobs.ReportData, results: dict[st
                 summary.executor = f"{run.executor} ({run.workers} workers" + (
                     ", data read by path)" if shared is not data else ", data scattered)")
         else:
+            if min(n_local, len(todo)) > 1:
+                jobs.warm_up([(j["kind"], j["task"]) for j in todo])
             run = run_tasks(jobs.run_job, todo, workers=min(n_local, len(todo)), shared=data, progress=advance,
                             desc="report", chunksize=1)
             summary.executor = "this process" if run.executor == "serial" else f"{run.workers} local processes"
@@ -478,6 +480,8 @@ def _render(cfg: Mapping[str, Any], out_dir: Path, panel: Any, subsets: Sequence
     spec_names = [s["name"] for s in cfg.get("specifications") or []]
     with_profile = bool(cfg.get("phase_profile", True))
     rtasks = render.render_tasks(rdata, spec_names, with_profile)
+    if min(n_local, len(rtasks)) > 1:
+        render.warm_up(outputs)
     run = run_tasks(render.render, rtasks, workers=min(n_local, max(1, len(rtasks))), shared=rdata,
                     desc="render", chunksize=1)
     fragments: dict[tuple[str, str], str] = {}

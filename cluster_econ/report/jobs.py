@@ -238,6 +238,23 @@ def run_job(job: Mapping[str, Any], shared: ReportData) -> tuple[str, float]:
     return encode_state(state), time.perf_counter() - t0
 
 
+def warm_up(tasks: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """Import what the jobs import, so that forked workers inherit the modules instead of each
+    importing them again (seconds per process: statsmodels, the estimators, the propositions)."""
+    import importlib
+
+    names = ["cluster_econ.estimate", "cluster_econ.estimate.linear"]
+    estimators = {t["estimator"] for kind, t in tasks if kind == "spec"}
+    if estimators & {"logit", "probit", "lpm", "cloglog"}:
+        names += ["cluster_econ.estimate.binary", "statsmodels.api"]
+    if any(e.startswith("panel-") for e in estimators):
+        names += ["cluster_econ.estimate.panel_models"]
+    if any(kind == "proposition" for kind, _ in tasks):
+        names += ["cluster_econ.hypotheses", "cluster_econ.hypotheses.runners", "statsmodels.api"]
+    for name in names:
+        importlib.import_module(name)
+
+
 def release(token: str) -> None:
     """Forget what this process built from the data ``token`` (the report is done with it)."""
     with _LOCK:

@@ -120,13 +120,20 @@ def _profile(data: RenderData) -> dict[str, Any]:
 def _figure(fig: Any, out_dir: Path, name: str) -> tuple[Path, str]:
     from cluster_econ.figures import save
 
-    try:
-        (path,) = save(fig, inside(out_dir, "figures", f"{name}.png"))
-    finally:
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
+    (path,) = save(fig, inside(out_dir, "figures", f"{name}.png"))  # figures live outside pyplot
     return path, base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def warm_up(outputs: Sequence[str]) -> None:
+    """Import what rendering imports, so that forked workers inherit it instead of each paying
+    for it again (about a second per process)."""
+    import importlib
+
+    names = ["cluster_econ.tables", "cluster_econ.tables.phase_profile", "cluster_econ.figures.plots",
+             "matplotlib.figure", "matplotlib.backends.backend_agg"]
+    names += [{"docx": "docx", "xlsx": "openpyxl"}[o] for o in outputs if o in ("docx", "xlsx")]
+    for name in names:
+        importlib.import_module(name)
 
 
 def _timeline(data: RenderData) -> dict[str, Any]:
