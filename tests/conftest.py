@@ -90,6 +90,7 @@ columns:
   new_product: {from: newprod, recode: yn12}
   schooling_years: {from: educ}
   year_established: {from: founded}
+  value_added: {derive: "sales - material_cost"}  # this survey asks no energy cost
 """
 
 CLUSTER_CSV = """\

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import CLUSTER_MAPPING
 
@@ -195,3 +196,173 @@ def test_cli_exit_codes(tmp_path: Path, cluster_csv: tuple[Path, Path], capsys: 
     bad.to_parquet(tmp_path / "bad")
     assert main(["validate", str(tmp_path / "bad")]) == 1
     assert "enterprise_year.sales: minimum: below 0: 4 row(s)" in capsys.readouterr().out
+
+
+# -- issue 10: the smaller items ---------------------------------------------------------------------
+def test_unquoted_yes_no_recode_keys_stay_text(tmp_path: Path, cluster_csv: tuple[Path, Path]) -> None:
+    data, spec = cluster_csv
+    data.write_text(
+        data.read_text()
+        .replace(",1,12,1990,", ",Yes,12,1990,")
+        .replace(",2,6,", ",No,6,")
+        .replace(",1,16,1985,", ",yes,16,1985,")
+        .replace(",2,16,1985,", ",no,16,1985,")
+    )
+    spec.write_text(spec.read_text().replace("yn12: {1: true, 2: false}", "yn12: {Yes: true, No: false}"))
+    loaded = ce.harmonize.load_mapping(spec)
+    assert loaded.data["recodes"]["yn12"] == {"Yes": True, "No": False}
+    panel = ce.normalize(data, mapping=spec)
+    ey = panel.enterprise_year.set_index(["enterprise_id", "year"])
+    assert bool(ey.loc[("ET-1", 2004), "new_product"]) is True and bool(ey.loc[("ET-2", 2004), "new_product"]) is False
+    assert bool(ey.loc[("ET-3", 2006), "new_product"]) is False
+    # the same inside a column's own recode, and a key given twice in two spellings is an error
+    spec.write_text(
+        CLUSTER_MAPPING.replace("{from: newprod, recode: yn12}", "{from: newprod, recode: {On: true, on: false}}")
+    )
+    with pytest.raises(MappingError, match=r"recode keys 'On' and 'on' match the same source values"):
+        ce.harmonize.load_mapping(spec)
+
+
+def test_a_repeated_column_name_used_by_the_mapping_is_an_error(tmp_path: Path, cluster_csv: tuple[Path, Path]) -> None:
+    data, spec = cluster_csv
+    lines = data.read_text().splitlines()
+    lines[0] += ",sales"
+    data.write_text("\n".join(line + (",1" if i else "") for i, line in enumerate(lines)) + "\n")
+    with pytest.raises(
+        MappingError,
+        match=r"source column 'sales' appears 2 times in addis_footwear.csv \(read as "
+        r"sales, sales.1\): name the one you mean",
+    ):
+        ce.normalize(data, mapping=spec)
+
+
+def test_utf16_declared_in_the_mapping(tmp_path: Path, cluster_csv: tuple[Path, Path]) -> None:
+    data, spec = cluster_csv
+    utf16 = write(tmp_path, "round_utf16.csv", data.read_text().replace("boots", "bottes à lacets"), "utf-16")
+    spec.write_text(
+        spec.read_text().replace("name: cluster-survey\n", "name: cluster-survey\nsource: {encoding: utf-16}\n")
+    )
+    panel = ce.normalize(utf16, mapping=spec)
+    assert "bottes à lacets" in set(panel.enterprise["product"])
+
+
+def test_excel_title_row_and_missing_columns_list_the_columns_found(
+    tmp_path: Path, cluster_csv: tuple[Path, Path]
+) -> None:
+    import openpyxl
+
+    data, spec = cluster_csv
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Addis footwear survey, round 1"])
+    for line in data.read_text().splitlines():
+        ws.append([int(v) if v.isdigit() else (v or None) for v in line.split(",")])
+    wb.save(tmp_path / "round1.xlsx")
+    panel = ce.normalize(tmp_path / "round1.xlsx", mapping=spec)
+    assert len(panel.enterprise_year) == 5
+    assert panel.audit["reason"].str.contains("header found on row 2").any()
+    # declared wrongly, the error lists what the file has
+    spec.write_text(
+        spec.read_text().replace("name: cluster-survey\n", "name: cluster-survey\nsource: {header_row: 1}\n")
+    )
+    with pytest.raises(MappingError) as err:
+        ce.normalize(tmp_path / "round1.xlsx", mapping=spec)
+    message = str(err.value)
+    assert "source column 'firm' is not in round1.xlsx" in message
+    assert "columns found in round1.xlsx: Addis footwear survey, round 1" in message
+
+
+def test_r_style_na_cells(cluster_csv: tuple[Path, Path]) -> None:
+    data, spec = cluster_csv
+    data.write_text(data.read_text().replace("2,2004,sandals,80,", "2,2004,sandals,NA,"))
+    panel = ce.normalize(data, mapping=spec)
+    ey = panel.enterprise_year.set_index(["enterprise_id", "year"])
+    assert pd.isna(ey.loc[("ET-2", 2004), "sales"]) and pd.isna(ey.loc[("ET-2", 2004), "value_added"])
+    assert panel.audit["reason"].str.contains("cells written 'NA' read as missing: sales").any()
+
+
+def test_value_added_needs_its_inputs(cluster_csv: tuple[Path, Path]) -> None:
+    data, spec = cluster_csv
+    spec.write_text(
+        CLUSTER_MAPPING.replace(
+            '  value_added: {derive: "sales - material_cost"}  # this survey asks no energy cost\n', ""
+        )
+    )
+    panel = ce.normalize(data, mapping=spec)
+    assert "value_added" not in panel.enterprise_year.columns or panel.enterprise_year["value_added"].isna().all()
+    notes = "\n".join(panel.audit["reason"])
+    assert "value_added: not derived: it is sales - material_cost - energy_cost, and energy_cost is not mapped" in notes
+    # mapped inputs: derived, missing where one input is missing
+    data.write_text(data.read_text().replace("2,2004,sandals,80,50,", "2,2004,sandals,80,,"))
+    spec.write_text(
+        CLUSTER_MAPPING.replace('  value_added: {derive: "sales - material_cost"}', "  energy_cost: {from: workers}")
+    )
+    ey = ce.normalize(data, mapping=spec).enterprise_year.set_index(["enterprise_id", "year"])
+    assert ey.loc[("ET-1", 2004), "value_added"] == 120_000 - 60_000 - 12
+    assert pd.isna(ey.loc[("ET-2", 2004), "value_added"])
+
+
+def test_division_by_zero_in_derive_is_missing_with_a_note(cluster_csv: tuple[Path, Path]) -> None:
+    data, spec = cluster_csv
+    data.write_text(data.read_text().replace("2,2004,sandals,80,50,5,", "2,2004,sandals,80,50,0,"))
+    spec.write_text(spec.read_text() + '  sales_per_worker: {derive: "sales / employment", extra: true}\n')
+    panel = ce.normalize(data, mapping=spec)
+    ey = panel.enterprise_year.set_index(["enterprise_id", "year"])
+    assert pd.isna(ey.loc[("ET-2", 2004), "sales_per_worker"])
+    assert ey.loc[("ET-1", 2004), "sales_per_worker"] == 120_000 / 12
+    assert (
+        panel.audit["reason"].str.contains(r"sales_per_worker: 1 row\(s\) divide by zero in sales / employment").any()
+    )
+
+
+def test_cli_out_is_a_file_and_unused_set(tmp_path: Path, cluster_csv: tuple[Path, Path], capsys) -> None:
+    data, spec = cluster_csv
+    target = tmp_path / "panel.parquet"
+    target.write_text("not a folder")
+    assert main(["normalize", str(data), "-m", str(spec), "--out", str(target), "--no-progress"]) == 2
+    assert "--out " + str(target) + ": is a file; give the folder the panel is written to" in capsys.readouterr().err
+    assert main(["normalize", str(data), "-m", str(spec), "--out", str(target / "sub"), "--no-progress"]) == 2
+    assert "which is a file" in capsys.readouterr().err
+    assert main(["normalize", str(data), "-m", str(spec), "--set", "year=2004", "--out", str(tmp_path / "o")]) == 2
+    assert "parameter(s) year given (--set) but not used by the mapping(s) cluster-survey" in capsys.readouterr().err
+
+
+def test_cli_test_by_an_unknown_column(tmp_path: Path, cluster_csv: tuple[Path, Path], capsys) -> None:
+    data, spec = cluster_csv
+    ce.normalize(data, mapping=spec).to_parquet(tmp_path / "panel")
+    code = main(["test", str(tmp_path / "panel"), "--by", "stage", "--hypotheses", "P8", "--out", str(tmp_path / "r")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--by stage: the panel's cluster_year has no such column (its columns: cluster_id, year" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_readme_links_only_files_in_the_repository() -> None:
+    """Markdown links and paths into the repository's folders (or out of it, ../) must exist."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    links = [t for t in re.findall(r"\]\(([^)#\s]+)", readme) if not t.startswith(("http://", "https://"))]
+    folders = "|".join(("data_schemas", "benchmarks", "replication", "tests", "cluster_econ"))
+    paths = re.findall(rf"`((?:\.\./|(?:{folders})/)[^`\s]*)`", readme)
+    assert paths, "the README names no repository paths: the pattern is wrong"
+    for target in links + paths:
+        assert not target.startswith("../"), f"README points outside the repository: {target}"
+        found = list(root.glob(target)) if "*" in target else [root / target]
+        assert found and all(p.exists() for p in found), f"README points at {target}, which is not in the repository"
+
+
+def test_source_options_are_checked_by_the_mapping_schema(tmp_path: Path, cluster_csv: tuple[Path, Path]) -> None:
+    data, spec = cluster_csv
+    spec.write_text(
+        spec.read_text().replace(
+            "name: cluster-survey\n", "name: cluster-survey\nsource: {decimal: ';', header_row: 0, sep: ','}\n"
+        )
+    )
+    with pytest.raises(MappingError) as err:
+        ce.normalize(data, mapping=spec)
+    message = str(err.value)
+    assert "key 'source' (line 3): Additional properties are not allowed ('sep' was unexpected)" in message
+    assert "key 'source.decimal' (line 3): ';' is not one of ['.', ',']" in message
+    assert "key 'source.header_row' (line 3): 0 is less than the minimum of 1" in message

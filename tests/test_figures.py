@@ -220,3 +220,23 @@ def test_km_plot_of_the_survival_helper_output_starts_at_one():
         assert line.get_xdata()[0] == 0.0 and line.get_ydata()[0] == 1.0
         np.testing.assert_allclose(line.get_xdata()[1:], part["time"])
         np.testing.assert_allclose(line.get_ydata()[1:], part["survival"])
+
+
+def test_event_study_from_results_is_deterministic(tmp_path):
+    """Event-study figures straight from aggte("dynamic") (with its uniform band) and from sunab()."""
+    md = pytest.importorskip("moderndid")
+    import cluster_econ as ce
+
+    d = md.load_mpdta().to_pandas()
+    dyn = ce.att_gt(d, "lemp", "year", "countyreal", "first.treat", est_method="reg").aggte("dynamic")
+    frame = ce.figures.event_study_frame(dyn)
+    assert list(frame["rel_time"]) == [-3, -2, -1, 0, 1, 2, 3]
+    assert (frame["band_low"] <= frame["conf_low"]).all()
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    event_study_plot(dyn, path=a)
+    event_study_plot(dyn, path=b)
+    assert a.read_bytes() == b.read_bytes()
+    sa = ce.feols("lemp ~ sunab(g, year) | countyreal + year", d.rename(columns={"first.treat": "g"}),
+                  vcov={"CRV1": "countyreal"})
+    assert list(ce.figures.event_study_frame(sa)["rel_time"]) == [-4, -3, -2, 0, 1, 2, 3]
+    event_study_plot(sa, path=tmp_path / "sa.svg")

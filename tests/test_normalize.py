@@ -72,9 +72,9 @@ def test_two_rounds_link_ids_and_recall_is_superseded(tmp_path: Path, wbes_mappi
     assert "r2009.dta row 1, r2012.dta row 1" in str(err.value)
     # proper run: one year per file through two specs
     spec2 = tmp_path / "wbes2012.yaml"
-    spec2.write_text(wbes_mapping.read_text().replace("{param: year}", "{const: 2012}"))
+    spec2.write_text(wbes_mapping.read_text().replace("{from: year, param: year}", "{const: 2012}"))
     spec1 = tmp_path / "wbes2009.yaml"
-    spec1.write_text(wbes_mapping.read_text().replace("{param: year}", "{const: 2009}"))
+    spec1.write_text(wbes_mapping.read_text().replace("{from: year, param: year}", "{const: 2009}"))
     panel = ce.normalize([f1, f2], mapping=[spec1, spec2], params={"country": "KEN"})
     ey = panel.enterprise_year
     assert ey["enterprise_id"].nunique() == 60

@@ -8,6 +8,7 @@ named in :mod:`cluster_econ.tables.phase_profile`.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from cluster_econ.report.command import register
 from cluster_econ.report.replicate import available, replication_root, run
 from cluster_econ.tables.phase_profile import phase_profile, phase_profile_long, phase_profile_table
 
-REQUIRED = {"otsuka_sonobe_table1", "hypotheses_demo", "wooldridge_jtrain", "baltagi_grunfeld"}
+REQUIRED = {"simcheck_phase_profile", "simcheck_propositions", "wooldridge_jtrain", "baltagi_grunfeld"}
 
 
 def _cli(argv: list[str]) -> int:
@@ -63,7 +64,7 @@ def test_every_exhibit_passes(outcomes: tuple[Path, list]) -> None:
     # tables in every format and figures in both formats were written
     for ext in ("tex", "html", "md", "csv", "xlsx", "docx"):
         assert (out / "wooldridge_jtrain" / "tables" / f"jtrain_models.{ext}").stat().st_size > 0
-        assert (out / "otsuka_sonobe_table1" / "tables" / f"phase_profile.{ext}").stat().st_size > 0
+        assert (out / "simcheck_phase_profile" / "tables" / f"phase_profile.{ext}").stat().st_size > 0
     for ext in ("png", "svg"):
         assert (out / "baltagi_grunfeld" / "figures" / f"grunfeld_value.{ext}").stat().st_size > 0
     assert (out / "summary.csv").is_file()
@@ -104,8 +105,10 @@ def test_untampered_copy_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[s
     code = _cli(["replicate", "--from", str(root), "--out", str(tmp_path / "out")])
     lines = capsys.readouterr().out.splitlines()
     assert code == 0
-    assert all(line.startswith("PASS") for line in lines[:-1])
-    assert lines[-1].startswith("1 exhibits, 30 checks: 30 passed, 0 failed")
+    assert lines[0].startswith("== Replications of published results")
+    assert lines[1] == "   baltagi_grunfeld: source: Baltagi, Econometric Analysis of Panel Data, Table 2.1"
+    assert all(line.startswith("PASS") for line in lines[2:-1])
+    assert lines[-1].startswith("1 exhibits (1 replications, 0 simulation checks), 30 checks: 30 passed, 0 failed")
 
 
 def test_csv_outputs_neutralise_spreadsheet_formulas(tmp_path: Path) -> None:
@@ -251,6 +254,51 @@ def test_missing_hypotheses_module_is_a_failure_not_a_skip(tmp_path: Path, monke
 
     # the package ships cluster_econ.hypotheses: losing it is a regression, reported as a failure
     monkeypatch.setitem(sys.modules, "cluster_econ.hypotheses", None)  # import raises ImportError
-    (o,) = run(["hypotheses_demo"], out=tmp_path)
+    (o,) = run(["simcheck_propositions"], out=tmp_path)
     assert o.skipped is None and not o.passed and o.n_failed == 1
     assert "cluster_econ.hypotheses" in o.error
+
+
+def test_replications_and_simulation_checks_are_named_for_what_they_are() -> None:
+    """A replication names its published source and compares with printed digits, never with the
+    simulator; a simulation check (the synthetic demo against the simulator's settings) says so."""
+    from cluster_econ.report.replicate import describe
+    from cluster_econ.schema.yamlconf import YamlDocument
+
+    kinds = {name: describe(name) for name in available()}
+    assert {n for n, (k, _) in kinds.items() if k == "replication"} >= {"wooldridge_jtrain", "baltagi_grunfeld"}
+    for name, (kind, source) in kinds.items():
+        checks = YamlDocument.from_file(replication_root() / name / "expected.yaml").data["checks"]
+        if kind == "replication":
+            assert source and any("printed" in c for c in checks), name
+            assert not any("truth" in c for c in checks), name
+        else:
+            assert kind == "simulation_check" and name.startswith("simcheck_"), name
+            assert not any("printed" in c for c in checks), name
+            readme = (replication_root() / name / "README.md").read_text(encoding="utf-8")
+            assert "not a replication of published numbers" in readme, name
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    # a truth check smuggled into a replication
+    (lambda cfg, exp: (cfg, exp.replace('printed: "-.252"', 'truth: x.y, tolerance: 0.1', 1)),
+     "not with the simulator's truth"),
+    # a replication that prints nothing published
+    (lambda cfg, exp: (cfg, re.sub(r'printed: "([-.0-9]+)"',
+                                   lambda m: f"expected: {float(m[1])!r}, tolerance: 0.001", exp)),
+     "at least one number"),
+    # no kind at all
+    (lambda cfg, exp: (cfg.replace("kind: replication\n", ""), exp), "kind"),
+    # a replication without its source
+    (lambda cfg, exp: ("\n".join(x for x in cfg.splitlines() if not x.startswith("source:")) + "\n", exp),
+     "source"),
+])
+def test_a_mislabelled_exhibit_is_a_configuration_error(tmp_path: Path, edit, message: str) -> None:
+    root = _copy(tmp_path, "wooldridge_jtrain")
+    folder = root / "wooldridge_jtrain"
+    cfg, exp = edit((folder / "config.yaml").read_text(encoding="utf-8"),
+                    (folder / "expected.yaml").read_text(encoding="utf-8"))
+    (folder / "config.yaml").write_text(cfg, encoding="utf-8")
+    (folder / "expected.yaml").write_text(exp, encoding="utf-8")
+    (o,) = run(["wooldridge_jtrain"], out=tmp_path / "out", root=root)
+    assert not o.passed and o.error is not None and message in o.error, o.error

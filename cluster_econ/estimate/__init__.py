@@ -13,7 +13,21 @@ Modules (one public entry point each, shared numerics in one place):
   ``marginal_effects``
 - ``censored``: ``tobit``, ``ordered_probit``
 - ``survival``: ``cox``, ``hazard``, ``kaplan_meier``, ``logrank_test``
-- ``production``: ``prodest`` (Olley-Pakes, Levinsohn-Petrin, Ackerberg-Caves-Frazer)
+- ``production``: ``prodest`` (Olley-Pakes, Levinsohn-Petrin, Ackerberg-Caves-Frazer, Wooldridge,
+  Gandhi-Navarro-Rivers, dynamic panel), ``estimate_productivity`` (log productivity for survey data)
+- ``gmm``: ``pgmm`` (dynamic panel GMM: Arellano-Bond difference, Blundell-Bond system)
+- ``liml``: ``liml`` (LIML and Fuller k-class IV)
+- ``iv_diagnostics``: weak-instrument, over-identification and endogeneity tests, Anderson-Rubin
+  sets (reported by ``iv`` and ``feols`` IV fits)
+- ``poisson``: ``fepois`` / ``ppml`` (Poisson PML with absorbed fixed effects)
+- ``fractional``: ``fracreg``, ``fractional_logit``, ``fractional_probit`` (Papke-Wooldridge)
+- ``survey``: ``SurveyDesign`` (weights, strata, PSUs, fpc) for ``survey=``, ``survey_mean``,
+  ``survey_total`` (Taylor-linearised variances as R's survey package)
+- ``did``, ``did_aggte``: ``att_gt`` and ``aggte`` (staggered adoption, Callaway and Sant'Anna);
+  ``sunab``: the Sun-Abraham event study behind ``feols("y ~ sunab(cohort, period) | ...")``
+- ``randomization``: ``randomization_inference``; ``multiple_testing``: ``romano_wolf``,
+  ``westfall_young``
+- ``bounds``: ``lee_bounds``; ``ancova``: ``ancova`` (several follow-up rounds)
 """
 
 from __future__ import annotations
@@ -30,7 +44,16 @@ _LAZY = {
     "conditional_logit": "binary", "cre_probit": "binary", "marginal_effects": "binary",
     "tobit": "censored", "ordered_probit": "censored",
     "cox": "survival", "hazard": "survival", "kaplan_meier": "survival", "logrank_test": "survival",
-    "prodest": "production",
+    "prodest": "production", "estimate_productivity": "production",
+    "pgmm": "gmm",
+    "fepois": "poisson", "ppml": "poisson",
+    "liml": "liml",
+    "fracreg": "fractional", "fractional_logit": "fractional", "fractional_probit": "fractional",
+    "SurveyDesign": "survey", "survey_mean": "survey", "survey_total": "survey",
+    "att_gt": "did", "aggte": "did_aggte",
+    "randomization_inference": "randomization",
+    "romano_wolf": "multiple_testing", "westfall_young": "multiple_testing",
+    "lee_bounds": "bounds", "ancova": "ancova",
 }
 
 __all__ = list(_LAZY)

@@ -52,6 +52,8 @@ from cluster_econ._version import __version__
 from cluster_econ.errors import EstimationError
 from cluster_econ.estimate.covariance import mest_vcov
 from cluster_econ.estimate.result import Audit, Result, VcovInfo, data_hash
+from cluster_econ.estimate.survey import SurveyDesign, check_vcov_for_survey, design_rows
+from cluster_econ.estimate.survey import sandwich as survey_sandwich
 
 __all__ = ["cloglog", "conditional_logit", "cre_probit", "logit", "lpm", "marginal_effects", "probit"]
 
@@ -253,7 +255,17 @@ def _separation(X: pd.DataFrame, y: np.ndarray) -> list[tuple[str, np.ndarray, s
 
 
 def _index_model(formula: str, data: Any, link: str, vcov: Any, ssc: str, model: str,
-                 separation: str = "raise", extra_cols: Sequence[str] = ()) -> Result:
+                 separation: str = "raise", extra_cols: Sequence[str] = (),
+                 survey: SurveyDesign | None = None) -> Result:
+    design = None
+    if survey is not None:
+        if link == "identity":
+            raise EstimationError("lpm: use feols(..., survey=) for a linear probability model on a survey design")
+        from cluster_econ.estimate.formula import as_frame
+
+        check_vcov_for_survey(vcov, None)
+        design = design_rows(survey, as_frame(data))
+        vcov = "iid"
     if link == "identity":
         # the LPM is OLS: its covariance comes from the shared linear-model module
         from cluster_econ.estimate import covariance as cv
@@ -281,6 +293,17 @@ def _index_model(formula: str, data: Any, link: str, vcov: Any, ssc: str, model:
     y = y[keep]
     index = mf.index[keep]
     extra = mf.extra.loc[keep]
+    pos = (mf.positions if mf.positions is not None else np.arange(len(mf.index)))[keep]
+    if design is not None:
+        w_here = design.weights[pos]
+        out = (w_here == 0) | ~design.in_domain()[pos]
+        if out.any():
+            n_dom = int((~design.in_domain()[pos]).sum())
+            if n_dom:
+                dropped["outside the survey domain"] = n_dom
+            if int(out.sum()) - n_dom:
+                dropped["zero weights"] = int(out.sum()) - n_dom
+            X, y, index, extra, pos = X.loc[~out], y[~out], index[~out], extra.loc[~out], pos[~out]
     if len(y) == 0:
         raise EstimationError(f"{model}: no rows left to estimate {formula!r}")
     X, collinear = drop_collinear(X)
@@ -311,6 +334,7 @@ def _index_model(formula: str, data: Any, link: str, vcov: Any, ssc: str, model:
             y = y[keep2]
             index = index[keep2]
             extra = extra.loc[keep2]
+            pos = pos[keep2]
             collinear = (*collinear, *cols)
             X, more = drop_collinear(X)
             collinear = (*collinear, *more)
@@ -330,6 +354,13 @@ def _index_model(formula: str, data: Any, link: str, vcov: Any, ssc: str, model:
             cov, info = cv.compute_vcov(inp, kind, cv.cluster_codes(extra, cl_names), cl_names, ssc)
             stats_out.update(r2=float(res.rsquared), adj_r2=float(res.rsquared_adj))
             engine = sm_engine()
+        elif design is not None:
+            beta, bread, scores, ll, ll0, engine = _fit_weighted_glm(link, y, Xa, design.weights[pos])
+            _check_fitted(link, Xa @ beta, X.columns, beta, model)
+            cov = survey_sandwich(design, bread, scores, pos)
+            info = design.vcov_info(Xa.shape[1], pos)
+            notes.append(f"survey design ({survey.describe()}): weighted pseudo-likelihood; log likelihoods "
+                         "are weighted")
         else:
             beta, bread, scores, ll, ll0, engine = _fit_ml(link, y, Xa)
             _check_fitted(link, Xa @ beta, X.columns, beta, model)
@@ -397,6 +428,39 @@ def _fit_ml(link: str, y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.nda
     return beta, bread, np.asarray(S), ll, ll0, sm_engine()
 
 
+def _fit_weighted_glm(link: str, y: np.ndarray, X: np.ndarray, w: np.ndarray) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray, float, float, str]:
+    """Weighted (pseudo-)maximum likelihood of a binary index model, as R's ``svyglm`` with a
+    ``quasibinomial`` family: beta solves ``sum_i w_i x_i (y_i - mu_i) mu_i' / V(mu_i) = 0``; the
+    bread is the inverse *expected* information ``(X' W X)^-1`` with working weights
+    ``w_i mu_i'^2 / V(mu_i)``; the scores are the weighted per-row score contributions."""
+    import statsmodels.api as sm
+
+    links = {"logit": sm.families.links.Logit(), "probit": sm.families.links.Probit(),
+             "cloglog": sm.families.links.CLogLog()}
+    fam = sm.families.Binomial(link=links[link])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = sm.GLM(y, X, family=fam, var_weights=w).fit(tol=1e-13, maxiter=200)
+    beta = np.asarray(res.params, dtype=float)
+    if not res.converged:
+        raise EstimationError(f"{link}: weighted maximum likelihood did not converge (possible separation)")
+    eta = X @ beta
+    mu = np.clip(fam.link.inverse(eta), 1e-300, 1 - 1e-16)
+    dmu = fam.link.inverse_deriv(eta)
+    var = mu * (1 - mu)
+    work = w * dmu**2 / var
+    try:
+        bread = np.linalg.inv(X.T @ (X * work[:, None]))
+    except np.linalg.LinAlgError as exc:
+        raise EstimationError(f"{link}: singular information matrix (collinear regressors or separation)") from exc
+    scores = X * (w * (y - mu) * dmu / var)[:, None]
+    ll = float(np.sum(w * (y * np.log(mu) + (1 - y) * np.log1p(-mu))))
+    pbar = float(np.sum(w * y) / np.sum(w))
+    ll0 = float(np.sum(w) * (pbar * np.log(pbar) + (1 - pbar) * np.log(1 - pbar)))
+    return beta, (bread + bread.T) / 2, scores, ll, ll0, sm_engine()
+
+
 def _check_fitted(link: str, xb: np.ndarray, names: Sequence[str], beta: np.ndarray, model: str) -> None:
     """Refuse results where maximum likelihood ran off to infinity (quasi-complete separation)."""
     p = _cdf(link, xb)
@@ -455,7 +519,7 @@ def _predict_index(result: Result, data: pd.DataFrame | None) -> pd.Series:
 
 
 def logit(formula: str, data: Any, vcov: Any = "iid", ssc: str = "stata",
-          separation: str = "raise") -> Result:
+          separation: str = "raise", survey: SurveyDesign | None = None) -> Result:
     """Pooled logit ``P(y=1|x) = 1/(1+exp(-x'beta))`` by maximum likelihood (statsmodels).
 
     Parameters
@@ -468,27 +532,31 @@ def logit(formula: str, data: Any, vcov: Any = "iid", ssc: str = "stata",
     separation : ``"raise"`` (default) or ``"drop"``: what to do when a regressor predicts the
         outcome perfectly for some rows. ``"drop"`` drops those rows and the regressor (Stata's
         behaviour) and records both in the audit.
+    survey : SurveyDesign, optional
+        Sampling design: weighted pseudo-maximum likelihood with the design-based (linearised)
+        covariance of R's ``svyglm(..., family=quasibinomial)`` (bread: inverse expected
+        information); see :mod:`cluster_econ.estimate.survey`. ``vcov`` must stay at its default.
 
     Returns
     -------
     Result with ``stats`` ``loglik``, ``loglik_null``, ``pseudo_r2`` (McFadden), ``lr_chi2``.
     """
-    return _index_model(formula, data, "logit", vcov, ssc, "logit", separation)
+    return _index_model(formula, data, "logit", vcov, ssc, "logit", separation, survey=survey)
 
 
 def probit(formula: str, data: Any, vcov: Any = "iid", ssc: str = "stata",
-           separation: str = "raise") -> Result:
+           separation: str = "raise", survey: SurveyDesign | None = None) -> Result:
     """Pooled probit ``P(y=1|x) = Φ(x'beta)`` by maximum likelihood (statsmodels). Arguments as
     :func:`logit`."""
-    return _index_model(formula, data, "probit", vcov, ssc, "probit", separation)
+    return _index_model(formula, data, "probit", vcov, ssc, "probit", separation, survey=survey)
 
 
 def cloglog(formula: str, data: Any, vcov: Any = "iid", ssc: str = "stata",
-            separation: str = "raise") -> Result:
+            separation: str = "raise", survey: SurveyDesign | None = None) -> Result:
     """Complementary log-log model ``P(y=1|x) = 1 - exp(-exp(x'beta))`` by maximum likelihood
     (statsmodels GLM, binomial family; ``OIM`` uses the observed, not expected, information).
     Arguments as :func:`logit`."""
-    return _index_model(formula, data, "cloglog", vcov, ssc, "cloglog", separation)
+    return _index_model(formula, data, "cloglog", vcov, ssc, "cloglog", separation, survey=survey)
 
 
 def lpm(formula: str, data: Any, vcov: Any = "HC1", ssc: str = "stata") -> Result:

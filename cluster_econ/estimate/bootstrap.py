@@ -49,7 +49,7 @@ from cluster_econ.estimate.formula import FormulaSpec, as_frame, model_frame, pa
 from cluster_econ.estimate.linear import _select_independent
 from cluster_econ.parallel import map_tasks
 
-__all__ = ["WildBootstrapResult", "wild_bootstrap"]
+__all__ = ["WildBootstrapResult", "multiplier_bootstrap", "wild_bootstrap"]
 
 MAX_CROSS_FE_LEVELS = 5000
 _CHUNK_CELLS = 20_000_000  # G x block of draws held at once, at most
@@ -91,7 +91,38 @@ def _draws(G: int, B: int, kind: str, rng: np.random.Generator, start: int | Non
     if kind == "webb":
         pts = np.array([-np.sqrt(1.5), -1, -np.sqrt(0.5), np.sqrt(0.5), 1, np.sqrt(1.5)])
         return pts[rng.integers(0, 6, size=(G, B))]
-    raise EstimationError(f"bootstrap weights {kind!r} are not known; use 'rademacher' or 'webb'")
+    if kind == "mammen":
+        # two points with mean 0 and variance 1: (1 - sqrt5)/2 with probability (sqrt5 + 1)/(2 sqrt5)
+        s5 = np.sqrt(5.0)
+        low = rng.random(size=(G, B)) < (s5 + 1) / (2 * s5)
+        return np.where(low, (1 - s5) / 2, (1 + s5) / 2)
+    raise EstimationError(f"bootstrap weights {kind!r} are not known; use 'rademacher', 'webb' or 'mammen'")
+
+
+def multiplier_bootstrap(influence: np.ndarray, B: int, rng: np.random.Generator,
+                         cluster: np.ndarray | None = None, weights: str = "mammen") -> np.ndarray:
+    """Multiplier bootstrap draws of asymptotically linear estimators.
+
+    For an (n x k) matrix of influence functions psi_i (so that theta_hat - theta is about
+    n^-1 sum_i psi_i) returns the (B x k) draws m^-1/2 sum_j xi_jb S_j, with S_j the influence
+    functions summed within cluster j (each row its own cluster without ``cluster``), m the number
+    of clusters and xi i.i.d. weights with mean 0 and variance 1 (Mammen by default, as R's
+    ``did``). Draws are generated in chunks, so memory stays O(m x chunk).
+    """
+    psi = np.asarray(influence, dtype=float)
+    psi = psi[:, None] if psi.ndim == 1 else psi
+    if cluster is not None:
+        codes, uniq = pd.factorize(np.asarray(cluster), sort=True)
+        psi = np.column_stack([np.bincount(codes, weights=psi[:, j], minlength=len(uniq))
+                               for j in range(psi.shape[1])])
+    m = psi.shape[0]
+    out = np.empty((B, psi.shape[1]))
+    step = max(1, _CHUNK_CELLS // max(m, 1))
+    for lo in range(0, B, step):
+        hi = min(B, lo + step)
+        xi = _draws(m, hi - lo, weights, rng)
+        out[lo:hi] = (xi.T @ psi) / np.sqrt(m)
+    return out
 
 
 def _csum(M: np.ndarray, codes: np.ndarray, G: int) -> np.ndarray:

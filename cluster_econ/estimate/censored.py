@@ -12,9 +12,10 @@ density. Written here (scipy.optimize with an analytic gradient and Hessian in `
 because neither statsmodels nor linearmodels ships a Tobit estimator. The reported ``sigma`` is
 ``exp(log σ)`` with a delta-method standard error (as Stata's ``/sigma``).
 
-``ordered_probit`` is ``P(y_i <= j) = Φ(κ_j - x_i'β)`` for ordered categories ``j`` (statsmodels
-``OrderedModel``); the thresholds are reported as ``cut1``, ``cut2``, ... on the latent scale (not
-the increments statsmodels uses internally), with delta-method standard errors.
+``ordered_probit`` is ``P(y_i <= j) = Φ(κ_j - x_i'β)`` for ordered categories ``j``, by Newton's
+method with the analytic score and Hessian in ``(β, κ)``; the thresholds are reported as ``cut1``,
+``cut2``, ... on the latent scale. statsmodels ``OrderedModel`` (numerical Hessian, thresholds as
+log increments) is the independent check in the tests.
 
 Covariance conventions follow :mod:`cluster_econ.estimate.binary`: ``"iid"`` (inverse observed
 information, named OIM), ``"HC1"`` and ``{"CRV1": col}`` with the ``ssc`` presets.
@@ -35,7 +36,6 @@ from cluster_econ.estimate.binary import (
     drop_collinear,
     frame,
     parse_vcov,
-    sm_engine,
 )
 from cluster_econ.estimate.covariance import mest_vcov
 from cluster_econ.estimate.result import Audit, Result, data_hash
@@ -188,16 +188,60 @@ def tobit(formula: str, data: Any, left: float | None = 0.0, right: float | None
     )
 
 
+def _oprobit_parts(theta: np.ndarray, codes: np.ndarray, X: np.ndarray, n_cuts: int,
+                   hess: bool = True) -> tuple[float, np.ndarray, np.ndarray | None]:
+    """Log-likelihood, per-row scores and (analytic) Hessian of the ordered probit in
+    ``theta = (beta, cut_1, ..., cut_{J-1})``.
+
+    With :math:`a_i = c_{y_i} - x_i'\\beta` and :math:`b_i = c_{y_i - 1} - x_i'\\beta`
+    (:math:`c_0 = -\\infty`, :math:`c_J = +\\infty`), :math:`P_i = \\Phi(a_i) - \\Phi(b_i)`; the
+    derivatives of :math:`a, b` are :math:`\\partial a_i = (-x_i, e_{y_i})`, :math:`\\partial b_i =
+    (-x_i, e_{y_i-1})`, and :math:`\\nabla^2 \\log P_i = (-a\\phi(a)\\partial a\\partial a' +
+    b\\phi(b)\\partial b\\partial b')/P_i - s_i s_i'` with :math:`s_i = (\\phi(a)\\partial a -
+    \\phi(b)\\partial b)/P_i`.
+    """
+    k = X.shape[1]
+    beta, cuts = theta[:k], theta[k:]
+    eta = X @ beta
+    ext = np.r_[-np.inf, cuts, np.inf]
+    a = ext[codes + 1] - eta
+    b = ext[codes] - eta
+    # P = Phi(a) - Phi(b), computed in the tail where it is accurate
+    upper = b > 0
+    P = np.where(upper, special.ndtr(-b) - special.ndtr(-a), special.ndtr(a) - special.ndtr(b))
+    P = np.maximum(P, 1e-300)
+    fa = np.where(np.isfinite(a), np.exp(-0.5 * np.where(np.isfinite(a), a, 0) ** 2) / np.sqrt(2 * np.pi), 0.0)
+    fb = np.where(np.isfinite(b), np.exp(-0.5 * np.where(np.isfinite(b), b, 0) ** 2) / np.sqrt(2 * np.pi), 0.0)
+    n = len(codes)
+    Da = np.zeros((n, k + n_cuts))
+    Db = np.zeros((n, k + n_cuts))
+    Da[:, :k] = -X
+    Db[:, :k] = -X
+    rows = np.arange(n)
+    ia = codes < n_cuts          # a finite: its cut is cut_{y}
+    Da[rows[ia], k + codes[ia]] = 1.0
+    ib = codes > 0               # b finite: cut_{y-1}
+    Db[rows[ib], k + codes[ib] - 1] = 1.0
+    S = (fa / P)[:, None] * Da - (fb / P)[:, None] * Db
+    ll = float(np.sum(np.log(P)))
+    if not hess:
+        return ll, S, None
+    wa = np.where(np.isfinite(a), -np.where(np.isfinite(a), a, 0) * fa, 0.0) / P
+    wb = np.where(np.isfinite(b), np.where(np.isfinite(b), b, 0) * fb, 0.0) / P
+    H = (Da * wa[:, None]).T @ Da + (Db * wb[:, None]).T @ Db - S.T @ S
+    return ll, S, (H + H.T) / 2
+
+
 def ordered_probit(formula: str, data: Any, vcov: Any = "iid", ssc: str = "stata") -> Result:
-    """Ordered probit ``P(y <= j | x) = Φ(cut_j - x'β)`` (statsmodels ``OrderedModel``).
+    """Ordered probit ``P(y <= j | x) = Φ(cut_j - x'β)``, by Newton's method with the analytic
+    score and Hessian (:func:`_oprobit_parts`).
 
     The outcome's distinct values, sorted, are the ordered categories (an ordered pandas
     Categorical keeps its category order). No intercept is estimated (the cut points take its
-    place); the cut points are reported as ``cut1`` ... on the latent scale with delta-method
-    standard errors.
+    place); the cut points ``cut1`` ... are parameters on the latent scale, so their standard
+    errors come straight from the inverse information (as Stata's ``oprobit`` and R's
+    ``ordinal::clm``).
     """
-    from statsmodels.miscmodels.ordinal_model import OrderedModel
-
     from cluster_econ.estimate.formula import as_frame, parse_formula
     kind, cl = parse_vcov(vcov)
     spec = parse_formula(formula)
@@ -231,36 +275,40 @@ def ordered_probit(formula: str, data: Any, vcov: Any = "iid", ssc: str = "stata
     Xa = X.to_numpy(dtype=float)
     k = Xa.shape[1]
     J_cat = len(levels)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        mod = OrderedModel(codes, Xa, distr="probit")
-        res = mod.fit(method="bfgs", disp=False, maxiter=2000, gtol=1e-10)
-        th = np.asarray(res.params)
-        for _ in range(3):  # Newton polish on statsmodels' Hessian
-            H = mod.hessian(th)
-            th = th - np.linalg.solve(H, mod.score(th))
-        H = mod.hessian(th)
-        S = mod.score_obs(th)
-    bread = np.linalg.inv(-H)
-    cov_t, info = mest_vcov(bread, S, kind, mf.extra[cl].to_numpy() if cl else None, ssc, cl)
-    # thresholds: cut1 = th[k], cut_j = cut_{j-1} + exp(th[k+j-1])
-    incr = th[k:]
-    cuts = np.cumsum(np.r_[incr[0], np.exp(incr[1:])])
-    Jm = np.zeros((k + J_cat - 1, k + J_cat - 1))
-    Jm[:k, :k] = np.eye(k)
-    for j in range(J_cat - 1):
-        Jm[k + j, k] = 1.0
-        for m in range(1, j + 1):
-            Jm[k + j, k + m] = np.exp(incr[m])
-    cov = Jm @ cov_t @ Jm.T
-    names = [*X.columns, *[f"cut{j + 1}" for j in range(J_cat - 1)]]
-    ll = float(mod.loglike(th))
     counts = np.bincount(codes, minlength=J_cat)
+    # start: no slopes, cuts at the normal quantiles of the cumulative shares (the null model's MLE)
+    theta = np.r_[np.zeros(k), special.ndtri(np.cumsum(counts)[:-1] / counts.sum())]
+    ll, S, H = _oprobit_parts(theta, codes, Xa, J_cat - 1)
+    converged = False
+    for _ in range(200):
+        g = S.sum(axis=0)
+        step = np.linalg.solve(H, -g)
+        t = 1.0
+        while True:
+            cand = theta + t * step
+            if np.all(np.diff(cand[k:]) > 0):
+                ll_c, S_c, H_c = _oprobit_parts(cand, codes, Xa, J_cat - 1)
+                if ll_c >= ll - 1e-12 * abs(ll):
+                    break
+            t /= 2
+            if t < 1e-10:
+                raise EstimationError("ordered_probit: Newton's method failed to improve the likelihood "
+                                      "(is a regressor a perfect predictor of the categories?)")
+        theta, ll, S, H = cand, ll_c, S_c, H_c
+        if np.max(np.abs(t * step)) < 1e-10 and np.max(np.abs(S.sum(axis=0))) < 1e-8:
+            converged = True
+            break
+    if not converged:
+        raise EstimationError("ordered_probit: Newton's method did not converge in 200 iterations")
+    assert H is not None
+    bread = np.linalg.inv(-H)
+    cov, info = mest_vcov((bread + bread.T) / 2, S, kind, mf.extra[cl].to_numpy() if cl else None, ssc, cl)
+    names = [*X.columns, *[f"cut{j + 1}" for j in range(J_cat - 1)]]
     p = counts / counts.sum()
     ll0 = float((counts * np.log(p)).sum())
     return Result(
-        params=pd.Series(np.r_[th[:k], cuts], index=names), cov=pd.DataFrame(cov, index=names, columns=names),
-        nobs=len(codes), vcov_info=info, formula=formula, model="ordered-probit", engine=sm_engine(),
+        params=pd.Series(theta, index=names), cov=pd.DataFrame(cov, index=names, columns=names),
+        nobs=len(codes), vcov_info=info, formula=formula, model="ordered-probit", engine=ENGINE_OWN,
         audit=Audit(n_input=mf.n_input, dropped=dict(mf.dropped), collinear=collinear),
         data_hash=data_hash(pd.Series(codes), X),
         stats={"loglik": ll, "loglik_null": ll0, "pseudo_r2": 1 - ll / ll0},

@@ -7,6 +7,7 @@ parser is therefore a security boundary::
     rhs       := ["-"] term { ("+" | "-") term }          # "-1" / "+0" drop the intercept, "1" keeps it
     term      := atom { (":" | "*") atom }                 # a*b expands to a + b + a:b
     atom      := NAME | "(" rhs ")" | C(NAME) | i(NAME [, ref=VALUE]) | f(expr) | I(expr)
+               | sunab(NAME, NAME [, ref_p=NUMBER] [, att=TRUE|FALSE])   # Sun-Abraham event study
     f         := log | log1p | exp | sqrt | abs            # a fixed whitelist
     expr      := arithmetic over NAME and numbers with + - * / ** and parentheses, and f(expr)
     fixed_effects := "0" | NAME { "^" NAME } { "+" NAME { "^" NAME } }
@@ -33,12 +34,16 @@ import pandas as pd
 
 from cluster_econ.errors import FormulaError
 
-__all__ = ["FormulaSpec", "ModelFrame", "as_frame", "model_frame", "parse_formula", "term_variables"]
+__all__ = [
+    "DynamicSpec", "FormulaSpec", "LaggedTerm", "ModelFrame", "as_frame", "model_frame",
+    "parse_dynamic_formula", "parse_formula", "term_variables",
+]
 
 TRANSFORMS: Mapping[str, Callable[[np.ndarray], np.ndarray]] = {
     "log": np.log, "log1p": np.log1p, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
 }
 FACTOR_FUNCS = ("C", "i")
+EVENT_FUNCS = ("sunab",)
 
 # --------------------------------------------------------------------------------------------
 # tokenizer
@@ -195,6 +200,8 @@ class _Atom:
     func: str = "C"
 
     def variables(self) -> list[str]:
+        if self.kind == "sunab":
+            return [self.var, *_expr_vars(self.expr)]
         return _expr_vars(self.expr) if self.kind == "num" else [self.var]
 
 
@@ -321,15 +328,52 @@ class _Parser:
             self.expect(")")
             return _Atom("factor", f"{func}({var_tok.text}{ref_text})", var=var_tok.text, ref=ref,
                          func=func)
+        if func in EVENT_FUNCS:
+            return self.parse_sunab(tok)
         if func != "I" and func not in TRANSFORMS:
             raise self.fail(tok, f"function {func!r} is not allowed; the accepted transforms are "
-                            f"{', '.join(TRANSFORMS)}, I(), C() and i()")
+                            f"{', '.join(TRANSFORMS)}, I(), C(), i() and sunab()")
         expr = self.parse_expr()
         self.expect(")")
         if func == "I":
             return _Atom("num", f"I({expr.show()})", expr=expr)
         node = _Call(func, expr)
         return _Atom("num", node.show(), expr=node)
+
+    def parse_sunab(self, tok: _Tok) -> _Atom:
+        """``sunab(cohort, period [, ref_p=-1] [, att=FALSE])`` after ``sunab(``."""
+        names = []
+        for _ in range(2):
+            t = self.take()
+            if t.kind != "name":
+                raise self.fail(t, "sunab() takes the cohort and the period columns: sunab(cohort, period)")
+            _check_name(t.text, self)
+            names.append(t.text)
+            if len(names) == 1:
+                self.expect(",")
+        ref_p, att = -1.0, False
+        while (t := self.peek()) is not None and t.text == ",":
+            self.take()
+            kw = self.take()
+            self.expect("=")
+            val = self.take()
+            if kw.text == "ref_p":
+                sign = 1.0
+                if val.text == "-":
+                    sign, val = -1.0, self.take()
+                if val.kind != "number":
+                    raise self.fail(val, "ref_p= takes a number (the reference relative period)")
+                ref_p = sign * float(val.text)
+            elif kw.text == "att":
+                if val.text not in ("TRUE", "FALSE", "True", "False"):
+                    raise self.fail(val, "att= takes TRUE or FALSE")
+                att = val.text in ("TRUE", "True")
+            else:
+                raise self.fail(kw, "sunab() accepts only the keywords ref_p= and att=")
+        self.expect(")")
+        opts = (f", ref_p={ref_p:g}" if ref_p != -1 else "") + (", att=TRUE" if att else "")
+        return _Atom("sunab", f"sunab({names[0]}, {names[1]}{opts})", expr=_Var(names[1]), var=names[0],
+                     ref=ref_p, func="sunab_att" if att else "sunab")
 
     # arithmetic: expr := mul {(+|-) mul}; mul := unary {(*|/) unary}; unary := -unary | power;
     # power := primary [** unary]
@@ -721,6 +765,10 @@ def _atom_columns(atom: _Atom, data: pd.DataFrame, full: bool) -> list[tuple[str
         if isinstance(atom.expr, _Var) and not _is_numeric(data[atom.expr.name]):
             return _atom_columns(_Atom("factor", atom.text, var=atom.text), data, full)
         return [(atom.text, _eval_expr(atom.expr, data))]
+    if atom.kind == "sunab":
+        from cluster_econ.estimate.sunab import sunab_columns
+
+        return sunab_columns(atom.var, atom.expr.name, float(atom.ref), data)
     s = data[atom.var]
     levels = _levels(s)
     if not full:
@@ -742,6 +790,8 @@ def _is_numeric(s: pd.Series) -> bool:
 
 def _term_columns(term: str, data: pd.DataFrame) -> dict[str, np.ndarray]:
     atoms = _parse_term_text(term)
+    if len(atoms) > 1 and any(a.kind == "sunab" for a in atoms):
+        raise FormulaError(f"{term!r}: sunab() cannot be interacted with other terms")
     # a factor interacted with anything gets all its levels (one slope per level)
     full = len(atoms) > 1
     cols: list[tuple[str, np.ndarray]] = [("", np.ones(len(data)))]
@@ -845,3 +895,131 @@ def model_frame(spec: FormulaSpec | str, data: Any, extra: Sequence[str] = (),
         index=sub.index, n_input=n_input, dropped=dropped, positions=positions,
         term_columns=term_map,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# public: dynamic panel formulas (plm's pgmm language), parsed without evaluation
+# --------------------------------------------------------------------------------------------
+_LAGS_RE = re.compile(r"^\s*(\d+)\s*(?::\s*(\d+)\s*)?$")
+
+
+@dataclass(frozen=True)
+class LaggedTerm:
+    """A term and the lags of it that enter: ``lag(log(w), 0:1)`` -> ``LaggedTerm("log(w)", (0, 1))``."""
+
+    term: str
+    lags: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class DynamicSpec:
+    """A parsed dynamic panel formula ``y ~ regressors | GMM instruments [| normal instruments]``.
+
+    Attributes
+    ----------
+    text : the formula as written.
+    lhs : the dependent term (``log(emp)``).
+    regressors : lagged terms on the right-hand side, in order.
+    gmm : GMM-style instruments; each term's lags span ``min(lags)..max(lags)``.
+    normal : "normal" (IV-style) instruments, or ``None`` for the default (every regressor whose
+        variable is not a GMM instrument, with the lags it enters with).
+    """
+
+    text: str
+    lhs: str
+    regressors: tuple[LaggedTerm, ...]
+    gmm: tuple[LaggedTerm, ...]
+    normal: tuple[LaggedTerm, ...] | None = None
+
+    def terms(self) -> tuple[str, ...]:
+        """Every distinct term (before lagging), the dependent term first."""
+        out = [self.lhs]
+        for part in (self.regressors, self.gmm, self.normal or ()):
+            out += [lt.term for lt in part if lt.term not in out]
+        return tuple(out)
+
+    def variables(self) -> tuple[str, ...]:
+        """Every data column the formula uses."""
+        out: list[str] = []
+        for t in self.terms():
+            out += [v for v in term_variables(t) if v not in out]
+        return tuple(out)
+
+
+def _lagged_items(text: str, whole: str, part: str) -> tuple[LaggedTerm, ...]:
+    items: dict[str, list[int]] = {}
+    for raw in split_top_level(text, "+"):
+        item = raw.strip()
+        if not item:
+            raise FormulaError(f"formula {whole!r}: empty term in the {part} part {text.strip()!r} "
+                               "(terms are joined by +; - and intercept terms are not accepted)")
+        if item in ("0", "1", "-1"):
+            raise FormulaError(f"formula {whole!r}: {item!r} in the {part} part: dynamic panel formulas "
+                               "set the intercept and time effects through effect=, not the formula")
+        m = re.fullmatch(r"lag\s*\((.*)\)", item, flags=re.S)
+        if m:
+            args = split_top_level(m.group(1), ",")
+            if len(args) > 2 or not args[0].strip():
+                raise FormulaError(f"formula {whole!r}: {item!r} must be lag(term), lag(term, k) or "
+                                   "lag(term, a:b)")
+            term_text = args[0].strip()
+            if len(args) == 2:
+                lm = _LAGS_RE.match(args[1])
+                if lm is None:
+                    raise FormulaError(f"formula {whole!r}: the lags in {item!r} must be a whole number "
+                                       "k or a range a:b of whole numbers (for example 1:2 or 2:99)")
+                lo = int(lm.group(1))
+                hi = int(lm.group(2)) if lm.group(2) is not None else lo
+                if hi < lo or hi > 10_000:
+                    raise FormulaError(f"formula {whole!r}: lag range {args[1].strip()!r} in {item!r} "
+                                       "must be a:b with a <= b <= 10000")
+                lags = list(range(lo, hi + 1))
+            else:
+                lags = [1]
+        else:
+            term_text, lags = item, [0]
+        atoms = _parse_term_text(term_text, whole)
+        if len(atoms) != 1 or atoms[0].kind != "num":
+            raise FormulaError(f"formula {whole!r}: {term_text!r} must be one numeric variable or "
+                               "transform (no factors or interactions inside a dynamic panel formula)")
+        key = atoms[0].text
+        items.setdefault(key, [])
+        items[key] += [g for g in lags if g not in items[key]]
+    return tuple(LaggedTerm(t, tuple(sorted(g))) for t, g in items.items())
+
+
+def parse_dynamic_formula(text: str) -> DynamicSpec:
+    """Parse plm's ``pgmm`` formula language without evaluating anything.
+
+    ``y ~ lag(y, 1:2) + lag(w, 0:1) + k | lag(y, 2:99) [| lag(w, 0:1) + k]``: the first part
+    lists the regressors, the second the GMM-style instruments (each term's lags ``a:b``; ``99``
+    means "all available"), the optional third the normal (IV-style) instruments. ``lag(x)`` is
+    ``lag(x, 1)``; a bare term is lag 0. Terms are variables or whitelisted transforms
+    (``log(emp)``), as in :func:`parse_formula`.
+
+    Raises
+    ------
+    FormulaError
+        For anything outside this grammar, naming the offending text.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise FormulaError(f"a formula must be a non-empty string, got {text!r}")
+    if len(text) > 10_000:
+        raise FormulaError("formula longer than 10,000 characters")
+    _tokenize(text)
+    parts = split_top_level(text, "|")
+    if not 2 <= len(parts) <= 3:
+        raise FormulaError(f"formula {text!r}: a dynamic panel formula has two or three parts, "
+                           "'y ~ regressors | GMM instruments [| normal instruments]'")
+    main = split_top_level(parts[0], "~")
+    if len(main) != 2:
+        raise FormulaError(f"formula {text!r}: the first part must be 'y ~ regressors'")
+    lhs_atoms = _parse_term_text(main[0].strip(), text) if main[0].strip() else ()
+    if len(lhs_atoms) != 1 or lhs_atoms[0].kind != "num":
+        raise FormulaError(f"formula {text!r}: the left-hand side must be one numeric variable or transform")
+    if any("~" in p for p in parts[1:]):
+        raise FormulaError(f"formula {text!r}: only the first part may contain '~'")
+    regressors = _lagged_items(main[1], text, "regressor")
+    gmm = _lagged_items(parts[1], text, "GMM-instrument")
+    normal = _lagged_items(parts[2], text, "normal-instrument") if len(parts) == 3 else None
+    return DynamicSpec(text=text, lhs=lhs_atoms[0].text, regressors=regressors, gmm=gmm, normal=normal)

@@ -37,6 +37,8 @@ from cluster_econ.estimate.formula import (
     parse_formula,
 )
 from cluster_econ.estimate.result import Audit, Result, data_hash
+from cluster_econ.estimate.survey import SurveyDesign, check_vcov_for_survey, design_rows
+from cluster_econ.estimate.survey import sandwich as survey_sandwich
 
 __all__ = ["feols", "feols_many", "iv"]
 
@@ -56,7 +58,7 @@ def _panel_defaults(data: Any, entity: str | None, time: str | None) -> tuple[pd
 def feols(formula: str | Sequence[str], data: Any, vcov: str | Mapping[str, str] | None = "iid",
           weights: str | None = None, ssc: str = "stata", entity: str | None = None,
           time: str | None = None, tol: float = 1e-10, maxiter: int = 10_000,
-          drop_singletons: bool = True) -> Result | list[Result]:
+          drop_singletons: bool = True, survey: SurveyDesign | None = None) -> Result | list[Result]:
     """OLS (or 2SLS with an IV part) with any number of absorbed fixed effects.
 
     Parameters
@@ -79,6 +81,12 @@ def feols(formula: str | Sequence[str], data: Any, vcov: str | Mapping[str, str]
     drop_singletons : bool
         Iteratively drop observations alone in a fixed-effect group (counted in
         ``audit.dropped["singletons"]``), as reghdfe and fixest do.
+    survey : SurveyDesign, optional
+        The sampling design (:class:`cluster_econ.estimate.survey.SurveyDesign`): the regression is
+        weighted by its sampling weights, restricted to its domain, and its covariance is the
+        design-based Taylor linearisation (strata, PSUs, finite-population correction) of R's
+        ``svyglm``, computed from the within-transformed scores when fixed effects are absorbed.
+        ``vcov`` and ``weights`` must then be left at their defaults.
 
     Returns
     -------
@@ -91,11 +99,31 @@ def feols(formula: str | Sequence[str], data: Any, vcov: str | Mapping[str, str]
         if not isinstance(formula, Sequence) or not all(isinstance(f, str) for f in formula):
             raise FormulaError(f"formula must be a string such as 'y ~ x | firm' or a list of them, "
                                f"not {type(formula).__name__}")
+        if any("sunab(" in f for f in formula):
+            return [feols(f, data, vcov=vcov, weights=weights, ssc=ssc, entity=entity, time=time, tol=tol,
+                          maxiter=maxiter, drop_singletons=drop_singletons, survey=survey) for f in formula]
         return feols_many(formula, data, vcov=vcov, weights=weights, ssc=ssc, entity=entity,
-                          time=time, tol=tol, maxiter=maxiter, drop_singletons=drop_singletons)
+                          time=time, tol=tol, maxiter=maxiter, drop_singletons=drop_singletons,
+                          survey=survey)
     frame, entity, time = _panel_defaults(data, entity, time)
     spec = parse_formula(formula)
-    return _fit(spec, frame, vcov, weights, ssc, tol, maxiter, drop_singletons, entity, time, {})
+    shared: dict[str, Any] = {}
+    weights = _survey_setup(survey, frame, vcov, weights, shared)
+    res = _fit(spec, frame, vcov, weights, ssc, tol, maxiter, drop_singletons, entity, time, shared)
+    for term in (t for t in spec.rhs if t.startswith("sunab(")):  # Sun-Abraham: aggregate the cells
+        from cluster_econ.estimate.sunab import aggregate, sunab_spec
+        res = aggregate(res, term, *sunab_spec(term), frame)
+    return res
+
+
+def _survey_setup(survey: SurveyDesign | None, frame: pd.DataFrame, vcov: Any, weights: str | None,
+                  shared: dict[str, Any]) -> str | None:
+    """Resolve a survey design into ``shared["survey"]``; return the weights column to use."""
+    if survey is None:
+        return weights
+    check_vcov_for_survey(vcov, weights)
+    shared["survey"] = design_rows(survey, frame)
+    return survey.weights
 
 
 def feols_many(formulas: Sequence[str], data: Any, **kwargs: Any) -> list[Result]:
@@ -110,12 +138,13 @@ def feols_many(formulas: Sequence[str], data: Any, **kwargs: Any) -> list[Result
     frame, entity, time = _panel_defaults(data, entity, time)
     shared: dict[str, Any] = {}
     opts = {"vcov": "iid", "weights": None, "ssc": "stata", "tol": 1e-10, "maxiter": 10_000,
-            "drop_singletons": True}
+            "drop_singletons": True, "survey": None}
     shared["workers"] = kwargs.pop("workers", None)  # threads fitting the formulas of one sample
     unknown = set(kwargs) - set(opts)
     if unknown:
         raise TypeError(f"unknown arguments {sorted(unknown)}")
     opts.update(kwargs)
+    opts["weights"] = _survey_setup(opts.pop("survey"), frame, opts["vcov"], opts["weights"], shared)
     args = (opts["vcov"], opts["weights"], opts["ssc"], opts["tol"], opts["maxiter"],
             opts["drop_singletons"], entity, time, shared)
     specs = [parse_formula(f) for f in formulas]
@@ -253,6 +282,12 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
     # fixed effects: codes, singletons
     fe_names = list(mf.fe.columns)
     pos = mf.positions if mf.positions is not None else np.arange(n0)
+    survey = shared.get("survey")
+    if survey is not None and survey.domain is not None:
+        outside = keep & ~survey.domain[pos]
+        if outside.any():
+            dropped["outside the survey domain"] = int(outside.sum())
+            keep &= ~outside
 
     def full_codes(kind: str, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Codes of a column over the whole input frame (shared between formulas)."""
@@ -492,7 +527,11 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
         sel_k = [*kx, *[nx + j for j in ke]]
         inputs = CovInputs(X=Xs, u=u, bread=bread, beta=beta, weights=w, fe_codes=codes, fe_dof=fe_dof,
                            leverage=leverage, jackknife=jackknife, nested_memo=nested_memo)
-        V, vinfo = compute_vcov(inputs, kind, cl_codes, cl_names, ssc)
+        if survey is not None:
+            V = survey_sandwich(survey, bread, inputs.scores(), pos[keep])
+            vinfo = survey.vcov_info(k + (fe_dof.get("fixest", 0) if codes else 0), pos[keep])
+        else:
+            V, vinfo = compute_vcov(inputs, kind, cl_codes, cl_names, ssc)
         notes.extend(vinfo.details.get("notes", ()))
         # fit statistics
         rss = float(u @ u) if w is None else float(np.sum(w * u**2))
@@ -518,6 +557,18 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
             stats["first_stage_F"] = min(fs.values())
             extra["first_stage_F_type"] = (f"Wald F of the excluded instruments in each first-stage "
                                            f"regression, {vinfo.type} covariance, ssc={ssc}")
+            from cluster_econ.estimate.iv_diagnostics import diagnose
+            try:
+                if survey is not None:
+                    raise ValueError("they assume independent sampling, not a survey design")
+                diag_stats, diag_extra = diagnose(y, X, E, Z, w, kind, cl_codes, cl_names, ssc, codes, fe_dof,
+                                                  beta[len(xnames_k):], vinfo.df_resid)
+            except (np.linalg.LinAlgError, linalg.LinAlgError, ValueError) as exc:
+                # the estimates stand; the diagnostics say why they are missing
+                diag_stats, diag_extra = {}, {"error": f"instrument diagnostics not computed: {exc}"}
+                notes.append(diag_extra["error"])
+            stats.update(diag_stats)
+            extra["iv_diagnostics"] = diag_extra
         groups = {fe: int(c.max()) + 1 for fe, c in zip(fe_names, codes, strict=True)}
         if entity:
             extra["entity"] = entity

@@ -45,6 +45,8 @@ from cluster_econ.estimate.covariance import CovInputs, compute_vcov, parse_vcov
 from cluster_econ.estimate.formula import FormulaSpec, as_frame, model_frame, parse_formula
 from cluster_econ.estimate.linear import ENGINE, feols
 from cluster_econ.estimate.result import Audit, Result, data_hash
+from cluster_econ.estimate.survey import SurveyDesign, check_vcov_for_survey, design_rows
+from cluster_econ.estimate.survey import sandwich as survey_sandwich
 
 __all__ = ["hausman", "panel"]
 
@@ -53,7 +55,7 @@ MODELS = ("pooled", "fe", "re", "between", "fd", "mundlak")
 
 def panel(formula: str, data: Any, model: str = "re", entity: str | None = None,
           time: str | None = None, vcov: str | Mapping[str, str] | None = "iid",
-          ssc: str = "stata") -> Result:
+          ssc: str = "stata", survey: SurveyDesign | None = None) -> Result:
     """Estimate a static panel model (see the module docstring for each ``model``).
 
     Parameters
@@ -66,6 +68,13 @@ def panel(formula: str, data: Any, model: str = "re", entity: str | None = None,
         Identifier columns (default ``enterprise_id`` and ``year`` for a Panel). ``time`` is
         required for ``fd``.
     vcov, ssc : covariance type and small-sample preset, as in :func:`feols`.
+    survey : SurveyDesign, optional
+        Sampling design (weights, strata, PSUs, fpc; :mod:`cluster_econ.estimate.survey`) for
+        ``pooled``, ``fe`` and ``fd``: weighted least squares with the design-based linearised
+        covariance (for ``fd`` the weight and PSU of each difference are those of its later
+        period). Random effects, between and Mundlak (a random-effects GLS here) are not defined
+        with sampling weights and raise an error; with a survey design use ``fe``, or ``pooled``
+        with the entity means of the regressors added (the Mundlak device by pooled regression).
 
     Returns
     -------
@@ -86,14 +95,19 @@ def panel(formula: str, data: Any, model: str = "re", entity: str | None = None,
     if spec.fixed_effects or spec.endog:
         raise FormulaError(f"panel: formula {formula!r} must be 'y ~ regressors' (entity effects come "
                            "from model=; use feols for absorbed effects or IV)")
+    if survey is not None and model not in ("pooled", "fe", "fd"):
+        raise EstimationError(f"panel model {model!r} is not available with a survey design (its GLS weights "
+                              "are not defined with sampling weights); use model='fe', 'fd', or 'pooled' with "
+                              "the entity means of the regressors added")
     if model in ("pooled", "fe"):
         text = formula if model == "pooled" else f"{formula} | {entity}"
-        res = feols(text, frame, vcov=vcov, ssc=ssc, entity=entity, time=time, drop_singletons=False)
+        res = feols(text, frame, vcov=vcov, ssc=ssc, entity=entity, time=time, drop_singletons=False,
+                    survey=survey)
         assert isinstance(res, Result)
         return dataclasses.replace(res, model=f"panel-{model}", formula=formula)
     if model == "fd" and not time:
         raise EstimationError("first differences need the time column: pass time=")
-    return _transformed(spec, frame, model, entity, time, vcov, ssc)
+    return _transformed(spec, frame, model, entity, time, vcov, ssc, survey)
 
 
 def _ols(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,7 +117,11 @@ def _ols(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str, time: str | None,
-                 vcov: Any, ssc: str) -> Result:
+                 vcov: Any, ssc: str, survey: SurveyDesign | None = None) -> Result:
+    design = None
+    if survey is not None:
+        check_vcov_for_survey(vcov, None)
+        design = design_rows(survey, frame)
     kind, cl_names = parse_vcov(vcov)
     extra = [entity] + ([time] if time else []) + [c for c in cl_names if c not in (entity, time)]
     reasons = {entity: "missing entity", **({time: "missing time"} if time else {}),
@@ -155,6 +173,13 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
                                   f"{int(bad_t.sum())} row(s) are not (rows {rows}; values {values})")
         order = np.lexsort((t, ent))
         e_s, t_s = ent[order], t[order]
+        dup = np.r_[False, (e_s[1:] == e_s[:-1]) & (t_s[1:] == t_s[:-1])]
+        if dup.any():
+            rows = mf.extra.index[order[dup]]
+            ex = ", ".join(f"({mf.extra.at[r, entity]!r}, {mf.extra.at[r, time]!r})" for r in rows[:5])
+            raise EstimationError(f"first differences: {int(dup.sum())} duplicate ({entity}, {time}) row(s) "
+                                  f"found, for example {ex} (rows {', '.join(map(str, rows[:5]))}); each "
+                                  "entity may appear once per period, so the difference is not defined")
         same = np.r_[False, e_s[1:] == e_s[:-1]]
         gap = np.r_[False, np.diff(t_s) != 1]
         ok = same & ~gap
@@ -165,6 +190,12 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
             dropped["gap (difference across a missing period)"] = n_gap
         cur = order[ok]
         prev = order[np.flatnonzero(ok) - 1]
+        if design is not None:
+            at = (mf.positions if mf.positions is not None else np.arange(len(y)))[cur]
+            inside = design.in_domain()[at] & (design.weights[at] > 0)
+            if not inside.all():
+                dropped["outside the survey domain or zero weight"] = int((~inside).sum())
+                cur, prev, at = cur[inside], prev[inside], at[inside]
         yt = y[cur] - y[prev]
         Xt = X[cur] - X[prev]
         if "Intercept" in names:
@@ -185,6 +216,12 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
         else:
             ew = yw
         N = len(y)
+        if N - G - Kw <= 0:
+            single = int((counts == 1).sum())
+            raise EstimationError(
+                f"{model}: random effects need repeated observations of the entities: {N} rows for {G} "
+                f"entities ({single} with a single row) leave {N - G - Kw} degrees of freedom for the "
+                f"within variance; use model='pooled' or data with several periods per {entity!r}")
         sigma2_e = float(ew @ ew) / (N - G - Kw)
         # between regression on entity means; regressors whose entity means do not vary (time
         # dummies in a balanced panel) are collinear with the constant there, so use the rank
@@ -210,17 +247,29 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
     if rank < k:
         raise EstimationError(f"{model}: regressors are collinear after the {model} transformation "
                               "(for between/fd, drop variables without between/within variation)")
-    beta, u, XtX = _ols(yt, Xt)
-    bread = linalg.inv(XtX)
-    bread = (bread + bread.T) / 2
+    if design is not None:
+        w = design.weights[at]
+        XtX = Xt.T @ (Xt * w[:, None])
+        beta = linalg.solve(XtX, Xt.T @ (w * yt), assume_a="pos")
+        u = yt - Xt @ beta
+        bread = linalg.inv(XtX)
+        V = survey_sandwich(design, (bread + bread.T) / 2, Xt * (w * u)[:, None], at)
+        vinfo = design.vcov_info(k, at)
+        notes.append(f"survey design ({survey.describe()}): weighted first differences")
+        rss_weights = w
+    else:
+        beta, u, XtX = _ols(yt, Xt)
+        bread = linalg.inv(XtX)
+        bread = (bread + bread.T) / 2
 
-    def leverage() -> np.ndarray:
-        return np.einsum("ij,jk,ik->i", Xt, bread, Xt)
+        def leverage() -> np.ndarray:
+            return np.einsum("ij,jk,ik->i", Xt, bread, Xt)
 
-    cl_codes = [pd.factorize(cl_frame[c].to_numpy())[0].astype(np.int64) for c in cl_names]
-    V, vinfo = compute_vcov(CovInputs(X=Xt, u=u, bread=bread, beta=beta, leverage=leverage),
-                            kind, cl_codes, cl_names, ssc)
-    rss = float(u @ u)
+        cl_codes = [pd.factorize(cl_frame[c].to_numpy())[0].astype(np.int64) for c in cl_names]
+        V, vinfo = compute_vcov(CovInputs(X=Xt, u=u, bread=bread, beta=beta, leverage=leverage),
+                                kind, cl_codes, cl_names, ssc)
+        rss_weights = np.ones(n)
+    rss = float(np.sum(rss_weights * u * u))
     has_const = "Intercept" in names
     tss = float(np.sum((yt - yt.mean()) ** 2)) if has_const else float(yt @ yt)
     r2 = 1 - rss / tss if tss > 0 else float("nan")
@@ -238,13 +287,18 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
                   audit=audit, data_hash=data_hash(yt, Xt), groups=groups, stats=stats, extra=extra_out)
 
 
-def hausman(fe_result: Result, re_result: Result) -> dict[str, Any]:
+def hausman(fe_result: Result, re_result: Result, tol: float = 1e-8) -> dict[str, Any]:
     """Hausman test of the random-effects assumption.
 
-    :math:`H = (b_{FE}-b_{RE})'(V_{FE}-V_{RE})^{-1}(b_{FE}-b_{RE})` over the coefficients the two
-    models share (the intercept excluded), referred to :math:`\\chi^2` with as many degrees of
-    freedom. If :math:`V_{FE}-V_{RE}` is not positive definite the Moore-Penrose inverse is used,
-    the degrees of freedom are its rank, and ``note`` says so. Both results should use the iid
+    :math:`H = d'(V_{FE}-V_{RE})^{+}d`, :math:`d = b_{FE}-b_{RE}`, over the coefficients the two
+    models share (the intercept excluded), referred to :math:`\\chi^2` with degrees of freedom
+    equal to the rank of :math:`V_{FE}-V_{RE}` (as Stata's ``hausman``; R plm's ``phtest`` uses
+    the number of coefficients and the ordinary inverse, which agree when the difference has full
+    rank). The rank and the generalized inverse come from one eigen-decomposition of the
+    difference scaled to unit diagonal of :math:`V_{FE}` (so units of measurement do not matter):
+    eigenvalues above ``tol`` times the largest count, the others (zero or negative, that is,
+    directions in which the efficient estimator is not more precise) are left out of both the
+    statistic and the degrees of freedom, and ``note`` says so. Both results should use the iid
     covariance (the classical test is not valid with robust covariances).
     """
     common = [c for c in fe_result.params.index if c in re_result.params.index and c != "Intercept"]
@@ -252,15 +306,20 @@ def hausman(fe_result: Result, re_result: Result) -> dict[str, Any]:
         raise EstimationError("hausman: the two results share no coefficients")
     d = (fe_result.params[common] - re_result.params[common]).to_numpy()
     Vd = (fe_result.cov.loc[common, common] - re_result.cov.loc[common, common]).to_numpy()
-    evals = np.linalg.eigvalsh(Vd)
+    scale = np.sqrt(np.clip(np.diag(fe_result.cov.loc[common, common].to_numpy()), 0, None))
+    scale = np.where(scale > 0, scale, 1.0)
+    Vs = Vd / np.outer(scale, scale)
+    evals, evecs = np.linalg.eigh((Vs + Vs.T) / 2)
+    keep = evals > tol * max(float(np.abs(evals).max()), np.finfo(float).tiny)
+    df = int(keep.sum())
+    if df == 0:
+        raise EstimationError("hausman: V_FE - V_RE has no positive eigenvalue; the test is not defined "
+                              "(are both results from the same data with iid covariances?)")
+    proj = evecs[:, keep].T @ (d / scale)
+    H = float(np.sum(proj**2 / evals[keep]))
     note = ""
-    if evals.min() <= 0:
-        Vinv = np.linalg.pinv(Vd)
-        df = int(np.sum(evals > 1e-12 * max(1.0, abs(evals).max())))
-        note = "V_FE - V_RE is not positive definite: generalized inverse used, df = its rank"
-    else:
-        Vinv = np.linalg.inv(Vd)
-        df = len(common)
-    H = float(d @ Vinv @ d)
+    if df < len(common):
+        note = (f"V_FE - V_RE has rank {df} < {len(common)} coefficients: generalized inverse used, "
+                "df = its rank")
     return {"statistic": H, "df": df, "p_value": float(sps.chi2.sf(H, df)), "distribution": "chi2",
             "coefficients": tuple(common), "note": note}

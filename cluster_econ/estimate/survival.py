@@ -305,16 +305,22 @@ def cox(formula: str, data: Any, event: str, entry: str | None = None,
     X = mf.X.drop(columns=["Intercept"], errors="ignore")
     if X.shape[1] == 0:
         raise EstimationError("cox: the formula has no regressors")
-    # the intercept is not identified: check collinearity of centred columns
-    Xc = X - X.mean()
-    Xc, collinear = drop_collinear(Xc)
-    X = X[list(Xc.columns)]
     if strata_cols:
         sv = mf.extra[strata_cols]
         scode = pd.MultiIndex.from_frame(sv.astype(str)).factorize()[0] if len(strata_cols) > 1 \
             else pd.factorize(sv.iloc[:, 0])[0]
     else:
         scode = None
+    # the intercept (each stratum's, with strata) is not identified: check the collinearity of the
+    # columns centred within strata, so that a regressor constant within every stratum is dropped
+    # (as R's coxph reports it NA) rather than given a coefficient with standard error 0
+    Xc = X - (X.groupby(scode).transform("mean").to_numpy() if scode is not None else X.mean())
+    Xc, collinear = drop_collinear(Xc)
+    X = X[list(Xc.columns)]
+    if X.shape[1] == 0:
+        raise EstimationError(f"cox: no regressor is identified: {', '.join(collinear)} "
+                              f"{'are' if len(collinear) > 1 else 'is'} constant within every stratum "
+                              "or collinear")
     fit = cox_fit_arrays(stop, ev, X.to_numpy(dtype=float), start, scode, ties)
     bread = np.linalg.inv(fit["info"])
     clusters = mf.extra[cl].to_numpy() if cl else None

@@ -6,8 +6,14 @@ matplotlib is imported only when a plot is drawn.
 
 from __future__ import annotations
 
-from cluster_econ.figures.plots import cluster_timeline, coefficient_plot, event_study_plot, km_plot
+from cluster_econ.figures.plots import (
+    cluster_timeline,
+    coefficient_plot,
+    event_study_frame,
+    event_study_plot,
+    km_plot,
+)
 from cluster_econ.figures.style import FigureError, save
 
-__all__ = ["FigureError", "cluster_timeline", "coefficient_plot", "event_study_plot", "km_plot",
-           "save"]
+__all__ = ["FigureError", "cluster_timeline", "coefficient_plot", "event_study_frame", "event_study_plot",
+           "km_plot", "save"]

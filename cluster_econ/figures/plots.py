@@ -344,8 +344,26 @@ def km_plot(
     return fig
 
 
+def event_study_frame(result: Any, level: float = 0.95) -> pd.DataFrame:
+    """Event-study rows (``rel_time``, ``estimate``, ``conf_low``, ``conf_high`` and, where the
+    estimator has one, the uniform band ``band_low``/``band_high``) from an
+    ``att_gt(...).aggte("dynamic")`` result or a ``feols`` result with ``sunab(cohort, period)``
+    (terms ``period::l``)."""
+    tab = result.tidy(level)
+    if "event" in tab.columns:  # aggte("dynamic")
+        tab = tab[tab["event"].notna()].rename(columns={"event": "rel_time"})
+    else:
+        rel = tab["term"].astype(str).str.extract(r"::(-?\d+(?:\.\d+)?)$")[0]
+        if rel.isna().all():
+            raise FigureError("event_study_frame: the result has no event-time terms (use aggte('dynamic') "
+                              "or a sunab() regression)")
+        tab = tab.assign(rel_time=pd.to_numeric(rel, errors="coerce")).dropna(subset=["rel_time"])
+    cols = ["rel_time", "estimate", "conf_low", "conf_high"] + [c for c in ("band_low", "band_high") if c in tab]
+    return tab[cols].reset_index(drop=True)
+
+
 def event_study_plot(
-    df: pd.DataFrame,
+    df: pd.DataFrame | Any,
     path: PathArg = None,
     *,
     reference: float | None = -1,
@@ -355,7 +373,9 @@ def event_study_plot(
 ) -> Figure:
     """Event-study coefficients with confidence intervals.
 
-    ``df`` has columns ``rel_time``, ``estimate``, ``conf_low``, ``conf_high``. The omitted
+    ``df`` has columns ``rel_time``, ``estimate``, ``conf_low``, ``conf_high`` (and optionally
+    ``band_low``/``band_high``, a uniform band drawn shaded), or is a result accepted by
+    :func:`event_study_frame` (``aggte("dynamic")``, a ``sunab()`` regression). The omitted
     reference period (``reference``, default -1) is drawn as a hollow point at zero when it is
     not in the data; a dashed vertical line separates pre- from post-treatment periods.
 
@@ -374,8 +394,12 @@ def event_study_plot(
     -------
     matplotlib.figure.Figure
     """
+    if not isinstance(df, pd.DataFrame) and hasattr(df, "tidy"):
+        df = event_study_frame(df)
     cols = ["rel_time", "estimate", "conf_low", "conf_high"]
-    data = _numeric(_require(df, cols, "event_study_plot"), cols, "event_study_plot")
+    band = isinstance(df, pd.DataFrame) and {"band_low", "band_high"} <= set(df.columns)
+    data = _numeric(_require(df, cols, "event_study_plot"), cols + (["band_low", "band_high"] if band else []),
+                    "event_study_plot")
     if data.empty:
         raise FigureError("event_study_plot: no rows to plot")
     if data["rel_time"].duplicated().any():
@@ -399,12 +423,16 @@ def event_study_plot(
             order = np.argsort(line_t, kind="mergesort")
             line_t, line_y = line_t[order], line_y[order]
         ax.plot(line_t, line_y, color=color, lw=1.2)
+        if band:
+            ax.fill_between(t, data["band_low"].to_numpy(), data["band_high"].to_numpy(), color=color,
+                            alpha=BAND_ALPHA, lw=0, label="uniform band")
         yerr = np.vstack([est - data["conf_low"].to_numpy(), data["conf_high"].to_numpy() - est])
         ax.errorbar(t, est, yerr=yerr, fmt="o", color=color, ecolor=color, capsize=3,
                     markersize=5)
         if add_ref:
             ax.plot([float(reference)], [0.0], marker="o", mfc="white", mec=color, ls="none",
                     markersize=5, label=f"reference period ({float(reference):g})")
+        if add_ref or band:
             ax.legend(loc="best")
         from matplotlib.ticker import MaxNLocator
 

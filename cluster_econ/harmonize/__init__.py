@@ -6,7 +6,7 @@ from cluster_econ._lazy import lazy_attributes
 
 _LAZY = {
     "normalize": "cluster_econ.harmonize.pipeline",
-    "map_source": "cluster_econ.harmonize.pipeline",
+    "map_source": "cluster_econ.harmonize.mapping",
     "MappingSpec": "cluster_econ.harmonize.spec",
     "load_mapping": "cluster_econ.harmonize.spec",
     "mapping_from_dict": "cluster_econ.harmonize.spec",

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -23,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         required=True,
         metavar="SPEC",
-        help="mapping YAML; give it once for all files or once per file, in the same order",
+        help="mapping YAML, or the name of a mapping shipped with cluster_econ (wbes); give it once for all "
+        "files or once per file, in the same order",
     )
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output Panel folder")
     p.add_argument(
@@ -61,10 +66,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_schema)
 
 
+def _check_out(out: str) -> None:
+    """``--out`` must be a folder (existing or not), never a file: say so before any work is done."""
+    from pathlib import Path
+
+    from cluster_econ.errors import InputError
+
+    p = Path(out)
+    for folder in (p, *p.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "is a file" if folder == p else f"is inside {folder}, which is a file"
+                raise InputError(f"--out {out}: {what}; give the folder the panel is written to")
+            return
+
+
+def _print_notes(audit: pd.DataFrame) -> None:
+    """What was assumed or changed while reading and mapping (the audit's notes), one line each."""
+    if audit.empty or "step" not in audit:
+        return
+    notes = audit[audit["step"] == "note"]
+    if len(notes):
+        print("notes (also in the panel's audit):")
+        for src, reason in zip(notes["source"], notes["reason"], strict=True):
+            print(f"  {src}: {reason}")
+
+
 def _normalize(args: argparse.Namespace) -> int:
     from cluster_econ.errors import MappingError, SchemaError
     from cluster_econ.harmonize import normalize
 
+    _check_out(args.out)
     mapping = args.mapping if len(args.mapping) > 1 else args.mapping[0]
     params = {}
     for item in args.params:
@@ -88,6 +120,7 @@ def _normalize(args: argparse.Namespace) -> int:
     panel.to_parquet(args.out)
     summary = panel.audit_summary()
     print(summary.to_string(index=False))
+    _print_notes(panel.audit)
     ey = summary[summary["table"] == "enterprise_year"]
     rows_in, added = int(ey["read"].sum()), int(ey["added"].sum())
     rows_out, rejected, dropped = int(ey["kept"].sum()), int(ey["rejected"].sum()), int(ey["dropped"].sum())

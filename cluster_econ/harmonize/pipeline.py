@@ -1,10 +1,9 @@
 """Source files and their mapping specifications to one validated canonical Panel.
 
-The steps, for each source file: read it (:mod:`cluster_econ.io.readers`), check that every source
-column the mapping names exists, map each canonical column (missing codes to missing, recode,
-scale, constants, ID templates and crosswalks), deflate monetary columns, derive columns (the
-mapping's ``derive`` and the schema's own derivations such as value added), keep unmapped source
-columns as ``src_<name>``, and split the row into the canonical tables. Then the rounds are appended:
+The steps: read every source file (:mod:`cluster_econ.io.readers`, with its mapping's ``source:``
+options and identifier columns), settle identifiers stored as numbers in one round and as text in
+another (:mod:`cluster_econ.harmonize.linking`), map each file (:mod:`cluster_econ.harmonize.mapping`)
+and split its rows into the canonical tables. Then the rounds are appended:
 enterprise-level facts are combined (the latest round's non-missing value wins; disagreements are
 counted in the audit), an enterprise-year reported twice with identical values is kept once, and one
 reported twice with different values is an error (strict) or quarantined with both copies. Finally
@@ -24,7 +23,6 @@ most of the run time; each such helper says which pandas expression it reproduce
 from __future__ import annotations
 
 import hashlib
-import string
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,330 +32,19 @@ import pandas as pd
 
 from cluster_econ import schema
 from cluster_econ.errors import ConfigError, MappingError, SchemaError
-from cluster_econ.harmonize.expressions import evaluate, names_in
-from cluster_econ.harmonize.spec import MappingSpec, load_mapping, template_fields
+from cluster_econ.harmonize.linking import link_identifiers
+from cluster_econ.harmonize.mapping import (
+    PROVENANCE,
+    SOURCE_PREFIX,
+    _fresh_index,
+    _select,
+    map_source,
+)
+from cluster_econ.harmonize.spec import MappingSpec, load_mapping
 from cluster_econ.io.readers import SourceTable, read_source
 from cluster_econ.panel.container import Panel
 
-PROVENANCE = ("_source", "_source_row")
-SOURCE_PREFIX = "src_"
-
-
-# -- one column ---------------------------------------------------------------------------------
-def _norm_key(value: Any) -> Any:
-    """Recode lookup key: numbers as float, text stripped and lower-cased (numeric text as float)."""
-    if isinstance(value, bool | np.bool_):
-        return float(value)
-    if isinstance(value, int | float | np.integer | np.floating):
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return float(text)
-        except ValueError:
-            return text.lower()
-    return value
-
-
-def _apply_missing(series: pd.Series, codes: Sequence[Any]) -> tuple[pd.Series, int]:
-    if not codes or len(series) == 0:
-        return series, 0
-    numeric_codes = [float(c) for c in codes if isinstance(c, int | float)]
-    text_codes = {str(c).strip() for c in codes} | {f"{float(c):g}" for c in numeric_codes}
-    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
-        values = series.to_numpy()
-        hit = np.zeros(len(values), bool)
-        for code in numeric_codes:
-            hit |= values == code
-    else:
-        hit = series.astype("string").str.strip().isin(text_codes).fillna(False).to_numpy(dtype=bool)
-    n = int(hit.sum())
-    return (series.mask(hit) if n else series), n
-
-
-def _recode(
-    series: pd.Series, mapping: dict[Any, Any], unmatched: str, where: str, source: SourceTable, source_col: str
-) -> tuple[pd.Series, int]:
-    lookup = {_norm_key(k): v for k, v in mapping.items()}
-    if unmatched == "keep":
-        return _recode_keep(series, lookup)
-    # every step runs on the distinct values, then one take spreads them over the rows
-    codes, uniques = pd.factorize(series)
-    keys = pd.Series([_norm_key(u) for u in uniques], dtype=object)
-    present = codes >= 0
-    matched_u = keys.isin(list(lookup)).to_numpy()
-    bad = present & ~matched_u[codes] if len(uniques) else np.zeros(len(series), bool)
-    if bad.any() and unmatched == "error":
-        vals = pd.Series(series[bad]).value_counts().head(8)
-        rows = (np.flatnonzero(bad)[:10] + 1).tolist()
-        listed = ", ".join(f"{v!r} ({n} rows)" for v, n in vals.items())
-        raise MappingError(
-            f"{where}: column {source_col!r} of {source.name} has values the recode does not list: {listed}; "
-            f"first rows {rows}. Known values: {sorted(map(str, mapping))}. If this round codes the item "
-            "differently (for example 0/1 instead of 1/2), give it its own recode; or set unmatched: missing"
-        )
-    # missing rows map like a missing key (a last slot, which codes of -1 take); the slot is added only
-    # when such rows exist, so the values' types are those the rows would give
-    has_missing = not present.all()
-    mapped = pd.Series([*keys, np.nan] if has_missing else list(keys), dtype=object).map(lookup)
-    values = mapped.astype(object).where(mapped.notna(), None).to_numpy()
-    if not has_missing:
-        values = np.append(values, None)
-    n_unmatched = int(bad.sum()) if unmatched == "missing" else 0
-    return pd.Series(values[codes], index=series.index, dtype=object), n_unmatched
-
-
-def _recode_keep(series: pd.Series, lookup: dict[Any, Any]) -> tuple[pd.Series, int]:
-    """Recode where values the recode does not list stay as they are."""
-    uniques = pd.unique(series.dropna())
-    keys = series.map({u: _norm_key(u) for u in uniques})
-    present = series.notna().to_numpy()
-    matched = keys.isin(list(lookup)).to_numpy()
-    out = keys.map(lookup).where(matched | ~present, series)
-    return out.astype(object).where(out.notna(), None), 0
-
-
-def _text_of(v: Any) -> str:
-    if isinstance(v, float | np.floating) and float(v).is_integer():
-        return str(int(v))
-    return str(v).strip()
-
-
-def _as_text(series: pd.Series) -> pd.Series:
-    """Values as text for IDs: 1001.0 -> "1001", " a " -> "a", missing stays missing."""
-    codes, uniques = pd.factorize(series)
-    text = np.array([*(_text_of(u) for u in uniques), None], dtype=object)
-    return pd.Series(text[codes], index=series.index, dtype=object)
-
-
-def _template(data: pd.DataFrame, template: str, where: str) -> pd.Series:
-    fields = template_fields(template, where)  # checks the fields are plain names
-    parsed = list(string.Formatter().parse(template))
-    if len(fields) == 1:
-        # one field (the usual ID template): format each distinct value once
-        codes, uniques = pd.factorize(data[fields[0]])
-        texts = [
-            "".join(literal + (_text_of(u) if field is not None else "") for literal, field, _, _ in parsed)
-            for u in uniques
-        ]
-        return pd.Series(np.array([*texts, None], dtype=object)[codes], index=data.index, dtype=object)
-    result = pd.Series("", index=data.index, dtype=object)
-    missing = np.zeros(len(data), bool)
-    for literal, field, _, _ in parsed:
-        result = result + literal
-        if field is not None:
-            part = _as_text(data[field])
-            missing |= part.isna().to_numpy()
-            result = result + part.fillna("")
-    return result.where(~missing, None)
-
-
-def _crosswalk(ids: pd.Series, path: Path, where: str) -> pd.Series:
-    if not path.exists():
-        raise MappingError(f"{where}: crosswalk file {path} not found")
-    table = read_source(path).data
-    if not {"source_id", "enterprise_id"} <= set(table.columns):
-        raise MappingError(
-            f"{where}: crosswalk {path} needs columns source_id and enterprise_id "
-            f"(found {', '.join(map(str, table.columns))})"
-        )
-    cw = dict(zip(_as_text(table["source_id"]), _as_text(table["enterprise_id"]), strict=True))
-    return ids.map(lambda v: cw.get(v, v) if v is not None else None)
-
-
-# -- one source file ----------------------------------------------------------------------------
-def _map_columns(
-    data: pd.DataFrame,
-    spec: MappingSpec,
-    columns: dict[str, dict[str, Any]],
-    path: tuple[str | int, ...],
-    params: dict[str, Any],
-    source: SourceTable,
-    notes: list[dict[str, Any]],
-    used_source: set[str],
-) -> pd.DataFrame:
-    out: dict[str, pd.Series] = {}
-    n = len(data)
-    for name, col in columns.items():
-        where = spec.where(*path, name)
-        if "from" in col:
-            src_col = str(col["from"])
-            used_source.add(src_col)
-            s = data[src_col]
-            s, n_missing = _apply_missing(s, list(spec.missing_codes) + list(col.get("missing", [])))
-            if n_missing:
-                notes.append(
-                    {
-                        "step": "note",
-                        "rows": n_missing,
-                        "reason": f"{name}: {n_missing} special missing codes in {src_col} set to missing",
-                    }
-                )
-            rec = spec.recode_map(name, col, path)
-            if rec is not None:
-                s, n_unmatched = _recode(s, rec, col.get("unmatched", "error"), where, source, src_col)
-                if n_unmatched:
-                    notes.append(
-                        {
-                            "step": "note",
-                            "rows": n_unmatched,
-                            "reason": f"{name}: {n_unmatched} values of {src_col} not in the recode set to missing",
-                        }
-                    )
-            if "scale" in col:
-                num = pd.to_numeric(s, errors="coerce")
-                # text that is not a number stays as it is, for validation to report
-                s = (num * float(col["scale"])).astype(object).where(num.notna(), s)
-            out[name] = s
-        elif "const" in col or "param" in col:
-            if "param" in col and col["param"] not in params:
-                raise MappingError(
-                    f"{where}: needs the parameter {col['param']!r}: pass --set {col['param']}=VALUE "
-                    f"(or normalize(..., params={{'{col['param']}': ...}}))"
-                )
-            value = params[col["param"]] if "param" in col else col["const"]
-            out[name] = _constant(value, n, data.index)
-        elif "template" in col:
-            used_source.update(template_fields(col["template"], where))
-            out[name] = _template(data, col["template"], where)
-        if "crosswalk" in col and name in out:
-            out[name] = _crosswalk(out[name], spec.base_dir / col["crosswalk"], where)
-    return pd.DataFrame(out, index=data.index, copy=False)
-
-
-def _constant(value: Any, n: int, index: pd.Index) -> pd.Series:
-    values = np.empty(n, dtype=object)
-    values.fill(value)
-    return pd.Series(values, index=index, dtype=object)
-
-
-def _select(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """The columns as a new frame sharing the data (``df[columns]`` would copy every column)."""
-    return pd.DataFrame({c: df[c] for c in columns}, index=df.index, copy=False)
-
-
-def _fresh_index(df: pd.DataFrame) -> pd.DataFrame:
-    """``df.reset_index(drop=True)`` without copying the data when the index is already 0..n-1."""
-    if isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1:
-        return df
-    out = df.copy(deep=False)
-    out.index = pd.RangeIndex(len(df))
-    return out
-
-
-RECALL_CARRY = ("enterprise_id", "cluster_id", "country", "survey_round", "currency")
-
-
-def map_source(
-    source: SourceTable, spec: MappingSpec, deflators: pd.DataFrame | None = None, params: dict[str, Any] | None = None
-) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Apply a mapping to one source table: the wide canonical frame (recalled years appended, with
-    ``recall`` true) and audit notes."""
-    data = _fresh_index(source.data)
-    spec.check_against(list(data.columns), source.name)
-    params = dict(params or {})
-    notes: list[dict[str, Any]] = []
-    used_source: set[str] = set()
-    n = len(data)
-    wide = _map_columns(data, spec, spec.columns, ("columns",), params, source, notes, used_source)
-    wide["_source_row"] = np.arange(1, n + 1)
-    frames = [wide]
-    for i, block in enumerate(spec.recall_blocks):
-        rec = _map_columns(data, spec, block["columns"], ("recall", i, "columns"), params, source, notes, used_source)
-        for c in RECALL_CARRY:
-            if c in wide.columns and c not in rec.columns:
-                rec[c] = wide[c]
-        rec["year"] = pd.to_numeric(wide["year"], errors="coerce") + int(block["year_offset"])
-        rec["recall"] = True
-        rec["_source_row"] = wide["_source_row"]
-        frames.append(rec)
-        notes.append({"step": "added", "rows": n, "reason": f"recall rows for year {block['year_offset']:+d}"})
-    if len(frames) > 1:
-        wide["recall"] = wide["recall"] if "recall" in wide.columns else False
-        wide = pd.concat(frames, ignore_index=True)
-    if "deflate" in spec.data:
-        wide = _deflate(wide, spec, deflators)
-    for name, col in spec.columns.items():
-        if "derive" in col:
-            wide[name] = evaluate(col["derive"], wide)
-    wide = _schema_derivations(wide, spec)
-    rest = [c for c in data.columns if str(c) not in used_source] if spec.keep_unmapped else []
-    if rest and len(frames) > 1:
-        # kept on the source's own rows (the first n); recalled rows have none
-        wide = wide.join(data[rest].add_prefix(SOURCE_PREFIX))
-        rest = []
-    columns = {c: wide[c] for c in wide.columns}
-    columns.update({f"{SOURCE_PREFIX}{c}": data[c] for c in rest})
-    columns["_source"] = _constant(source.name, len(wide), wide.index)
-    return pd.DataFrame(columns, index=wide.index, copy=False), notes
-
-
-def _schema_derivations(wide: pd.DataFrame, spec: MappingSpec) -> pd.DataFrame:
-    """Fill schema-derived columns (for example value added) when the source does not report them."""
-    for table in schema.TABLES:
-        for field in schema.load(table).raw["fields"]:
-            expr = field.get("derived")
-            if not expr or field["name"] in spec.columns:
-                continue
-            needed = names_in(expr)
-            if needed[0] in wide.columns:  # the leading term must be there; others count as 0 when absent
-                frame = pd.DataFrame(
-                    {
-                        c: (
-                            pd.to_numeric(wide[c], errors="coerce")
-                            if c in wide.columns
-                            else pd.Series(0.0, index=wide.index)
-                        )
-                        for c in needed
-                    },
-                    copy=False,
-                )
-                wide[field["name"]] = evaluate(expr, frame)
-    return wide
-
-
-def _deflate(wide: pd.DataFrame, spec: MappingSpec, deflators: pd.DataFrame | None) -> pd.DataFrame:
-    conf = spec.data["deflate"]
-    where = spec.where("deflate")
-    if deflators is None:
-        path = spec.base_dir / conf["deflator"]
-        if not path.exists():
-            raise MappingError(f"{where}: deflator file {path} not found")
-        deflators = read_source(path).data
-    need = {"country", "year", "price_index"}
-    if not need <= set(deflators.columns):
-        raise MappingError(f"{where}: the deflator table needs columns {sorted(need)}")
-    for c in ("country", "year"):
-        if c not in wide.columns:
-            raise MappingError(f"{where}: deflating needs the canonical column {c!r} to be mapped")
-    d = deflators.assign(year=pd.to_numeric(deflators["year"]).astype(float), country=deflators["country"].astype(str))
-    idx = d.set_index(["country", "year"])["price_index"].astype(float)
-    base_year = conf.get("base_year")
-    if idx.index.has_duplicates:
-        raise MappingError(f"{where}: the deflator table lists a country-year more than once")
-    country = wide["country"].astype(str).to_numpy()
-    year = pd.to_numeric(wide["year"], errors="coerce").to_numpy(dtype=float)
-    level = idx.reindex(pd.MultiIndex.from_arrays([country, year])).to_numpy(dtype=float)
-    if base_year is not None:
-        base = idx.reindex(pd.MultiIndex.from_arrays([country, np.full(len(year), float(base_year))]))
-        base = base.to_numpy(dtype=float)
-    else:
-        base = np.ones(len(year))
-    missing = ~np.isfinite(level / base)
-    if missing.any():
-        pairs = pd.DataFrame({"c": country[missing], "y": year[missing]}).drop_duplicates()
-        absent = sorted(f"{c} {y:g}" for c, y in pairs.itertuples(index=False))[:10]
-        raise MappingError(
-            f"{where}: no deflator for {', '.join(absent)} ({int(missing.sum())} rows; base year {base_year})"
-        )
-    factor = level / base
-    for c in conf["columns"]:
-        if c not in wide.columns:
-            raise MappingError(f"{spec.where('deflate', 'columns')}: {c!r} is not a mapped column")
-        num = pd.to_numeric(wide[c], errors="coerce")
-        wide[c] = (num / factor).astype(object).where(num.notna(), wide[c])
-    wide["price_base_year"] = base_year
-    return wide
+__all__ = ["PROVENANCE", "SOURCE_PREFIX", "dataset_hash", "map_source", "normalize", "split_tables"]
 
 
 # -- splitting into tables and appending rounds ------------------------------------------------
@@ -607,6 +294,17 @@ def _resolve_duplicates(ey: pd.DataFrame, mode: str) -> tuple[pd.DataFrame, pd.D
     return ey.loc[keep], rejects, audit
 
 
+def _check_params(specs: list[MappingSpec], params: dict[str, Any]) -> None:
+    """A parameter no mapping reads is a mistake (a typo, or the wrong mapping): say so."""
+    used = set().union(*(s.params_used() for s in specs))
+    unused = sorted(set(params) - used)
+    if unused:
+        raise MappingError(
+            f"parameter(s) {', '.join(unused)} given (--set) but not used by the mapping(s) "
+            f"{', '.join(sorted({s.name for s in specs}))}; they take: {', '.join(sorted(used)) or 'no parameters'}"
+        )
+
+
 def _spec_for(mapping: Any, i: int, n_files: int) -> MappingSpec:
     if isinstance(mapping, MappingSpec):
         return mapping
@@ -673,22 +371,23 @@ def normalize(
     sources_meta: list[dict[str, Any]] = []
     var_labels: dict[str, Any] = {}
     val_labels: dict[str, Any] = {}
+    params = dict(params or {})
+    specs = [_spec_for(mapping, i, len(paths)) for i in range(len(paths))]
+    _check_params(specs, params)
     iterator: Any = enumerate(paths)
     if progress:
         from tqdm import tqdm
 
-        iterator = tqdm(iterator, total=len(paths), desc="normalize", unit="file")
-    for i, path in iterator:
-        spec = _spec_for(mapping, i, len(paths))
-        src_conf = spec.data.get("source", {})
-        source = read_source(
-            path,
-            src_conf.get("format"),
-            sheet=src_conf.get("sheet"),
-            encoding=src_conf.get("encoding"),
-            delimiter=src_conf.get("delimiter"),
-        )
-        wide, notes = map_source(source, spec, defl_df, params)
+        iterator = tqdm(iterator, total=len(paths), desc="read", unit="file")
+    sources: list[SourceTable | None] = [read_source(path, options=specs[i].read_options()) for i, path in iterator]
+    # identifiers stored as numbers in one round and as text in another (audit notes say what was done)
+    id_widths, link_notes = link_identifiers(sources, specs, params)  # type: ignore[arg-type]
+    for i, path in enumerate(paths):
+        spec, source = specs[i], sources[i]
+        assert source is not None
+        sources[i] = None  # the mapped frame keeps what it needs
+        wide, notes = map_source(source, spec, defl_df, params, id_widths[i])
+        notes += [note for j, note in link_notes if j == i]
         for note in notes:
             audit.append({"source": source.name, "table": spec.unit, **note})
         audit.append(
@@ -713,6 +412,8 @@ def normalize(
                 "sha256": source.sha256,
                 "rows": len(source.data),
                 "encoding": source.encoding,
+                "delimiter": source.delimiter,
+                "header_row": source.header_row,
                 "mapping": spec.path,
                 "mapping_name": spec.name,
                 "mapping_sha256": spec.sha256,

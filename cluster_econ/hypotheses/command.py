@@ -42,8 +42,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                                                 "or the word 'demo' for the built-in synthetic demo universe")
     p.add_argument("--hypotheses", metavar="IDS", default=None,
                    help="comma-separated proposition ids (default: all registered, P1-P9)")
-    p.add_argument("--by", default="phase", metavar="COLUMN",
-                   help="cluster_year column holding the phases (default: phase)")
+    p.add_argument("--by", default=None, metavar="COLUMN",
+                   help="cluster_year column holding the phases (default: phase); a column the panel does "
+                        "not have is an error")
     p.add_argument("--phases", choices=["column", "rules", "breaks", "hmm"], default=None,
                    help="where phases come from: the cluster_year column, or detection by rules, "
                         "structural breaks or a hidden Markov model (default: the column when present, "
@@ -85,10 +86,18 @@ def run(args: argparse.Namespace) -> int:
     from cluster_econ.panel import open_panel
 
     panel = open_panel(args.panel)
+    if args.by is not None:
+        cy = panel.cluster_year
+        columns = [] if cy is None else [str(c) for c in cy.columns]
+        if args.by not in columns:
+            raise ConfigError(f"--by {args.by}: the panel's cluster_year has no such column (its columns: "
+                              f"{', '.join(columns) or 'none, no cluster_year table'}); name the column that "
+                              "holds the phases, or use --phases rules|breaks|hmm to detect them")
+    by = args.by or "phase"
     out = Path(args.out)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fam = hyp.test_all(panel, ids=ids, by=args.by, phases=args.phases, progress=sys.stderr.isatty())
+        fam = hyp.test_all(panel, ids=ids, by=by, phases=args.phases, progress=sys.stderr.isatty())
     print(f"phases: {fam.phase_source}")
     for r in fam:
         print(_line(r))

@@ -11,9 +11,17 @@ innovation and institution shares, concentration):
 * ``detect(..., method="hmm")``: a left-to-right Gaussian hidden Markov model
   (:mod:`cluster_econ.phases.hmm`).
 
-``structural_breaks`` dates breaks in any series (Bai-Perron, with Bai (1997) intervals);
-``from_column`` and ``from_start_years`` take phases the user supplies; ``accuracy`` compares
-two labellings.
+Every label needs the signals that define its phase (:mod:`cluster_econ.phases.requirements`):
+where they were not observed the cluster-year is labelled ``"unknown"`` (:data:`UNKNOWN`), with
+the method's candidate phase in ``candidate_phase`` and the missing signals in
+``unknown_reason``. Code that consumes phases must treat ``unknown`` as "phase not known"
+(like a missing value), never as a fifth phase.
+
+``compare`` runs several methods and reports their labels side by side with the share of
+cluster-years labelled the same and Cohen's kappa per cluster and overall, warning
+(:class:`PhaseAgreementWarning`) when agreement is low. ``structural_breaks`` dates breaks in any
+series (Bai-Perron, with Bai (1997) intervals); ``from_column`` and ``from_start_years`` take
+phases the user supplies; ``accuracy`` compares two labellings.
 """
 
 from __future__ import annotations
@@ -22,7 +30,14 @@ from typing import Any
 
 from cluster_econ.errors import ConfigError
 from cluster_econ.phases.breaks import BreaksResult, structural_breaks
+from cluster_econ.phases.compare import (
+    PhaseAgreementWarning,
+    PhaseComparison,
+    cohen_kappa,
+    compare,
+)
 from cluster_econ.phases.hmm import HMMConfig, detect_hmm
+from cluster_econ.phases.requirements import DEFAULT_REQUIREMENTS, UNKNOWN
 from cluster_econ.phases.result import PhaseResult, phase_spans
 from cluster_econ.phases.rules import RulesConfig, detect_rules
 from cluster_econ.phases.segments import BreaksConfig, detect_breaks
@@ -36,15 +51,21 @@ from cluster_econ.phases.user import (
 )
 
 __all__ = [
+    "DEFAULT_REQUIREMENTS",
     "PHASES",
     "SIGNAL_SOURCES",
+    "UNKNOWN",
     "Accuracy",
     "BreaksConfig",
     "BreaksResult",
     "HMMConfig",
+    "PhaseAgreementWarning",
+    "PhaseComparison",
     "PhaseResult",
     "RulesConfig",
     "accuracy",
+    "cohen_kappa",
+    "compare",
     "compute_signals",
     "detect",
     "from_column",
@@ -81,6 +102,8 @@ def detect(panel_or_cluster_year: Any, method: str = "rules", config: Any = None
     Returns
     -------
     PhaseResult
+        ``cluster_year.phase`` is one of :data:`PHASES` or ``"unknown"`` (the signals the
+        method's candidate phase needs were not observed; ``unknown_reason`` names them).
     """
     if method not in _METHODS:
         raise ConfigError(f"unknown phase detection method {method!r}; choose one of "

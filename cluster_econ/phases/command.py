@@ -33,16 +33,27 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description="Detect the phase (initiation, quantity expansion, quality improvement, "
                     "stagnation) of every cluster-year of a panel from its cluster-level "
                     "signals: firm counts, entry and exit, the real price, innovation and "
-                    "institution shares. Prints each cluster's phase spans and optionally writes "
-                    "the labelled cluster_year table.",
+                    "institution shares, schooling and concentration. A cluster-year whose "
+                    "proposed phase lacks the signals that define it is labelled 'unknown' and "
+                    "the missing signals are named. Prints each cluster's phase spans (or, with "
+                    "--compare, how far the methods agree) and optionally writes the labelled "
+                    "cluster_year table.",
     )
     p.add_argument("panel", metavar="DIR",
                    help="panel directory written by normalize (or Panel.to_parquet), a "
                         "cluster_year .csv/.parquet file, or the word 'demo' for the demo panel")
-    p.add_argument("--method", choices=["rules", "breaks", "hmm"], default="rules",
+    p.add_argument("--method", choices=["rules", "breaks", "hmm", "all"], default="rules",
                    help="rules: thresholds on smoothed signals with the phase order enforced "
                         "(default); breaks: common structural breaks in the signals; hmm: "
-                        "left-to-right hidden Markov model")
+                        "left-to-right hidden Markov model; all: the three side by side (as "
+                        "--compare)")
+    p.add_argument("--compare", action="store_true",
+                   help="run rules, breaks and hmm and print their labels' agreement (share of "
+                        "cluster-years labelled the same and Cohen's kappa, per cluster and "
+                        "overall), with a warning where it is low; --out then writes the labels "
+                        "side by side")
+    p.add_argument("--min-kappa", type=float, default=0.6, metavar="K",
+                   help="with --compare: kappa below which agreement counts as low (default 0.6)")
     p.add_argument("--out", metavar="FILE",
                    help="write the labelled cluster_year table (.parquet or .csv)")
     p.add_argument("--seed", type=_seed, default=0,
@@ -89,10 +100,39 @@ def _write(df: pd.DataFrame, out: str) -> None:
     atomic_write(path, sink.getvalue().to_pybytes())
 
 
+def _run_compare(data: Any, args: argparse.Namespace) -> int:
+    import warnings
+
+    from cluster_econ import phases
+
+    if not 0 < args.min_kappa <= 1:
+        raise InputError(f"--min-kappa must be in (0, 1], got {args.min_kappa}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", phases.PhaseAgreementWarning)   # printed below instead
+        cmp = phases.compare(data, configs={"hmm": {"seed": args.seed}},
+                             min_kappa=args.min_kappa)
+    print(cmp.summary())
+    from cluster_econ.phases.result import _reason_lines
+
+    for m, res in cmp.results.items():
+        reasons = res.unknown_reasons()
+        if len(reasons):
+            print(f"why unknown ({m}):")
+            print("\n".join(_reason_lines(reasons)))
+    if cmp.messages:
+        print(f"{len(cmp.messages)} low-agreement warning(s)", file=sys.stderr)
+    if args.out:
+        _write(cmp.labels, args.out)
+        print(f"wrote {len(cmp.labels)} cluster-years to {args.out}", file=sys.stderr)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from cluster_econ import phases
 
     data = _load(args.panel)
+    if args.compare or args.method == "all":
+        return _run_compare(data, args)
     kw = {"seed": args.seed} if args.method == "hmm" else {}
     res = phases.detect(data, method=args.method, **kw)
     print(res.summary())

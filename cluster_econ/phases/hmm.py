@@ -16,11 +16,25 @@ log-likelihood is kept: the first from the labels of the rule-based method (or a
 every sequence into consecutive thirds), the others perturbed with a seeded generator. The
 output gives smoothed state probabilities (forward-backward) and the Viterbi path.
 
-States are named by their emission means, not by their index: the state with the highest mean
-innovation (or, without innovation data, quality-institution share) is quality improvement; of
-the other two, the one with the smaller relative cluster size (or, without it, the lower firm
-growth) is initiation. A cluster that never reaches quality improvement and stays in expansion
-for more than ``stagnation_years`` years is then reported as stagnation from that year on.
+Naming the states. The chain's order is the phases' order, so states receive phases in that
+order: each state's emission means (in the signals' own units) are scored with the rule-based
+evidence of :mod:`cluster_econ.phases.rules`, and the minimum-cost non-decreasing assignment of
+phases to states 0, 1, 2 is chosen (cost: expected years in the state times its score margin).
+Two states may share a phase; a state whose mean innovation share is below
+``quality_min_innovation`` is never quality improvement. A decoded path therefore never goes
+backwards and no relabelling is needed after decoding.
+
+Decoding. The label of a year is the phase of its state on the Viterbi path (the most probable
+state sequence of the cluster). Beside it the output gives the posterior marginals
+``p_<phase> = P(s_t in phase | x)`` (forward-backward, summed over the states of a phase),
+``p_label`` (the marginal of the labelled phase; stagnation counts as quantity expansion) and,
+per cluster in ``diagnostics["clusters"]``, the posterior probability of the whole path
+``P(path | x) = exp(log p(path, x) - log p(x))``, which can never exceed the ``p_label`` of any
+of its years. The Viterbi label can have a lower marginal than another phase (a most probable
+sequence is not a sequence of most probable years); ``n_label_below_marginal_max`` counts such
+years. A cluster that never reaches quality improvement and stays in expansion for more than
+``stagnation_years`` years is then reported as stagnation from that year on, and a label whose
+defining signals were not observed becomes ``unknown`` (:mod:`cluster_econ.phases.requirements`).
 
 Why hand-written: hmmlearn (the well-kept Python HMM library) can hold a left-to-right structure
 only through initial zeros in its transition matrix and has no way to leave missing signal
@@ -33,14 +47,16 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
 
 from cluster_econ.errors import ConfigError, EstimationError
+from cluster_econ.phases.requirements import label_rows, parse_requirements
 from cluster_econ.phases.result import LABELS, PhaseResult, apply_stagnation, ordered_path
+from cluster_econ.phases.rules import RulesConfig, evidence, phase_scores
 from cluster_econ.phases.signals import compute_signals, prepare_cluster_year, smooth
 
 __all__ = ["GaussianLeftRightHMM", "HMMConfig", "detect_hmm"]
@@ -86,6 +102,11 @@ class HMMConfig:
     init : {"rules", "split"}
         Starting values: from the rule-based labels (default) or from splitting each cluster's
         years into consecutive thirds.
+    rules : RulesConfig
+        Thresholds with which the states' emission means are scored to name the states.
+    requirements : mapping or None
+        Signals each phase label needs (None: the defaults of
+        :mod:`cluster_econ.phases.requirements`).
     """
 
     signals: tuple[str, ...] = DEFAULT_SIGNALS
@@ -98,8 +119,11 @@ class HMMConfig:
     stagnation_years: int | None = 14
     init: str = "rules"
     quality_min_innovation: float | None = 0.15
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    requirements: dict | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "requirements", parse_requirements(self.requirements))
         if self.init not in ("rules", "split"):
             raise ConfigError(f"phases hmm: init must be 'rules' or 'split', got {self.init!r}")
         if self.n_init < 1 or self.max_iter < 1:
@@ -117,6 +141,8 @@ class HMMConfig:
             raise ConfigError(f"phases hmm: unknown keys {sorted(bad)}")
         if "signals" in mapping:
             mapping["signals"] = tuple(mapping["signals"])
+        if "rules" in mapping and not isinstance(mapping["rules"], RulesConfig):
+            mapping["rules"] = RulesConfig.from_mapping(mapping["rules"])
         return cls(**mapping)
 
 
@@ -193,7 +219,10 @@ class GaussianLeftRightHMM:
             xi = np.zeros((K, K))
         return ll, gamma, xi
 
-    def viterbi(self, logB: np.ndarray) -> np.ndarray:
+    def viterbi(self, logB: np.ndarray, return_logprob: bool = False
+                ) -> np.ndarray | tuple[np.ndarray, float]:
+        """Most probable state sequence (and, if asked, its log joint probability with the
+        observations, ``log p(path, x)``; minus the log-likelihood it is ``log P(path | x)``)."""
         T, K = logB.shape
         logA = self._logA()
         with np.errstate(divide="ignore"):
@@ -207,6 +236,8 @@ class GaussianLeftRightHMM:
         path[-1] = int(d.argmax())
         for t in range(T - 1, 0, -1):
             path[t - 1] = back[t, path[t]]
+        if return_logprob:
+            return path, float(d.max())
         return path
 
     # -- EM ----------------------------------------------------------------------------------------
@@ -347,26 +378,29 @@ class GaussianLeftRightHMM:
         return self
 
 
-def _name_states(means: pd.DataFrame) -> dict[int, int]:
-    """Map HMM state index -> ordered phase index (0 initiation, 1 expansion, 2 quality)."""
-    K = len(means)
-    states = list(range(K))
-    for col, high in (("innovation", True), ("institutions", True), ("exit_rate", True),
-                      ("productivity_trend", True), ("firm_growth", False)):
-        if col in means:
-            qual = int(means[col].idxmax() if high else means[col].idxmin())
-            break
-    else:
-        qual = K - 1
-    rest = [s for s in states if s != qual]
-    if "rel_size" in means:
-        init = min(rest, key=lambda s: means.loc[s, "rel_size"])
-    elif "firm_growth" in means:
-        init = min(rest, key=lambda s: means.loc[s, "firm_growth"])
-    else:
-        init = rest[0]
-    exp = next(s for s in rest if s != init)
-    return {init: 0, exp: 1, qual: 2}
+def _name_states(means: pd.DataFrame, occupancy: np.ndarray, rules: RulesConfig,
+                 quality_min_innovation: float | None) -> tuple[np.ndarray, pd.DataFrame]:
+    """Phase of each chain state, in the chain's order.
+
+    ``means`` are the emission means in the signals' own units (one row per state). Each state
+    is scored with the rule-based evidence (:func:`cluster_econ.phases.rules.phase_scores`), and
+    the states receive phases by the minimum-cost non-decreasing assignment
+    (:func:`~cluster_econ.phases.result.ordered_path`), the cost of a phase for a state being the
+    expected number of years in the state times its score margin. Because the chain can only
+    stay or move forward, a non-decreasing assignment is the only one under which every decoded
+    path is a valid phase sequence; two states may share a phase (a chain that starts in the
+    middle of expansion, say). A state whose mean innovation share is below
+    ``quality_min_innovation`` cannot be quality improvement.
+    """
+    scores = phase_scores(evidence(means, rules), rules)
+    S = scores.to_numpy()
+    cost = np.maximum(occupancy, 1e-9)[:, None] * (S.max(axis=1, keepdims=True) - S)
+    if quality_min_innovation is not None and "innovation" in means:
+        low = (means["innovation"] < quality_min_innovation).to_numpy()
+        cost[low, 2] = 1e12
+    mapping = ordered_path(cost)
+    scores.index = [f"state {k}" for k in range(len(means))]
+    return mapping, scores
 
 
 def detect_hmm(data: object, config: HMMConfig | dict | None = None) -> PhaseResult:
@@ -393,53 +427,60 @@ def detect_hmm(data: object, config: HMMConfig | dict | None = None) -> PhaseRes
     init_labels = None
     if cfg.init == "rules":
         from cluster_econ.phases.rules import detect_rules
-        ph = detect_rules(cy).cluster_year["phase"].map(
+        ph = detect_rules(cy).cluster_year["candidate_phase"].map(
             {"initiation": 0, "quantity_expansion": 1, "stagnation": 1,
              "quality_improvement": 2}).to_numpy()
         init_labels = [ph[ix].astype(int) for ix in order]
     model = GaussianLeftRightHMM(3).fit(seqs, n_init=cfg.n_init, max_iter=cfg.max_iter,
                                         tol=cfg.tol, min_var=cfg.min_var, seed=cfg.seed,
                                         init_labels=init_labels)
-    means = pd.DataFrame(model.means, columns=use)
-    mapping = _name_states(means)
-    quality_supported = True
-    if cfg.quality_min_innovation is not None and "innovation" in use:
-        qstate = next(k for k, v in mapping.items() if v == 2)
-        level = float(means.loc[qstate, "innovation"] * sd["innovation"] + mu["innovation"])
-        quality_supported = level >= cfg.quality_min_innovation
-        if not quality_supported:
-            mapping[qstate] = 1
-    state_order_ok = [mapping[k] for k in range(3)] in ([0, 1, 2], [0, 1, 1])
+    gammas = []
+    paths = []
+    cluster_rows = []
+    for cid, ix, X in zip(groups.keys(), order, seqs, strict=True):
+        logB = model.log_emission(X)
+        ll, gamma, _ = model.forward_backward(logB)
+        path, log_joint = model.viterbi(logB, return_logprob=True)
+        gammas.append(gamma)
+        paths.append(path)
+        cluster_rows.append({"cluster_id": cid, "years": len(ix), "loglik": ll,
+                             "path_log_probability": log_joint - ll,
+                             "path_probability": float(np.exp(min(log_joint - ll, 0.0)))})
+    occupancy = sum(g.sum(axis=0) for g in gammas)
+    means = pd.DataFrame(model.means * sd.to_numpy() + mu.to_numpy(), columns=use)
+    mapping, state_scores = _name_states(means, occupancy, cfg.rules,
+                                         cfg.quality_min_innovation)
     probs = np.zeros((len(cy), 3))
     vit = np.zeros(len(cy), dtype=int)
     final = np.zeros(len(cy), dtype=int)
-    n_reordered = 0
-    for ix, X in zip(order, seqs, strict=False):
-        logB = model.log_emission(X)
-        _, gamma, _ = model.forward_backward(logB)
-        path = model.viterbi(logB)
-        for k, ph in mapping.items():
-            probs[ix, ph] += gamma[:, k]
+    for ix, gamma, path in zip(order, gammas, paths, strict=True):
+        for k in range(3):
+            probs[ix, mapping[k]] += gamma[:, k]
         vit[ix] = path
-        named = np.array([mapping[s] for s in path])
-        if np.any(np.diff(named) < 0):
-            # the emission labelling disagrees with the chain order: keep the order
-            named = ordered_path(1.0 - probs[ix])
-            n_reordered += 1
-        final[ix] = apply_stagnation(named, cfg.stagnation_years)
+        final[ix] = apply_stagnation(mapping[path], cfg.stagnation_years)
     names = np.array(LABELS)
+    phase, reason, req_diag = label_rows(cy, raw, final, cfg.requirements)
+    group_of = np.where(final == 3, 1, final)            # stagnation is expansion in the chain
+    p_label = probs[np.arange(len(cy)), group_of]
     out = cy[["cluster_id", "year"]].copy()
-    out["phase"] = names[final]
+    out["phase"] = phase
+    out["candidate_phase"] = names[final]
+    out["unknown_reason"] = reason
     out["viterbi"] = vit
     for k in range(3):
         out[f"p_{LABELS[k]}"] = probs[:, k]
+    out["p_label"] = p_label
     for col in use:
         out[col] = raw[col].to_numpy()
-    prob_df = out[["cluster_id", "year", *[f"p_{LABELS[k]}" for k in range(3)]]].copy()
+    prob_df = out[["cluster_id", "year", *[f"p_{LABELS[k]}" for k in range(3)], "p_label"]].copy()
+    clusters = pd.DataFrame(cluster_rows)
+    clusters["min_p_label"] = pd.Series(p_label).groupby(
+        cy["cluster_id"].to_numpy(), sort=False).min().reindex(clusters["cluster_id"]).to_numpy()
     emis = means.copy()
     emis.index = [f"state {k} ({LABELS[mapping[k]]})" for k in range(3)]
     diag = {
         "signals": use,
+        "decoding": "viterbi",
         "loglik": model.loglik,
         "n_iter": model.n_iter,
         "converged": model.converged,
@@ -447,12 +488,14 @@ def detect_hmm(data: object, config: HMMConfig | dict | None = None) -> PhaseRes
         "startprob": model.startprob.tolist(),
         "transmat": model.transmat.tolist(),
         "emission_means": emis,
-        "state_to_phase": {int(k): LABELS[v] for k, v in mapping.items()},
-        "state_order_matches_labels": state_order_ok,
-        "n_clusters_reordered": n_reordered,
-        "quality_state_supported": quality_supported,
+        "state_scores": state_scores,
+        "state_to_phase": {int(k): LABELS[int(v)] for k, v in enumerate(mapping)},
+        "quality_state_supported": bool((mapping == 2).any()),
+        "clusters": clusters,
+        "n_label_below_marginal_max": int((p_label < probs.max(axis=1) - 1e-12).sum()),
         "standardisation": pd.DataFrame({"mean": mu, "sd": sd}),
         "n_stagnation": int((final == 3).sum()),
+        **req_diag,
     }
     return PhaseResult(method="hmm", cluster_year=out, diagnostics=MappingProxyType(diag),
                        config=cfg, probabilities=prob_df)

@@ -20,7 +20,12 @@ cost is disagreement with the raw label (``cost="disagreement"``, ties broken by
 margin) or the score margin itself (``cost="margin"``). The result reports how many
 cluster-years the ordering changed. Finally a cluster that never reaches quality improvement and
 stays in quantity expansion for more than ``stagnation_years`` years is labelled stagnation from
-then on.
+then on. A label whose defining signals were not observed becomes ``unknown``
+(:mod:`cluster_econ.phases.requirements`); ``candidate_phase`` keeps what the rules proposed.
+
+Scores are not probabilities. ``raw_phase`` is always the phase with the highest score;
+``phase`` differs from it only where the ordering step, the stagnation rule or a missing signal
+changed it (``n_changed_by_ordering`` counts the first).
 
 Known limitation: initiation is read mainly from the cluster's size relative to its peak. Where
 the number of firms jumps when expansion starts (as in the model of Otsuka and Sonobe, and in
@@ -40,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from cluster_econ.errors import ConfigError
+from cluster_econ.phases.requirements import label_rows, parse_requirements
 from cluster_econ.phases.result import LABELS, PhaseResult, apply_stagnation, ordered_path
 from cluster_econ.phases.signals import compute_signals, prepare_cluster_year, smooth
 
@@ -95,6 +101,10 @@ class RulesConfig:
         Cost of the ordered relabelling.
     weights : mapping
         Weight of each piece of evidence in each phase score (negative: evidence against).
+    requirements : mapping or None
+        Signals each phase label needs (None: the defaults of
+        :mod:`cluster_econ.phases.requirements`); a cluster-year whose label lacks them is
+        ``unknown``.
     """
 
     window: int = 3
@@ -114,8 +124,10 @@ class RulesConfig:
     stagnation_years: int | None = 14
     cost: str = "disagreement"
     weights: dict[str, dict[str, float]] = field(default_factory=_default_weights)
+    requirements: dict | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "requirements", parse_requirements(self.requirements))
         if int(self.window) < 1:
             raise ConfigError(f"phases rules: window must be at least 1, got {self.window}")
         for lo, hi in (("growth_low", "growth_high"), ("innovation_low", "innovation_high"), ("institutions_low",
@@ -200,20 +212,21 @@ def evidence(signals: pd.DataFrame, config: RulesConfig) -> pd.DataFrame:
 
 def phase_scores(ev: pd.DataFrame, config: RulesConfig) -> pd.DataFrame:
     """Score of each ordered phase: weighted mean of the available evidence (0 if none)."""
-    out = pd.DataFrame(index=ev.index)
+    out = {}
     for phase in LABELS[:3]:
         w = config.weights.get(phase, {})
-        num = pd.Series(0.0, index=ev.index)
-        den = pd.Series(0.0, index=ev.index)
+        num = np.zeros(len(ev))
+        den = np.zeros(len(ev))
         for name, wt in w.items():
             if name not in ev:
                 continue
-            x = ev[name]
-            ok = x.notna()
-            num = num + (wt * x).where(ok, 0.0)
-            den = den + pd.Series(abs(wt), index=ev.index).where(ok, 0.0)
-        out[phase] = (num / den.where(den > 0)).fillna(0.0)
-    return out
+            x = ev[name].to_numpy(dtype=float)
+            ok = ~np.isnan(x)
+            num += np.where(ok, wt * x, 0.0)
+            den += np.where(ok, abs(wt), 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[phase] = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+    return pd.DataFrame(out, index=ev.index)
 
 
 def _ordering_cost(scores: np.ndarray, raw: np.ndarray, how: str) -> np.ndarray:
@@ -250,8 +263,11 @@ def detect_rules(data: object, config: RulesConfig | dict | None = None) -> Phas
         idx = np.sort(idx)
         final[idx] = apply_stagnation(labels[idx], cfg.stagnation_years)
     names = np.array(LABELS)
+    phase, reason, req_diag = label_rows(cy, raw_sig, final, cfg.requirements)
     out = cy[["cluster_id", "year"]].copy()
-    out["phase"] = names[final]
+    out["phase"] = phase
+    out["candidate_phase"] = names[final]
+    out["unknown_reason"] = reason
     out["raw_phase"] = names[raw]
     for col in sc:
         out[f"score_{col}"] = sc[col].to_numpy()
@@ -264,6 +280,7 @@ def detect_rules(data: object, config: RulesConfig | dict | None = None) -> Phas
         "n_changed_by_ordering": n_changed,
         "n_stagnation": int((final == 3).sum()),
         "raw_label_counts": dict(pd.Series(names[raw]).value_counts()),
+        **req_diag,
     }
     return PhaseResult(method="rules", cluster_year=out, diagnostics=MappingProxyType(diag),
                        config=cfg, n_changed=n_changed)

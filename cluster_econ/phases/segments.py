@@ -18,9 +18,11 @@ Each regime is then scored with the rule-based evidence of :mod:`cluster_econ.ph
 (averaged over the regime), and the regimes receive phases in order by the minimum-cost
 non-decreasing assignment, the cost of a regime being its length times its score margin.
 Adjacent regimes with the same phase merge; breaks between different phases are the phase
-transitions. The confidence interval of each break date is Bai's (1997) interval for the mean
-shift of the signals projected on the direction of the estimated shift, with the error variance
-allowed to differ across the two regimes.
+transitions (``break_dates`` shows the candidate phases). A label whose defining signals were
+not observed becomes ``unknown`` (:mod:`cluster_econ.phases.requirements`). The confidence
+interval of each break date is Bai's (1997) interval for the mean shift of the signals projected
+on the direction of the estimated shift, with the error variance allowed to differ across the
+two regimes.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from cluster_econ.phases.breaks import (
     mean_shift_interval,
     segment_rss_matrix,
 )
+from cluster_econ.phases.requirements import label_rows, parse_requirements
 from cluster_econ.phases.result import LABELS, PhaseResult, apply_stagnation, ordered_path
 from cluster_econ.phases.rules import RulesConfig, evidence, phase_scores
 from cluster_econ.phases.signals import compute_signals, prepare_cluster_year, smooth
@@ -71,6 +74,9 @@ class BreaksConfig:
         Thresholds used to score each regime.
     stagnation_years : int or None
         See :func:`cluster_econ.phases.result.apply_stagnation`.
+    requirements : mapping or None
+        Signals each phase label needs (None: the defaults of
+        :mod:`cluster_econ.phases.requirements`; ``rules.requirements`` is not used here).
     """
 
     signals: tuple[str, ...] = BREAK_SIGNALS
@@ -80,8 +86,10 @@ class BreaksConfig:
     criterion: str = "BIC"
     rules: RulesConfig = field(default_factory=RulesConfig)
     stagnation_years: int | None = 14
+    requirements: dict | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "requirements", parse_requirements(self.requirements))
         if self.min_years < 2:
             raise ConfigError("phases breaks: min_years must be at least 2")
         if self.max_breaks < 0:
@@ -193,8 +201,11 @@ def detect_breaks(data: object, config: BreaksConfig | dict | None = None) -> Ph
                 "transition": bool(seg_lab[b] != seg_lab[b + 1]),
             })
     names = np.array(LABELS)
+    phase, reason, req_diag = label_rows(cy, raw, final, cfg.requirements)
     out = cy[["cluster_id", "year"]].copy()
-    out["phase"] = names[final]
+    out["phase"] = phase
+    out["candidate_phase"] = names[final]
+    out["unknown_reason"] = reason
     out["regime"] = regime_no
     for col in raw:
         out[col] = raw[col].to_numpy()
@@ -206,6 +217,7 @@ def detect_breaks(data: object, config: BreaksConfig | dict | None = None) -> Ph
         "bic": pd.DataFrame(bic_rows, columns=["cluster_id", "m", "rss", cfg.criterion]),
         "n_breaks": bd.groupby("cluster_id").size().to_dict() if len(bd) else {},
         "n_stagnation": int((final == 3).sum()),
+        **req_diag,
     }
     return PhaseResult(method="breaks", cluster_year=out, diagnostics=MappingProxyType(diag),
                        config=cfg, break_dates=bd)

@@ -6,7 +6,10 @@ so that phase detection can be tested on data whose truth is known and whose noi
 caller. Phase means (per year): initiation, few firms growing slowly, prices flat, little
 innovation; quantity expansion, the firm count growing by ``expansion_growth``, net entry, real
 prices falling, productivity flat; quality improvement, innovation and quality institutions
-high, exits up, the firm count shrinking, productivity and concentration rising.
+high, exits up, the firm count shrinking, productivity and concentration rising. Managers'
+mean schooling is low in initiation (6 years), mixed in expansion and stagnation (8) and high in
+quality improvement (12); it is drawn from a generator spawned from ``seed``, so the other
+series are the same as without it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ _MEANS = {
     "stagnation": (0.02, -0.01, -0.01, 0.06, 0.04, 0.08, 0.10, 0.000),
     "quality_improvement": (-0.03, 0.01, 0.04, 0.40, 0.35, 0.12, 0.09, 0.015),
 }
+_SCHOOLING = {"initiation": 6.0, "quantity_expansion": 8.0, "stagnation": 8.0,
+              "quality_improvement": 12.0}
 
 
 def synthetic_cluster_year(
@@ -50,6 +55,7 @@ def synthetic_cluster_year(
         Firms in the first year.
     """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng_school = rng.spawn(1)[0]
     rows = []
     for c, plan in enumerate(durations):
         n = float(initial_firms)
@@ -84,6 +90,8 @@ def synthetic_cluster_year(
                     "share_vertical_integration": sh_inst[3],
                     "share_quality_certification": sh_inst[4],
                     "total_sales": sales_pw * emp * n_firms, "price_index": float(np.exp(logp)),
+                    "mean_schooling": float(max(_SCHOOLING[phase]
+                                                + noise * rng_school.normal(0, 0.5), 0.0)),
                     "phase": phase,
                 })
                 year += 1

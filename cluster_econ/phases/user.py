@@ -1,4 +1,7 @@
-"""Phases the user supplies (a column or a table of start years), and accuracy against a truth."""
+"""Phases the user supplies (a column or a table of start years), and accuracy against a truth.
+
+User labels may contain ``"unknown"`` (a year the user cannot date) besides the four phases.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from cluster_econ.errors import InputError, SchemaError
+from cluster_econ.phases.requirements import UNKNOWN
 from cluster_econ.phases.result import PhaseResult
 from cluster_econ.phases.signals import PHASES, prepare_cluster_year
 
@@ -30,18 +34,19 @@ def validate_phases(df: pd.DataFrame, column: str = "phase") -> None:
     Raises
     ------
     SchemaError
-        Naming the column, the rule and the rows: unknown labels, or a cluster whose phases go
-        backwards (the order is initiation, quantity expansion, stagnation, quality improvement;
-        phases may be skipped but not revisited).
+        Naming the column, the rule and the rows: labels that are neither a phase nor
+        ``"unknown"``, or a cluster whose phases go backwards (the order is initiation, quantity
+        expansion, stagnation, quality improvement; phases may be skipped but not revisited;
+        missing and ``"unknown"`` years are left out of the order check).
     """
     vals = df[column]
-    known = vals.isna() | vals.isin(PHASES)
+    known = vals.isna() | vals.isin((*PHASES, UNKNOWN))
     if not known.all():
         rows = np.flatnonzero(~known.to_numpy())
         bad = sorted(set(map(str, vals[~known])))
         raise _violation(f"column {column!r} has {rows.size} rows with unknown phase labels "
                          f"{bad[:10]} (rows {', '.join(map(str, rows[:10]))}); the phases are "
-                         f"{', '.join(PHASES)}", column, "enum", rows.tolist(), bad)
+                         f"{', '.join(PHASES)} (or {UNKNOWN})", column, "enum", rows.tolist(), bad)
     rank = vals.map(RANK)
     back_rows = []
     for _, ix in df.groupby("cluster_id", sort=False).indices.items():
@@ -182,9 +187,14 @@ class Accuracy:
     start_errors : DataFrame
         cluster_id, phase, true_start, detected_start, error.
     n_compared : int
-        Cluster-years present and labelled in both.
+        Cluster-years present and labelled in both (a detected ``unknown`` counts as labelled
+        and wrong: abstaining is never scored as right).
     n_unmatched : int
         Cluster-years present in only one of the two, or unlabelled in either.
+    n_unknown : int
+        Compared cluster-years detected as ``unknown``.
+    overall_known : float
+        Share right among the compared cluster-years not detected as ``unknown`` (NaN if none).
     """
 
     overall: float
@@ -194,9 +204,13 @@ class Accuracy:
     start_errors: pd.DataFrame
     n_compared: int
     n_unmatched: int
+    n_unknown: int = 0
+    overall_known: float = float("nan")
 
     def summary(self) -> str:
-        return (f"accuracy {self.overall:.3f} on {self.n_compared} cluster-years; "
+        unk = (f"; {self.n_unknown} detected unknown (accuracy {self.overall_known:.3f} on the "
+               "rest)" if self.n_unknown else "")
+        return (f"accuracy {self.overall:.3f} on {self.n_compared} cluster-years{unk}; "
                 f"start-year MAE {self.start_mae:.2f}\n{self.by_phase.to_string()}\n"
                 f"{self.confusion.to_string()}")
 
@@ -234,7 +248,8 @@ def accuracy(detected: Any, true: Any) -> Accuracy:
     if both.empty:
         raise InputError("detected and true phases share no labelled cluster-years")
     right = both["phase_true"] == both["phase_det"]
-    order = [p for p in PHASES if p in set(both["phase_true"]) | set(both["phase_det"])]
+    order = [p for p in (*PHASES, UNKNOWN)
+             if p in set(both["phase_true"]) | set(both["phase_det"])]
     by = both.assign(correct=right).groupby("phase_true").agg(
         n=("correct", "size"), correct=("correct", "sum"))
     by["share"] = by["correct"] / by["n"]
@@ -243,11 +258,17 @@ def accuracy(detected: Any, true: Any) -> Accuracy:
     conf = pd.crosstab(both["phase_true"], both["phase_det"]).reindex(
         index=[p for p in order if p in set(both["phase_true"])], columns=order, fill_value=0)
     conf.index.name, conf.columns.name = "true", "detected"
-    fs_t = t.dropna(subset=["phase"]).groupby(["cluster_id", "phase"])["year"].min()
-    fs_d = d.dropna(subset=["phase"]).groupby(["cluster_id", "phase"])["year"].min()
+    fs_t = t[t["phase"].notna() & (t["phase"] != UNKNOWN)].groupby(
+        ["cluster_id", "phase"])["year"].min()
+    fs_d = d[d["phase"].notna() & (d["phase"] != UNKNOWN)].groupby(
+        ["cluster_id", "phase"])["year"].min()
     se = pd.concat([fs_t.rename("true_start"), fs_d.rename("detected_start")], axis=1,
                    join="inner").reset_index()
     se["error"] = se["detected_start"] - se["true_start"]
     mae = float(se["error"].abs().mean()) if len(se) else float("nan")
+    is_unknown = (both["phase_det"] == UNKNOWN).to_numpy()
+    known_right = right.to_numpy()[~is_unknown]
     return Accuracy(overall=float(right.mean()), by_phase=by, confusion=conf, start_mae=mae,
-                    start_errors=se, n_compared=len(both), n_unmatched=int(n_unmatched))
+                    start_errors=se, n_compared=len(both), n_unmatched=int(n_unmatched),
+                    n_unknown=int(is_unknown.sum()),
+                    overall_known=float(known_right.mean()) if known_right.size else float("nan"))

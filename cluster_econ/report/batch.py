@@ -13,8 +13,10 @@ the key and its line) gives:
     Proposition ids (``P1`` ... ``P9``) tested with :func:`cluster_econ.hypotheses.test`.
 ``specifications``
     ``name``, ``formula`` (parsed by :func:`cluster_econ.estimate.formula.parse_formula`, never
-    evaluated), ``estimator`` (``feols``, ``logit``, ``probit``, ``lpm``, ``cloglog`` or
-    ``panel-<model>``), ``vcov`` and optional ``entity``/``time``. They run on the analysis frame:
+    evaluated), ``estimator`` (``feols``, ``iv``, ``liml``, ``logit``, ``probit``, ``lpm``,
+    ``cloglog``, ``fepois``, ``fractional_logit``, ``fractional_probit``, ``panel-<model>``,
+    ``pgmm`` (with optional ``model``), or ``att_gt``, ``lee_bounds``, ``ancova`` with ``options``, see
+    :mod:`cluster_econ.report.evaluation`), ``vcov`` and optional ``entity``/``time``. They run on the analysis frame:
     ``enterprise_year`` joined with ``enterprise``, the schooling of the manager in charge
     (``schooling_years``) and the cluster-year ``phase``.
 ``subsets``
@@ -24,8 +26,8 @@ the key and its line) gives:
 ``seed``
     Seed of the propositions' random draws (the wild cluster bootstrap of P9), passed to
     :func:`cluster_econ.hypotheses.test` as the option ``seed``; without it each proposition
-    uses its registered default. The custom specifications' estimators are deterministic (no
-    estimator the configuration can name draws random numbers), so the seed is not theirs.
+    uses its registered default. The custom specifications' random draws (randomization inference,
+    bootstrap bands) are seeded by their own ``options.seed`` (default 0).
 ``outputs``, ``workers`` (local worker processes; default: the machine's cores), ``title``,
     ``phase_profile`` (false leaves out the phase profile table of the data,
     :func:`cluster_econ.tables.phase_profile.phase_profile_table`).

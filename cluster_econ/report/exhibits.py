@@ -158,7 +158,7 @@ def resolve_truth(truth: Any, path: str) -> Any:
     return obj
 
 
-def otsuka_sonobe_table1(config: Mapping[str, Any]) -> ExhibitData:
+def phase_profile_demo(config: Mapping[str, Any]) -> ExhibitData:
     """The phase profile (Table 1 measured) on the demo universe, with the true phases of
     ``cluster_year``, and the truth quantities of the simulator that the checks compare with."""
     from cluster_econ.datasets import demo, demo_truth
@@ -191,7 +191,7 @@ def otsuka_sonobe_table1(config: Mapping[str, Any]) -> ExhibitData:
 
 
 # -- hypotheses on the demo -------------------------------------------------------------------
-def hypotheses_demo(config: Mapping[str, Any]) -> ExhibitData:
+def propositions_demo(config: Mapping[str, Any]) -> ExhibitData:
     """The propositions on the demo universe: one verdict per proposition (``<id>.verdict``), its
     contrast estimate and one-sided p-value (``<id>.estimate``, ``<id>.p_value``), a table of the
     family with Holm and Benjamini-Hochberg adjusted p-values and a figure of P4's schooling slopes
@@ -248,8 +248,8 @@ def hypotheses_demo(config: Mapping[str, Any]) -> ExhibitData:
 
 
 BUILDERS: dict[str, Callable[[Mapping[str, Any]], ExhibitData]] = {
-    "otsuka_sonobe_table1": otsuka_sonobe_table1,
-    "hypotheses_demo": hypotheses_demo,
+    "phase_profile_demo": phase_profile_demo,
+    "propositions_demo": propositions_demo,
     "wooldridge_jtrain": wooldridge_jtrain,
     "baltagi_grunfeld": baltagi_grunfeld,
 }

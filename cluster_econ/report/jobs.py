@@ -193,17 +193,27 @@ def analysis_frame(panel: Any) -> pd.DataFrame:
 
 
 def estimate_spec(spec: Mapping[str, Any], frame: pd.DataFrame) -> Any:
-    """One custom specification; every estimator the configuration can name is deterministic."""
+    """One custom specification (random draws, if any, seeded by its own ``options.seed``)."""
     from cluster_econ import estimate
 
     est = spec["estimator"]
     vcov = spec.get("vcov", "iid")
+    if est in ("att_gt", "lee_bounds", "ancova"):  # evaluation estimators: see report/evaluation.py
+        from cluster_econ.report.evaluation import estimate_evaluation
+        return estimate_evaluation(spec, frame)
+    if spec.get("options"):
+        from cluster_econ.report.evaluation import estimate_evaluation
+        return estimate_evaluation(spec, frame, estimate_spec({k: v for k, v in spec.items() if k != "options"},
+                                                              frame))
     if est.startswith("panel-"):
         return estimate.panel(spec["formula"], frame, model=est.split("-", 1)[1],
                               entity=spec.get("entity", "enterprise_id"), time=spec.get("time", "year"),
                               vcov=vcov)
     if est == "feols":
         return estimate.feols(spec["formula"], frame, vcov=vcov)
+    if est == "pgmm":  # robust (Windmeijer) covariance always; two-step difference GMM by default
+        return estimate.pgmm(spec["formula"], frame, entity=spec.get("entity", "enterprise_id"),
+                             time=spec.get("time", "year"), model=spec.get("model", "twostep"))
     return getattr(estimate, est)(spec["formula"], frame, vcov=vcov)
 
 
@@ -243,16 +253,18 @@ def warm_up(tasks: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
     importing them again (seconds per process: statsmodels, the estimators, the propositions)."""
     import importlib
 
-    names = ["cluster_econ.estimate", "cluster_econ.estimate.linear"]
+    estimate = importlib.import_module("cluster_econ.estimate")
+    importlib.import_module("cluster_econ.estimate.linear")
     estimators = {t["estimator"] for kind, t in tasks if kind == "spec"}
-    if estimators & {"logit", "probit", "lpm", "cloglog"}:
-        names += ["cluster_econ.estimate.binary", "statsmodels.api"]
-    if any(e.startswith("panel-") for e in estimators):
-        names += ["cluster_econ.estimate.panel_models"]
+    for est in estimators:  # the package's names resolve lazily: this imports each one's module
+        getattr(estimate, "panel" if est.startswith("panel-") else est, None)
+    if estimators - {"feols", "iv"} or any(kind == "proposition" for kind, _ in tasks):
+        importlib.import_module("statsmodels.api")  # binary, count and survival models use it
     if any(kind == "proposition" for kind, _ in tasks):
-        names += ["cluster_econ.hypotheses", "cluster_econ.hypotheses.runners", "statsmodels.api"]
-    for name in names:
-        importlib.import_module(name)
+        importlib.import_module("cluster_econ.hypotheses.runners")
+    if any(t.get("options") or t["estimator"] in ("att_gt", "lee_bounds", "ancova") for kind, t in tasks
+           if kind == "spec"):
+        importlib.import_module("cluster_econ.report.evaluation")
 
 
 def release(token: str) -> None:

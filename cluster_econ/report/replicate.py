@@ -1,9 +1,17 @@
-"""Run the replications in ``replication/`` and compare every number with its expected value.
+"""Run the exhibits in ``replication/`` and compare every number with its expected value.
 
-Each replication is a folder (installed as package data under ``cluster_econ/replication/``) with
+An exhibit is one of two kinds, and says which (``kind`` in its ``config.yaml``):
+
+* ``replication``: public data and a published source (``source``); it compares at least one
+  number with its printing (``printed:``) and never with the simulator;
+* ``simulation_check``: the synthetic demo universe checked against the simulator's own settings
+  and the orderings the model implies; it reproduces nothing published and must not claim to.
+
+Each exhibit is a folder (installed as package data under ``cluster_econ/replication/``) with
 
 * ``config.yaml``: ``exhibit`` (the builder in :data:`cluster_econ.report.exhibits.BUILDERS`),
-  ``title``, output ``formats`` and ``figure_formats``, and builder settings;
+  ``kind``, ``source`` (replications), ``title``, output ``formats`` and ``figure_formats``, and
+  builder settings;
 * ``expected.yaml``: ``checks``, each naming a computed quantity (``value``), what it is
   compared with and the ``source`` of that expectation:
 
@@ -42,17 +50,23 @@ import pandas as pd
 from cluster_econ.errors import ConfigError
 from cluster_econ.io.atomic import atomic_write_csv
 
-__all__ = ["CheckOutcome", "ExhibitOutcome", "available", "replication_root", "run"]
+__all__ = ["KINDS", "CheckOutcome", "ExhibitOutcome", "available", "describe", "replication_root", "run"]
 
 TABLE_FORMATS = ("tex", "html", "md", "csv", "xlsx", "docx")
 FIGURE_FORMATS = ("png", "svg")
 
+KINDS = ("replication", "simulation_check")
+
 _CONFIG_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["exhibit", "title"],
+    "required": ["exhibit", "kind", "title"],
     "additionalProperties": False,
+    "if": {"properties": {"kind": {"const": "replication"}}},
+    "then": {"required": ["source"]},
     "properties": {
         "exhibit": {"type": "string"},
+        "kind": {"enum": list(KINDS)},
+        "source": {"type": "string", "minLength": 1},
         "title": {"type": "string"},
         "description": {"type": "string"},
         "data": {"type": "string"},
@@ -126,6 +140,8 @@ class ExhibitOutcome:
 
     name: str
     title: str = ""
+    kind: str = ""
+    source: str = ""
     checks: list[CheckOutcome] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     error: str | None = None
@@ -158,6 +174,15 @@ def available(root: str | Path | None = None) -> list[str]:
     return sorted(p.name for p in base.iterdir() if p.is_dir() and (p / "config.yaml").is_file())
 
 
+def describe(name: str, root: str | Path | None = None) -> tuple[str, str]:
+    """The kind of an exhibit (``replication`` or ``simulation_check``) and its published source."""
+    from cluster_econ.schema.yamlconf import YamlDocument
+
+    base = Path(root) if root is not None else replication_root()
+    data = YamlDocument.from_file(base / name / "config.yaml").data
+    return str(data.get("kind", "?")), str(data.get("source", ""))
+
+
 def _load(folder: Path) -> tuple[dict[str, Any], Any]:
     from cluster_econ.schema.yamlconf import YamlDocument
 
@@ -179,6 +204,15 @@ def _load(folder: Path) -> tuple[dict[str, Any], Any]:
             raise exp.fail(["checks", i], "'than' needs 'relation' ('<' or '>')")
         if kind in ("expected", "quantity", "truth") and "tolerance" not in chk:
             raise exp.fail(["checks", i], f"'{kind}' needs a 'tolerance' (a number or {{se: k}})")
+        if kind == "truth" and cfg.data["kind"] == "replication":
+            raise exp.fail(["checks", i], "a replication compares with published numbers, not with the "
+                                          "simulator's truth: make this exhibit a simulation_check")
+        if kind == "printed" and cfg.data["kind"] == "simulation_check":
+            raise exp.fail(["checks", i], "a simulation check has no published numbers to print: make this "
+                                          "exhibit a replication (with its source) or use 'expected'")
+    if cfg.data["kind"] == "replication" and not any("printed" in c for c in exp.data["checks"]):
+        raise cfg.fail(["kind"], "a replication must compare at least one number with its published "
+                                 "printing ('printed:' in expected.yaml); otherwise it is a simulation_check")
     return dict(cfg.data), exp
 
 
@@ -301,6 +335,7 @@ def run_one(name: str, out: str | Path, root: str | Path | None = None) -> Exhib
         outcome.error = str(exc)
         return outcome
     outcome.title = str(cfg.get("title", name))
+    outcome.kind, outcome.source = str(cfg["kind"]), str(cfg.get("source", ""))
     try:
         data = BUILDERS[cfg["exhibit"]](cfg)
     except Exception as exc:  # an exhibit that cannot be computed is a failure, reported
@@ -349,9 +384,11 @@ def run(names: Sequence[str] | None = None, out: str | Path = "replication_outpu
     rows = []
     for o in outcomes:
         status = "skipped" if o.skipped else ("pass" if o.passed else "fail")
-        rows.append([o.name, status, str(len(o.checks)), str(o.n_failed), o.error or o.skipped or ""])
+        rows.append([o.name, o.kind, status, str(len(o.checks)), str(o.n_failed), o.source,
+                     o.error or o.skipped or ""])
     # no wall-clock times in written files: the same inputs give the same bytes (times: ExhibitOutcome.seconds,
     # printed by the command)
-    summary = pd.DataFrame(rows, columns=["exhibit", "status", "checks", "failed", "detail"], dtype=object)
+    summary = pd.DataFrame(rows, columns=["exhibit", "kind", "status", "checks", "failed", "source", "detail"],
+                           dtype=object)
     atomic_write_csv(summary, Path(out) / "summary.csv", lineterminator="\r\n")
     return outcomes

@@ -193,6 +193,7 @@ def _cluster_tables(run: ClusterRun, cfg: SimulationConfig, rng: np.random.Gener
         "cluster_id": spec.cluster_id,
         "country": spec.country,
         "industry_isic": spec.industry_isic,
+        "industry_isic_revision": "4",
         "product": np.array(spec.product_variants, dtype=object)[f["variant"]],
         "product_complexity": spec.product_complexity,
         "year_established": _int_col(f["entry_year"]),
@@ -305,6 +306,9 @@ def _cluster_tables(run: ClusterRun, cfg: SimulationConfig, rng: np.random.Gener
                                                                  spec.start_year + spec.n_years)],
                                  dtype=object)[round_year - spec.start_year],
         "recall": pd.array(recall, dtype="boolean"),
+        # a census of the cluster: no sample design
+        "sampling_stratum": pd.Series([None] * n, dtype=object),
+        "sampling_weight": np.full(n, np.nan),
         "currency": spec.currency,
         "price_base_year": pd.array([pd.NA] * n, dtype="Int64"),
     }

@@ -36,6 +36,8 @@ _LAZY: dict[str, str] = {
     "phase_profile": "cluster_econ.tables.phase_profile",
     "phase_profile_long": "cluster_econ.tables.phase_profile",
     "phase_profile_table": "cluster_econ.tables.phase_profile",
+    "survey_summary": "cluster_econ.tables.survey_table",
+    "survey_table": "cluster_econ.tables.survey_table",
 }
 
 __all__ = sorted(_LAZY)

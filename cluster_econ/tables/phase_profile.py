@@ -142,7 +142,8 @@ def _phases_frame(panel: Any, phases: Any) -> pd.DataFrame:
             from cluster_econ.phases import detect
 
             ph = detect(panel, method="rules").phases
-    ph = ph.dropna(subset=["phase"]).copy()
+    ph = ph.dropna(subset=["phase"])
+    ph = ph[ph["phase"] != "unknown"].copy()  # detection could not tell: no phase, like missing
     ph["year"] = pd.to_numeric(ph["year"]).astype("int64")
     ph["phase"] = ph["phase"].astype(str)
     unknown = sorted(set(ph["phase"]) - set(PHASE_ORDER))

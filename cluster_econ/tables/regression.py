@@ -37,6 +37,16 @@ FIT_STATS: dict[str, str] = {
     "overall_r2": "Overall R²",
     "pseudo_r2": "Pseudo R²",
     "loglik": "Log likelihood",
+    # instrumental variables (iv, feols IV, liml): weak identification, over-identification, endogeneity
+    "cragg_donald_F": "Cragg-Donald F",
+    "kp_rk_wald_F": "Kleibergen-Paap rk Wald F",
+    "hansen_J_p": "Hansen J p-value",
+    "sargan_p": "Sargan p-value",
+    "endog_p": "Endogeneity test p-value",
+    # dynamic panel GMM (pgmm)
+    "n_instruments": "Instruments",
+    "ar1_p": "AR(1) test p-value",
+    "ar2_p": "AR(2) test p-value",
 }
 #: Further statistics that may be requested with ``stats=``.
 EXTRA_STATS: dict[str, str] = {
@@ -45,6 +55,9 @@ EXTRA_STATS: dict[str, str] = {
     "bic": "BIC",
     "rmse": "RMSE",
 }
+
+#: Statistics that are counts (printed without decimals).
+COUNT_STATS = frozenset({"n_instruments", "n_events", "iterations"})
 
 STAT_NOTES = {
     "se": "Standard errors in parentheses.",
@@ -58,7 +71,8 @@ STAT_NOTES = {
 NON_FE_MODELS = frozenset({
     "re", "random-effects", "random_effects", "pooled", "between", "first-difference",
     "mundlak", "cre", "cre_probit", "cre-probit", "ols", "logit", "probit", "lpm", "cloglog",
-    "tobit", "ordered_probit", "ordered-probit", "cox", "hazard", "ame",
+    "tobit", "ordered_probit", "ordered-probit", "cox", "hazard", "ame", "lee_bounds",
+    "fractional-logit", "fractional-probit",
 })
 
 
@@ -74,6 +88,10 @@ def fixed_effects(result: Result) -> tuple[str, ...]:
     explicit = result.extra.get("fixed_effects")
     if explicit is not None:
         return tuple(str(x) for x in explicit)
+    if str(result.model).lower() == "pgmm":
+        # the formula's second part lists GMM instruments, not fixed effects: the entity effects
+        # are differenced out (the time effects are coefficients)
+        return tuple(str(k) for k in result.groups)
     parts = str(result.formula).split("|")
     if len(parts) > 1:
         names: list[str] = []
@@ -85,7 +103,7 @@ def fixed_effects(result: Result) -> tuple[str, ...]:
     model = str(result.model).lower()
     if model.startswith("panel-"):
         return tuple(str(k) for k in result.groups) if model == "panel-fe" else ()
-    if model in NON_FE_MODELS or model.startswith("hazard"):
+    if model in NON_FE_MODELS or model.startswith(("hazard", "att_gt")):
         return ()
     return tuple(str(k) for k in result.groups)
 
@@ -229,7 +247,10 @@ def regression_table(
         Caption.
     stats : sequence of str, optional
         ``Result.stats`` keys for the fit-statistic rows; default ``r2, adj_r2, within_r2,
-        overall_r2, pseudo_r2, loglik``. A row appears only if at least one model has the statistic.
+        overall_r2, pseudo_r2, loglik`` and, for the models that report them, the instrument
+        diagnostics (``cragg_donald_F``, ``kp_rk_wald_F``, ``hansen_J_p``, ``sargan_p``,
+        ``endog_p``) and the dynamic panel GMM tests (``n_instruments``, ``ar1_p``, ``ar2_p``).
+        A row appears only if at least one model has the statistic.
     level : float
         Confidence level for ``stat="ci"``.
 
@@ -340,6 +361,8 @@ def regression_table(
         for v in vals:
             if v is None:
                 cells.append(Cell(""))
+            elif isinstance(v, numbers.Real) and key in COUNT_STATS and np.isfinite(float(v)):
+                cells.append(Cell(f"{int(v):,}", int(v), "#,##0"))
             elif isinstance(v, numbers.Real):
                 fv = float(v)
                 cells.append(Cell(fmt_number(fv, digits), fv if np.isfinite(fv) else None, fmt))
