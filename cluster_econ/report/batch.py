@@ -75,6 +75,11 @@ from cluster_econ.report.jobs import analysis_frame
 from cluster_econ.report.render import inside as _inside
 from cluster_econ.report.render import slug
 
+# names other modules and tests import from here (they moved to jobs.py and cache.py)
+_estimate = jobs.estimate_spec
+_rebuild = cache.rebuild_result
+_result_state = cache.result_state
+
 __all__ = ["ReportSummary", "analysis_frame", "load_config", "run_report"]
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.json")
