@@ -3,7 +3,9 @@
 1. ``replication/report_demo.yaml`` (15 jobs: 3 specifications and 2 propositions on 3 subsets,
    tables in four formats, figures) as a user runs it, ``cluster-econ report`` in a fresh
    process with an empty output folder, on 1 worker, 2 workers, all local cores and a 2-worker
-   Dask cluster (a ``distributed.LocalCluster`` on loopback started once). The runs are
+   Dask cluster (a scheduler and two worker processes on loopback, started once as separate
+   programs in their own sessions, as an existing cluster would be; its workers are restarted
+   before each run, so that no imported module or data carries over). The runs are
    interleaved (1, 2, all, dask, 1, 2, ...) because the machine is shared; medians, the spread
    and the load average seen around the runs are printed, with the speed-up of each against 1
    worker and the time split into preparing, jobs and rendering.
@@ -12,7 +14,7 @@
    ``(job phase wall time x workers - summed run time of the jobs) / jobs``, on the embedded
    executor (local processes) and on the Dask cluster.
 
-Run: python benchmarks/bench_report_executors.py [--repeats 5] [--skip-many]
+Run: python benchmarks/bench_report_executors.py [--repeats 5] [--skip-many] [--worker-sessions]
 """
 
 from __future__ import annotations
@@ -31,8 +33,15 @@ from pathlib import Path
 import yaml
 
 CHILD = r"""
-import json, sys, time
+import json, os, sys, time
 t0 = time.perf_counter()
+if sys.argv[5] == "1":  # each local worker process in its own session (see --worker-sessions)
+    import cluster_econ.parallel._local as local
+    _init = local._init_process
+    def _own_session(*args):
+        os.setsid()
+        _init(*args)
+    local._init_process = _own_session
 from cluster_econ.report.batch import run_report
 s = run_report(sys.argv[1], sys.argv[2], workers=int(sys.argv[3]), progress=False,
                scheduler=None if sys.argv[4] == "-" else sys.argv[4])
@@ -41,10 +50,14 @@ print(json.dumps({"wall": time.perf_counter() - t0, "timings": s.timings, "faile
 """
 
 
+SESSIONS = {"own": False}
+
+
 def run_child(config: Path, out: Path, workers: int, scheduler: str | None) -> dict:
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-W", "ignore", "-c", CHILD, str(config), str(out), str(workers),
-                           scheduler or "-"], capture_output=True, text=True, check=True)
+                           scheduler or "-", "1" if SESSIONS["own"] else "0"], capture_output=True, text=True,
+                          check=True)
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     info["process"] = time.perf_counter() - t0  # the whole process, imports included
     return info
@@ -66,6 +79,11 @@ def demo_report(repeats: int, cluster: str | None) -> None:
     loads = []
     with tempfile.TemporaryDirectory() as tmp:
         for rep, (name, workers, sched) in itertools.product(range(repeats), variants):
+            if sched:  # a cold cluster each time: no modules or data left from the previous run
+                from distributed import Client
+
+                with Client(sched, timeout="60s") as client:
+                    client.restart()
             loads.append(os.getloadavg()[0])
             info = run_child(config, Path(tmp) / f"{rep}-{workers}-{bool(sched)}", workers, sched)
             assert info["failed"] == 0 and info["computed"] == 15, info
@@ -117,32 +135,59 @@ def many_jobs(cluster: str | None, workers: int) -> None:
                   f"failed {info['failed']})")
 
 
+def start_cluster(workers: int = 2) -> tuple[str, list[subprocess.Popen]]:
+    """A Dask scheduler and ``workers`` single-threaded worker processes on loopback, started as
+    separate programs in their own sessions, as the machines of an existing cluster would be."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "DASK_DISTRIBUTED__LOGGING__DISTRIBUTED": "error"}
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                               "--port", str(port), "--dashboard-address", ":0"], env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    for _ in range(workers):
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads",
+                                       "1", "--nworkers", "1", "--no-dashboard"], env=env, start_new_session=True,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    from distributed import Client
+
+    with Client(address, timeout="60s") as client:
+        client.wait_for_workers(workers, timeout=120)
+    return address, procs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--skip-demo", action="store_true")
     ap.add_argument("--skip-many", action="store_true")
     ap.add_argument("--workers", type=int, default=2, help="local workers of the 4,000-job report")
+    ap.add_argument("--worker-sessions", action="store_true",
+                    help="run each local worker process in its own session: on a shared Linux machine with "
+                    "scheduler autogroups, all processes of one session share one session's CPU share, so "
+                    "extra workers cannot go faster there; on an otherwise idle machine it makes no difference")
     args = ap.parse_args()
+    SESSIONS["own"] = args.worker_sessions
     os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="bench_cache_"))
     try:
-        from distributed import LocalCluster
+        import distributed
     except ImportError:
-        LocalCluster = None
+        distributed = None
         print("distributed is not installed: the Dask runs are skipped (pip install \"cluster-econ[dask]\")")
-    cluster = None
-    if LocalCluster is not None:
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                               host="127.0.0.1", silence_logs=50)
+    address, procs = (start_cluster() if distributed is not None else (None, []))
     try:
-        address = cluster.scheduler_address if cluster else None
         if not args.skip_demo:
             demo_report(args.repeats, address)
         if not args.skip_many:
             many_jobs(address, args.workers)
     finally:
-        if cluster is not None:
-            cluster.close()
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -203,3 +203,14 @@ def test_workers_started_without_fork_give_the_same_bytes(tmp_path: Path,
         thread.join()
     assert summary.executor == "2 local processes" and summary.computed == 6
     assert _files(tmp_path / "out") == _files(ref)
+
+
+def test_jobs_are_grouped_by_subset_and_kind() -> None:
+    from cluster_econ.report.jobs import group_jobs
+
+    todo = [{"subset": s, "kind": k, "key": f"{s}{k}{i}"} for s in ("all", "asia") for k in ("spec", "proposition")
+            for i in range(3)]
+    groups = group_jobs(todo, 2)
+    assert [[j["key"] for j in g] for g in groups] == [
+        ["allspec0", "allspec1"], ["allspec2"], ["allproposition0", "allproposition1"], ["allproposition2"],
+        ["asiaspec0", "asiaspec1"], ["asiaspec2"], ["asiaproposition0", "asiaproposition1"], ["asiaproposition2"]]

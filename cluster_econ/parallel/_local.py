@@ -10,6 +10,7 @@ those run again one at a time (a later death is then theirs alone), and the othe
 
 from __future__ import annotations
 
+import gc
 import itertools
 import multiprocessing
 import threading
@@ -91,6 +92,8 @@ def run_processes(fn: Callable[..., Any], calls: Sequence[Any], workers: int, sh
     ref = _api._Token(token) if shared is not None else _api._Direct(None)
     if forked and shared is not None:
         _api._SHARED[token] = shared  # inherited by the forked workers
+    if forked:
+        gc.freeze()  # inherited objects out of the collector's reach: its sweeps would copy every page
     try:
         while pending or suspects:
             pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_process,
@@ -147,5 +150,7 @@ def run_processes(fn: Callable[..., Any], calls: Sequence[Any], workers: int, sh
                           + (f"; {failed} failed, having killed their worker {retries + 1} times" if failed else ""))
     finally:
         _api._SHARED.pop(token, None)
+        if forked:
+            gc.unfreeze()
     return _api.TaskRun(_ordered(results, len(calls)), "processes", workers, reruns, events)
 

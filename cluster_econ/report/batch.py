@@ -59,6 +59,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,8 +73,10 @@ from cluster_econ.errors import ConfigError
 from cluster_econ.io.atomic import atomic_write
 from cluster_econ.report import cache, jobs
 from cluster_econ.report.jobs import analysis_frame
+from cluster_econ.report.render import RenderData, early_tasks, slug
 from cluster_econ.report.render import inside as _inside
-from cluster_econ.report.render import slug
+from cluster_econ.report.render import render as render_task
+from cluster_econ.report.render import warm_up as render_warm_up
 
 # names other modules and tests import from here (they moved to jobs.py and cache.py)
 _estimate = jobs.estimate_spec
@@ -391,9 +394,16 @@ def run_report(config: str | Path, out: str | Path, workers: int | None = None, 
         data.manifest_sha256 = jobs.manifest_sha256(data.path)
     summary.timings["prepare"] = time.perf_counter() - t0
     t1 = time.perf_counter()
+    # the renderings that need no job's result (the phase profile, the timeline) run beside the jobs
+    # on local workers, off the critical path
+    early: dict[tuple[str, str], Any] = {}
+    outputs = cfg.get("outputs") or list(DEFAULT_OUTPUTS)
+    rdata = RenderData(out_dir, outputs, panel, [s for s, _ in subsets], {}, PROFILE_TITLE)
+    pre = early_tasks(rdata, bool(cfg.get("phase_profile", True)))
     try:
         if todo:
-            _compute(todo, data, results, summary, n_local, scheduler, progress, len(all_jobs), cache_dir, secret)
+            early = _compute(todo, data, results, summary, n_local, scheduler, progress, cache_dir, secret,
+                             pre if scheduler is None else [], rdata)
         else:
             summary.executor = "cache"
     finally:
@@ -407,23 +417,40 @@ def run_report(config: str | Path, out: str | Path, workers: int | None = None, 
 
     t2 = time.perf_counter()
     _render(cfg, out_dir, panel, subsets, all_jobs, results, seed, method, hashes["all"], summary, n_local,
-            SCHEMA_VERSION)
+            SCHEMA_VERSION, early)
     summary.timings["render"] = time.perf_counter() - t2
     summary.seconds = time.perf_counter() - t0
     return summary
 
 
+def _job_or_render(item: tuple[str, Any], shared: tuple[jobs.ReportData, RenderData]) -> Any:
+    """One task of the local pool: a group of jobs, or a rendering that needs no job's result."""
+    kind, task = item
+    return render_task(task, shared[1]) if kind == "render" else jobs.run_jobs(task, shared[0])
+
+
+def _group_size(n_jobs: int, workers: int) -> int:
+    """Jobs of one subset and kind sent together: enough to share their data, few enough to keep
+    every worker busy (about eight groups per worker)."""
+    return max(1, min(50, n_jobs // (8 * max(1, workers))))
+
+
 def _compute(todo: list[dict[str, Any]], data: jobs.ReportData, results: dict[str, Any], summary: ReportSummary,
-             n_local: int, scheduler: Any, progress: bool, n_jobs: int, cache_dir: Path, secret: bytes | None) -> None:
-    """Run the jobs not in the cache on the chosen executor; cache what succeeded."""
+             n_local: int, scheduler: Any, progress: bool, cache_dir: Path, secret: bytes | None,
+             pre: Sequence[tuple[str, str]], rdata: RenderData) -> dict[tuple[str, str], Any]:
+    """Run the jobs not in the cache on the chosen executor (and, on local workers, the renderings
+    ``pre``); cache what succeeded. Returns the renderings' outputs by task."""
     from cluster_econ.parallel import TaskFailure, dask_client, progress_bar, run_tasks
 
-    bar = progress_bar(total=n_jobs, initial=n_jobs - len(todo), desc="report", unit="job", disable=not progress,
-                       file=sys.stderr)
+    bar = progress_bar(desc="report", unit="task", disable=not progress, file=sys.stderr)
     seen = [0]
+    warm: list[threading.Thread] = []
 
     def advance(done: int) -> None:
-        bar.update(done - seen[0])
+        if not warm and scheduler is None:  # the workers are running: import what rendering needs meanwhile
+            warm.append(threading.Thread(target=render_warm_up, args=(rdata.outputs,), daemon=True))
+            warm[0].start()
+        bar.update(done - seen[0])  # tasks: groups of jobs (and early renderings), shown as they end
         seen[0] = done
 
     try:
@@ -434,21 +461,38 @@ def _compute(todo: list[dict[str, Any]], data: jobs.ReportData, results: dict[st
                     sees = client.run(jobs.sees_panel, data.path, data.manifest_sha256)
                     if sees and all(sees.values()):
                         shared = data.by_path()  # each worker reads the Parquet folder itself
-                run = run_tasks(jobs.run_job, todo, scheduler=client, shared=shared, progress=advance,
+                threads = sum(int(w.get("nthreads", 1)) for w in client.scheduler_info()["workers"].values())
+                groups = jobs.group_jobs(todo, _group_size(len(todo), threads))
+                bar.total = len(groups)
+                run = run_tasks(jobs.run_jobs, groups, scheduler=client, shared=shared, progress=advance,
                                 desc="report", chunksize=1)
                 summary.executor = f"{run.executor} ({run.workers} workers" + (
                     ", data read by path)" if shared is not data else ", data scattered)")
+            group_outs = run.results
+            early: dict[tuple[str, str], Any] = {}
         else:
-            if min(n_local, len(todo)) > 1:
+            groups = jobs.group_jobs(todo, _group_size(len(todo), n_local))
+            items = [("render", t) for t in pre] + [("job", g) for g in groups]
+            bar.total = len(items)
+            if min(n_local, len(items)) > 1:
                 jobs.warm_up([(j["kind"], j["task"]) for j in todo])
-            run = run_tasks(jobs.run_job, todo, workers=min(n_local, len(todo)), shared=data, progress=advance,
-                            desc="report", chunksize=1)
+            run = run_tasks(_job_or_render, items, workers=min(n_local, len(items)), shared=(data, rdata),
+                            progress=advance, desc="report", chunksize=1)
             summary.executor = "this process" if run.executor == "serial" else f"{run.workers} local processes"
+            early = dict(zip(pre, run.results[:len(pre)], strict=True))
+            group_outs = run.results[len(pre):]
     finally:
         bar.close()
+        for thread in warm:
+            thread.join()
     summary.reruns, summary.events = run.reruns, list(run.events)
+    by_job: dict[str, Any] = {}
+    for group, out in zip(groups, group_outs, strict=True):
+        for job, one in zip(group, [out] * len(group) if isinstance(out, TaskFailure) else out, strict=True):
+            by_job[job["key"]] = one
     seconds = 0.0
-    for job, out in zip(todo, run.results, strict=True):
+    for job in todo:
+        out = by_job[job["key"]]
         if isinstance(out, TaskFailure):
             payload = cache.encode_state({"error": out.error, "traceback": out.traceback})
         else:
@@ -461,12 +505,15 @@ def _compute(todo: list[dict[str, Any]], data: jobs.ReportData, results: dict[st
             cache.cache_write(cache_dir / f"{job['key']}.json", job["key"], secret, payload)
     summary.computed = len(todo)
     summary.timings["job_seconds"] = seconds
+    return early
 
 
 def _render(cfg: Mapping[str, Any], out_dir: Path, panel: Any, subsets: Sequence[tuple[str, Any]],
             all_jobs: Sequence[Mapping[str, Any]], results: Mapping[str, Any], seed: int | None, method: str,
-            data_hash: str, summary: ReportSummary, n_local: int, schema_version: str) -> None:
-    """Tables, figures (in parallel local processes), the HTML page and the manifest."""
+            data_hash: str, summary: ReportSummary, n_local: int, schema_version: str,
+            early: Mapping[tuple[str, str], Any]) -> None:
+    """Tables, figures (in parallel local processes), the HTML page and the manifest; ``early``
+    holds the renderings already done beside the jobs."""
     from cluster_econ.parallel import TaskFailure, run_tasks
     from cluster_econ.report import render
 
@@ -487,13 +534,16 @@ def _render(cfg: Mapping[str, Any], out_dir: Path, panel: Any, subsets: Sequence
     spec_names = [s["name"] for s in cfg.get("specifications") or []]
     with_profile = bool(cfg.get("phase_profile", True))
     rtasks = render.render_tasks(rdata, spec_names, with_profile)
-    if min(n_local, len(rtasks)) > 1:
+    todo = [t for t in rtasks if t not in early]
+    if min(n_local, len(todo)) > 1:
         render.warm_up(outputs)
-    run = run_tasks(render.render, rtasks, workers=min(n_local, max(1, len(rtasks))), shared=rdata,
+    run = run_tasks(render.render, todo, workers=min(n_local, max(1, len(todo))), shared=rdata,
                     desc="render", chunksize=1)
+    done = {**early, **dict(zip(todo, run.results, strict=True))}
     fragments: dict[tuple[str, str], str] = {}
     render_failures = []
-    for task, out in zip(rtasks, run.results, strict=True):
+    for task in rtasks:
+        out = done[task]
         if isinstance(out, TaskFailure):
             what = "phase profile" if task[0] == "profile" else f"{task[0]} {task[1]}".strip()
             render_failures.append(("all", what, out.error, out.traceback))

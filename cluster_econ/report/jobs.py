@@ -248,6 +248,24 @@ def run_job(job: Mapping[str, Any], shared: ReportData) -> tuple[str, float]:
     return encode_state(state), time.perf_counter() - t0
 
 
+def run_jobs(group: Sequence[Mapping[str, Any]], shared: ReportData) -> list[tuple[str, float]]:
+    """Run jobs that share a subset and kind in one task: the worker that prepares the subset's
+    frame (or the propositions' data) uses it for all of them; each job still fails alone."""
+    return [run_job(job, shared) for job in group]
+
+
+def group_jobs(todo: Sequence[Mapping[str, Any]], size: int) -> list[list[Mapping[str, Any]]]:
+    """``todo`` in groups of at most ``size`` jobs of one subset and kind, in order of first
+    appearance."""
+    groups: dict[tuple[str, str], list[list[Mapping[str, Any]]]] = {}
+    for job in todo:
+        runs = groups.setdefault((job["subset"], job["kind"]), [[]])
+        if len(runs[-1]) >= size:
+            runs.append([])
+        runs[-1].append(job)
+    return [g for runs in groups.values() for g in runs]
+
+
 def warm_up(tasks: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
     """Import what the jobs import, so that forked workers inherit the modules instead of each
     importing them again (seconds per process: statsmodels, the estimators, the propositions)."""

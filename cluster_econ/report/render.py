@@ -53,6 +53,7 @@ class RenderData:
     def __init__(self, out_dir: Path, outputs: Sequence[str], panel: Any, subsets: Sequence[str],
                  spec_states: Mapping[str, Mapping[str, Any]], profile_title: str) -> None:
         self.out_dir = out_dir
+        self.outputs = list(outputs)
         self.exts = [TABLE_EXT[o] for o in outputs if o in TABLE_EXT]
         self.html = "html" in outputs
         self.panel = panel
@@ -71,6 +72,11 @@ class RenderData:
 
             self._results[subset] = {name: rebuild_result(st) for name, st in self.spec_states.get(subset, {}).items()}
         return self._results[subset]
+
+
+def early_tasks(data: RenderData, with_profile: bool) -> list[tuple[str, str]]:
+    """The rendering tasks that need no job's result: they can run beside the jobs."""
+    return ([("profile", "")] if with_profile else []) + ([("timeline", "")] if data.html else [])
 
 
 def render_tasks(data: RenderData, spec_names: Sequence[str], with_profile: bool) -> list[tuple[str, str]]:
