@@ -121,18 +121,26 @@ def many_jobs(cluster: str | None, workers: int) -> None:
         path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
         print(f"[simulated report: {len(combos)} subsets + the full data x {len(specs)} specifications = "
               f"{(len(combos) + 1) * len(specs)} jobs, LaTeX tables only]")
-        for name, w, sched in (("local processes", workers, None), ("Dask, 2 workers", 2, cluster)):
+        whole = {}
+        for name, w, sched in (("this process", 1, None), ("local processes", workers, None),
+                               ("Dask, 2 workers", 2, cluster)):
             if name.startswith("Dask") and not cluster:
                 continue
+            if sched:
+                from distributed import Client
+
+                with Client(sched, timeout="60s") as client:
+                    client.restart()
             load = os.getloadavg()[0]
             info = run_child(path, Path(tmp) / name.replace(" ", "_"), w, sched)
             tm = info["timings"]
             n = info["computed"]
             overhead = (tm["jobs"] * w - tm["job_seconds"]) / n
+            whole[name] = info["process"]
             print(f"  {name:16s} ({w} workers, load {load:.1f}): job phase {tm['jobs']:.1f}s for {n} jobs = "
                   f"{n / tm['jobs']:.0f} jobs/s; jobs' own run time {tm['job_seconds']:.1f}s; executor cost per "
                   f"job {overhead * 1000:.1f} ms; whole run {info['process']:.1f}s (render {tm['render']:.1f}s, "
-                  f"failed {info['failed']})")
+                  f"failed {info['failed']}), speed-up vs this process {whole['this process'] / info['process']:.2f}x")
 
 
 def start_cluster(workers: int = 2) -> tuple[str, list[subprocess.Popen]]:
