@@ -2,11 +2,16 @@
 
 ``import cluster_econ as ce`` is light: the heavy libraries (statsmodels, linearmodels,
 matplotlib) load only when a function that needs them is called. Public names resolve lazily.
+
+One name, one thing: ``ce.panel`` is the panel-data estimator
+(:func:`cluster_econ.estimate.panel_models.panel`), whatever was imported before; the Panel
+container lives in the subpackage of the same name, imported as ``from cluster_econ.panel import
+Panel`` (or ``ce.Panel``).
 """
 
 from __future__ import annotations
 
-from cluster_econ._lazy import lazy_attributes
+from cluster_econ._lazy import lazy_attributes, pin_functions
 from cluster_econ._version import __version__
 
 # public name -> (module, attribute); attribute None means the module itself
@@ -19,9 +24,10 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "SchemaError": ("cluster_econ.errors", "SchemaError"),
     # estimation
     "Result": ("cluster_econ.estimate.result", "Result"),
+    "TestResult": ("cluster_econ.estimate.result", "TestResult"),
     "feols": ("cluster_econ.estimate", "feols"),
     "iv": ("cluster_econ.estimate", "iv"),
-    "panel": ("cluster_econ.panel", None),  # callable: the panel-data estimator (see cluster_econ.panel)
+    "panel": ("cluster_econ.estimate", "panel"),  # pinned below: the subpackage never hides it
     "hausman": ("cluster_econ.estimate", "hausman"),
     "logit": ("cluster_econ.estimate", "logit"),
     "probit": ("cluster_econ.estimate", "probit"),
@@ -74,3 +80,4 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 __all__ = ["__version__", *_LAZY]
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
+pin_functions(__name__, {"panel": ("cluster_econ.estimate.panel_models", "panel")})

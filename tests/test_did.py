@@ -42,7 +42,7 @@ def test_published_mpdta_values(fit_reg) -> None:
     assert list(tab["group"]) == [2004] * 4 + [2006] * 4 + [2007] * 4
     assert list(tab["time"]) == [2004, 2005, 2006, 2007] * 3
     np.testing.assert_array_equal(np.round(tab["estimate"].to_numpy(), 4), PUBLISHED_ATT)
-    assert round(fit_reg.pretest()["p_value"], 5) == 0.16812
+    assert round(fit_reg.pretest().p_value, 5) == 0.16812
     dyn = fit_reg.aggte("dynamic")
     assert round(dyn.estimate, 4) == -0.0772
     got = dict(zip(dyn.tidy()["event"].iloc[1:].astype(int), dyn.params.iloc[1:].round(4), strict=True))
@@ -64,7 +64,7 @@ def test_matches_moderndid(mpdta: pd.DataFrame, est_method: str, opts: dict) -> 
                          gname="first.treat", xformla="~lpop", est_method=est_method, **opts)
     np.testing.assert_allclose(ours.params.to_numpy(), np.asarray(peer.att_gt), rtol=0, atol=1e-9)
     np.testing.assert_allclose(ours.bse.to_numpy(), np.asarray(peer.se_gt), rtol=1e-7, atol=1e-10)
-    assert ours.pretest()["p_value"] == pytest.approx(float(peer.wald_pvalue), abs=6e-6)  # printed to 5 places
+    assert ours.pretest().p_value == pytest.approx(float(peer.wald_pvalue), abs=6e-6)  # printed to 5 places
     for kind in ("simple", "group", "dynamic", "calendar"):
         a = ours.aggte(kind, cband=False)
         b = md.aggte(peer, type=kind, cband=False)
@@ -169,3 +169,18 @@ def test_recovers_known_effects() -> None:
     truth = np.where(tab["event"] >= 0, 0.5 * (tab["event"] + 1), 0.0)
     z = (tab["estimate"] - truth) / tab["std_error"]
     assert np.all(np.abs(z) < 4)
+
+
+@pytest.mark.parametrize("est_method", ["ipw", "dr"])
+@pytest.mark.parametrize("opts", [{}, {"control_group": "notyettreated"}, {"base_period": "universal"}])
+def test_time_varying_covariate_matches_moderndid(mpdta: pd.DataFrame, est_method: str, opts: dict) -> None:
+    """A covariate that changes every year: each cell's propensity score uses the covariate of its
+    own earlier period (the score is re-used across cells only when the covariates do not change)."""
+    d = mpdta.copy()
+    d["lpop_t"] = d["lpop"] + np.random.default_rng(7).normal(0, 0.3, len(d))
+    ours = ce.att_gt(d, "lemp", "year", "countyreal", "first.treat", xformla="~ lpop_t", est_method=est_method,
+                     cband=False, **opts)
+    peer = md.att_gt(data=pl.from_pandas(d), yname="lemp", tname="year", idname="countyreal",
+                     gname="first.treat", xformla="~lpop_t", est_method=est_method, **opts)
+    np.testing.assert_allclose(ours.params.to_numpy(), np.asarray(peer.att_gt), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ours.bse.to_numpy(), np.asarray(peer.se_gt), rtol=1e-7, atol=1e-10)

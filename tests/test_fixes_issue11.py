@@ -53,8 +53,8 @@ def test_hausman_full_rank_matches_plm() -> None:
     ref = _csv("hausman_grunfeld.csv").set_index("name")["value"]
     h = hausman(ce.panel("inv ~ value + capital", g, model="fe", entity="firm"),
                 ce.panel("inv ~ value + capital", g, model="re", entity="firm"))
-    assert h["statistic"] == pytest.approx(ref["statistic"], abs=1e-6)
-    assert h["df"] == ref["df"] == 2 and h["note"] == ""
+    assert h.statistic == pytest.approx(ref["statistic"], abs=1e-6)
+    assert h.df == ref["df"] == 2 and h.note == ""
 
 
 def test_hausman_df_is_the_rank_of_the_difference() -> None:
@@ -75,9 +75,9 @@ def test_hausman_df_is_the_rank_of_the_difference() -> None:
         return dataclasses.replace(res, params=pd.concat([res.params, pd.Series({"z": z})]), cov=cov)
 
     h = hausman(augment(fe, 0.04, 1.0 + 1e-9), augment(re, 0.04 * (1 - 1e-14), 1.0))
-    assert h["df"] == 1
-    assert h["statistic"] == pytest.approx(ref["statistic_value_only"], abs=1e-6)
-    assert "rank 1 < 2" in h["note"]
+    assert h.df == 1
+    assert h.statistic == pytest.approx(ref["statistic_value_only"], abs=1e-6)
+    assert "rank 1 < 2" in h.note
 
 
 def test_ordered_probit_matches_ordinal_clm() -> None:

@@ -96,7 +96,7 @@ def test_p4_logit_slopes_recover_the_true_schooling_slopes(family, demo):
     c = family["P4"].contrast
     assert c["estimate"] == pytest.approx(res.params[a] - res.params[b], rel=1e-12)
     w = res.wald_test(f"{a} - {b} = 0")
-    assert c["statistic"] ** 2 == pytest.approx(w["statistic"], rel=1e-8)
+    assert c["statistic"] ** 2 == pytest.approx(w.statistic, rel=1e-8)
 
 
 def test_p6_hazard_ratios_recover_the_truth(family, demo):

@@ -10,6 +10,7 @@ against pyfixest's own functions; Holm against statsmodels.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -154,3 +155,106 @@ def test_experiment_pvalues_for_p9() -> None:
     single = ce.randomization_inference(fits[1], d, "D", "D", reps=199, seed=3)
     assert out.loc[1, "p_ri"] == single.p_value
     assert (out["p_romano_wolf"] >= out["p_ri"] - 1e-12).all() and out.loc[1, "p_romano_wolf"] < 0.05
+
+
+# -- the batched fast path (unit, cell and row sums) against refitting -----------------------------
+@pytest.fixture(scope="module")
+def unbalanced() -> pd.DataFrame:
+    """Firms randomized within strata, nested in 24 villages; a heteroskedastic outcome; 40 rows
+    dropped at random (so the two-way demeaning iterates); ``cross`` crosses the firms."""
+    rng = np.random.default_rng(11)
+    nf, T = 96, 6
+    firm = np.repeat(np.arange(nf), T)
+    year = np.tile(np.arange(T), nf)
+    tr = np.repeat((rng.random(nf) < 0.5).astype(float), T)
+    d = pd.DataFrame({"firm": firm, "year": year, "village": np.repeat(rng.integers(0, 24, nf), T),
+                      "stratum": np.repeat(rng.integers(0, 3, nf), T), "treated": tr,
+                      "post": (year >= 3).astype(float), "x": rng.normal(size=nf * T), "x2": rng.normal(size=nf * T),
+                      "cross": rng.integers(0, 25, nf * T)})
+    d["y"] = (0.2 * tr * d["post"] + 0.3 * d["x"] + np.repeat(rng.normal(size=nf), T) + 0.1 * year
+              + rng.normal(size=nf * T) * (1 + tr))
+    return d.drop(index=rng.choice(len(d), 40, replace=False))
+
+
+def _recorder(seen: list[np.ndarray]) -> Callable[[np.random.Generator, pd.DataFrame], np.ndarray]:
+    def record(rng: np.random.Generator, units: pd.DataFrame) -> np.ndarray:
+        t = units["treatment"].to_numpy().copy()
+        for s in np.unique(units["stratum"]):
+            idx = np.flatnonzero(units["stratum"].to_numpy() == s)
+            t[idx] = rng.permutation(t[idx])
+        seen.append(t)
+        return t
+    return record
+
+
+@pytest.mark.parametrize(("formula", "vcov", "route"), [
+    ("y ~ treated:post + x | firm + year", "iid", None),
+    ("y ~ treated:post + x | firm + year", "HC1", "rows"),
+    ("y ~ treated:post + x | firm + year", {"CRV1": "firm"}, "cells"),
+    ("y ~ treated:post + x + x2 | firm + year", {"CRV1": "village"}, "cells"),  # clusters of several firms
+    ("y ~ treated:post + x | firm + year", {"CRV1": "cross"}, "rows"),  # clusters crossing the firms
+    ("y ~ treated + x | year", {"CRV1": "village"}, "cells"),  # no fixed effect nested in the firms
+])
+def test_batched_fast_path_equals_feols_refit(unbalanced: pd.DataFrame, formula: str, vcov: object,
+                                              route: str | None) -> None:
+    """Each draw's coefficient and t statistic (iid, HC1, CRV1 with the fit's small-sample
+    multiplier, ssc="stata") equal refitting with feols on that assignment, to 1e-10."""
+    from cluster_econ.estimate.randomization import _design
+    from cluster_econ.estimate.randomization_fast import FastFeols
+
+    param = "treated:post" if "post" in formula else "treated"
+    fit = ce.feols(formula, unbalanced, vcov=vcov, tol=1e-13)
+    des = _design(unbalanced, "treated", "firm", "stratum")
+    engine = FastFeols(fit, unbalanced, param, "treated", des.unit_of_row, len(des.units))
+    assert engine.batched("t") and engine.score_route == route
+    for stat in ("coef", "t"):
+        seen: list[np.ndarray] = []
+        r = ce.randomization_inference(fit, unbalanced, param, "treated", cluster="firm", strata="stratum", reps=4,
+                                       seed=3, statistic=stat, assign=_recorder(seen))
+        assert "batched" in r.method
+        for t_unit, got in zip(seen, r.draws, strict=True):
+            refit = ce.feols(formula, unbalanced.assign(treated=t_unit[des.unit_of_row]), vcov=vcov, tol=1e-13)
+            want = refit.params[param] if stat == "coef" else refit.tvalues[param]
+            assert got == pytest.approx(want, rel=1e-10, abs=1e-10)
+
+
+def test_batches_equal_one_draw_at_a_time_and_are_seeded(unbalanced: pd.DataFrame) -> None:
+    """The batched route gives each draw the value of the per-draw route (rows swept one at a time)
+    whatever the batch size, and the same seed gives byte-identical draws."""
+    from cluster_econ.estimate.randomization import _design
+    from cluster_econ.estimate.randomization_fast import FastFeols
+
+    des = _design(unbalanced, "treated", "firm", "stratum")
+    rng = np.random.default_rng(8)
+    T = np.vstack([rng.permutation(des.treatment) for _ in range(7)])
+    for vcov in ("iid", "HC1", {"CRV1": "firm"}, {"CRV1": "cross"}):
+        fit = ce.feols("y ~ treated:post + x | firm + year", unbalanced, vcov=vcov)
+        eng = FastFeols(fit, unbalanced, "treated:post", "treated", des.unit_of_row, len(des.units))
+        one = np.array([eng.stats(t[eng.units]) for t in T])
+        for stat, col in (("coef", 0), ("t", 1)):
+            np.testing.assert_allclose(eng.batch(T, stat), one[:, col], rtol=1e-11, atol=1e-12)
+            np.testing.assert_allclose(np.concatenate([eng.batch(T[i:i + 1], stat) for i in range(7)]),
+                                       eng.batch(T, stat), rtol=1e-13, atol=1e-15)
+        kw = dict(cluster="firm", strata="stratum", reps=300, seed=4)
+        a = ce.randomization_inference(fit, unbalanced, "treated:post", "treated", **kw)
+        b = ce.randomization_inference(fit, unbalanced, "treated:post", "treated", **kw)
+        assert np.array_equal(a.draws, b.draws) and a.p_value == b.p_value
+
+
+def test_weighted_and_unnested_fits_take_the_exact_routes(unbalanced: pd.DataFrame, monkeypatch) -> None:
+    """A weighted fit is refitted (the fast path is unweighted); a largest fixed effect that is not
+    nested in the randomization units (rows randomized, firm effects) is swept draw by draw."""
+    import cluster_econ.estimate.randomization_fast as rf
+
+    d = unbalanced.assign(w=np.random.default_rng(2).uniform(0.5, 2, len(unbalanced)))
+    fit_w = ce.feols("y ~ treated:post + x | firm + year", d, vcov="HC1", weights="w")
+    r = ce.randomization_inference(fit_w, d, "treated:post", "treated", cluster="firm", reps=5)
+    assert r.method == "refit" and any("weighted" in n for n in r.notes)
+    monkeypatch.setattr(rf, "MAX_SMALL_FE_LEVELS", 20)  # the firm effect must then be swept
+    d = unbalanced.assign(treated=(np.random.default_rng(5).random(len(unbalanced)) < 0.5).astype(float))
+    fit = ce.feols("y ~ treated:post + x | firm + year", d, vcov={"CRV1": "firm"})
+    kw = dict(reps=6, seed=1)
+    fast = ce.randomization_inference(fit, d, "treated:post", "treated", **kw)
+    slow = ce.randomization_inference(fit, d, "treated:post", "treated", fast=False, **kw)
+    assert fast.method.startswith("fast") and "batched" not in fast.method
+    np.testing.assert_allclose(fast.draws, slow.draws, rtol=1e-9)

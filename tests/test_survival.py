@@ -358,10 +358,10 @@ def test_logrank_against_lifelines_and_statsmodels() -> None:
     df.loc[df["s"] == 2, "y"] = np.ceil(df.loc[df["s"] == 2, "y"] * 0.8)  # a real difference
     out = logrank_test(df, duration="y", event="d", group="s")
     ref = multivariate_logrank_test(df["y"], df["s"], df["d"])
-    assert out["statistic"] == pytest.approx(ref.test_statistic, rel=1e-9)
-    assert out["df"] == 2
-    assert out["p_value"] == pytest.approx(ref.p_value, rel=1e-7)
+    assert out.statistic == pytest.approx(ref.test_statistic, rel=1e-9)
+    assert out.df == 2
+    assert out.p_value == pytest.approx(ref.p_value, rel=1e-7)
     stat, _p = survdiff(df["y"].to_numpy(), df["d"].to_numpy(), df["s"].to_numpy())
-    assert out["statistic"] == pytest.approx(stat, rel=1e-9)
+    assert out.statistic == pytest.approx(stat, rel=1e-9)
     with pytest.raises(EstimationError, match="fewer than two groups"):
         logrank_test(df.assign(g=1), duration="y", event="d", group="g")

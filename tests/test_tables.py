@@ -416,7 +416,7 @@ def test_descriptive_table_sections_groups_and_errors():
     assert labels == [("Firms", "heading"), ("Firms", "body"), ("Entries", "body"),
                       ("Prices", "heading"), ("Price index", "body")]
     assert tab.layout.headers == (("Early", "Late"),)
-    assert "<th colspan=\"3\" scope=\"rowgroup\">Prices</th>" in tab.to_html()
+    assert "<th colspan=\"3\" scope=\"rowgroup\" style=\"text-align:left\">Prices</th>" in tab.to_html()
     with pytest.raises(TableError, match="DataFrame"):
         descriptive_table([[1, 2]])
     with pytest.raises(TableError, match="both column groups"):

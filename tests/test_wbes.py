@@ -12,7 +12,7 @@ from conftest import make_wbes_frame, write_wbes_dta
 
 import cluster_econ as ce
 from cluster_econ.cli import main
-from cluster_econ.errors import MappingError, SchemaError
+from cluster_econ.errors import EstimationError, MappingError, SchemaError
 
 
 def wbes_round(n: int = 240, seed: int = 3, start_id: int = 1000) -> pd.DataFrame:
@@ -166,3 +166,25 @@ def test_cli_by_name_and_unused_set(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "they take: country, isic_revision, year" in err
     assert main(["normalize", str(path), "-m", "wbes-typo", "--out", str(tmp_path / "p3")]) == 2
     assert "no mapping of that name ships with cluster_econ (shipped: wbes)" in capsys.readouterr().err
+
+
+def test_wbes_design_weights_and_strata_reach_the_estimators(tmp_path: Path) -> None:
+    """After `normalize -m wbes`, SurveyDesign.wbes() names the normalized weight and stratum columns:
+    the design-based mean of sales equals the one computed from the raw file's wmedian and a4a."""
+    from cluster_econ.estimate.survey import SurveyDesign
+
+    frame = wbes_round()
+    path = write_wbes_dta(tmp_path / "Kenya2013.dta", frame)
+    panel = ce.normalize(path, mapping="wbes", params={"country": "KEN", "year": 2013})
+    surveyed = panel.enterprise_year[~panel.enterprise_year["recall"].fillna(False).astype(bool)]
+    got = ce.survey_mean(surveyed, "employment", SurveyDesign.wbes())
+    raw = frame.assign(emp=frame["l1"].where(frame["l1"] >= 0))
+    want = ce.survey_mean(raw, "emp", SurveyDesign(weights="wmedian", strata="a4a", lonely_psu="average"))
+    assert got["estimate"].iloc[0] == pytest.approx(want["estimate"].iloc[0], rel=1e-12)
+    assert got["std_error"].iloc[0] == pytest.approx(want["std_error"].iloc[0], rel=1e-12)
+    strict = ce.survey_mean(surveyed, "employment", SurveyDesign.wbes("strict"))
+    want_strict = ce.survey_mean(raw, "emp", SurveyDesign(weights="wstrict", strata="a4a", lonely_psu="average"))
+    assert strict["estimate"].iloc[0] == pytest.approx(want_strict["estimate"].iloc[0], rel=1e-12)
+    assert strict["estimate"].iloc[0] != pytest.approx(want["estimate"].iloc[0], rel=1e-9)
+    with pytest.raises(EstimationError, match="recalled years"):
+        ce.survey_mean(panel.enterprise_year, "employment", SurveyDesign.wbes())

@@ -1,8 +1,12 @@
-"""Estimators. Every function returns :class:`cluster_econ.estimate.result.Result`.
+"""Estimators. Every function returns :class:`cluster_econ.estimate.result.Result` (immutable;
+``result.vcov(...)`` gives the same estimates under another covariance as a new result); tests
+(``wald_test``, ``hausman``, ``logrank_test``) return a :class:`~cluster_econ.estimate.result.TestResult`.
 
 Modules (one public entry point each, shared numerics in one place):
 
 - ``formula``: the safe formula parser (fixest syntax) and design-matrix builder
+- ``panel_frame``: the estimation frame of a Panel (enterprise, manager-in-charge and cluster-year
+  columns joined to the enterprise-years)
 - ``demean``: absorbing fixed effects (alternating projections), reusable across specifications
 - ``covariance``: iid, HC1, HC3, CRV1 (one- and two-way), CRV3 and the named small-sample corrections
 - ``linear``: ``feols`` and ``iv`` (2SLS), absorbed fixed effects
@@ -35,7 +39,7 @@ from __future__ import annotations
 from cluster_econ._lazy import lazy_attributes
 
 _LAZY = {
-    "Result": "result",
+    "Result": "result", "TestResult": "result",
     "feols": "linear", "iv": "linear",
     "panel": "panel_models", "hausman": "panel_models",
     "wald_test": "inference",

@@ -59,7 +59,8 @@ import pandas as pd
 from cluster_econ.errors import EstimationError
 from cluster_econ.estimate.result import VcovInfo
 
-__all__ = ["SSC_PRESETS", "CovInputs", "cluster_codes", "compute_vcov", "mest_vcov", "parse_vcov"]
+__all__ = ["SSC_PRESETS", "CovInputs", "cluster_codes", "clustering_columns", "compute_vcov", "mest_vcov",
+           "parse_vcov"]
 
 SSC_PRESETS = ("stata", "fixest", "none")
 _KINDS = ("iid", "HC1", "HC3", "CRV1", "CRV3")
@@ -102,6 +103,38 @@ def parse_vcov(vcov: str | Mapping[str, str] | None) -> tuple[str, tuple[str, ..
 def cluster_codes(frame: pd.DataFrame, names: Sequence[str]) -> list[np.ndarray]:
     """Integer codes of each clustering variable (rows with missing values must be gone)."""
     return [pd.factorize(frame[n])[0].astype(np.int64) for n in names]
+
+
+def clustering_columns(data: Any, names: Sequence[str], n_rows: int, rows: np.ndarray,
+                       index: pd.Index) -> list[pd.Series]:
+    """The clustering columns ``names`` of the data a model was fitted on, for ``Result.vcov()``.
+
+    ``data`` is what the estimator was given (a Panel is joined again by ``as_frame``); ``rows``
+    are the positions of the estimation sample in it and ``index`` their labels, as at the fit.
+    Each column is returned whole (the caller codes it as the fit did). Raises when the data's rows
+    have changed since the fit, a column is absent, or a column is missing in the sample (a fit with
+    that clustering would drop those rows: another sample).
+    """
+    from cluster_econ.estimate.formula import as_frame
+
+    frame = as_frame(data)
+    if len(frame) != n_rows or not frame.index[rows].equals(index):
+        raise EstimationError("vcov(): the rows of the data this model was fitted on have changed since "
+                              "the fit; fit the model again with vcov=")
+    out = []
+    for name in names:
+        if name not in frame.columns:
+            raise EstimationError(f"vcov(): clustering variable {name!r} is not a column of the data this "
+                                  "model was fitted on")
+        column = frame[name]
+        missing = np.flatnonzero(column.iloc[rows].isna().to_numpy())
+        if missing.size:
+            where = ", ".join(map(str, index[missing[:5]].tolist()))
+            raise EstimationError(f"vcov(): clustering variable {name!r} is missing in {missing.size} row(s) "
+                                  f"of the estimation sample (rows {where}); a fit with this vcov drops them, "
+                                  "so it is another sample: fit the model again with vcov=")
+        out.append(column)
+    return out
 
 
 @dataclass

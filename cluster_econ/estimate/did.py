@@ -49,7 +49,7 @@ import pandas as pd
 from cluster_econ._version import __version__
 from cluster_econ.errors import EstimationError, FormulaError
 from cluster_econ.estimate.formula import _design, as_frame, parse_formula
-from cluster_econ.estimate.result import Audit, Result, VcovInfo, data_hash
+from cluster_econ.estimate.result import Audit, Result, TestResult, VcovInfo, data_hash
 
 __all__ = ["AttGtResult", "att_gt"]
 
@@ -116,8 +116,9 @@ def _reg(dy: np.ndarray, D: np.ndarray, X: np.ndarray, w: np.ndarray) -> tuple[f
     return float(eta_t - eta_c), inf_t - inf_c
 
 
-def _ipw(dy: np.ndarray, D: np.ndarray, X: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
-    ps, alr = _logit(D, X, w)
+def _ipw(dy: np.ndarray, D: np.ndarray, X: np.ndarray, w: np.ndarray,
+         ps_fit: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[float, np.ndarray]:
+    ps, alr = ps_fit if ps_fit is not None else _logit(D, X, w)
     keep = np.where(D == 1, True, ps < _TRIM)
     wt = keep * w * D
     wc = keep * w * ps * (1 - D) / (1 - ps)
@@ -132,8 +133,9 @@ def _ipw(dy: np.ndarray, D: np.ndarray, X: np.ndarray, w: np.ndarray) -> tuple[f
     return float(eta_t - eta_c), inf_t - inf_c
 
 
-def _dr(dy: np.ndarray, D: np.ndarray, X: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
-    ps, alr_ps = _logit(D, X, w)
+def _dr(dy: np.ndarray, D: np.ndarray, X: np.ndarray, w: np.ndarray,
+        ps_fit: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[float, np.ndarray]:
+    ps, alr_ps = ps_fit if ps_fit is not None else _logit(D, X, w)
     fitted, alr_ols = _wls_controls(dy, D, X, w)
     keep = np.where(D == 1, True, ps < _TRIM)
     wt = keep * w * D
@@ -181,10 +183,13 @@ class AttGtResult(Result):
         out["band_high"] = out["estimate"] + half
         return out
 
-    def pretest(self) -> dict[str, Any]:
-        """Wald pre-test of parallel trends: ``statistic``, ``df``, ``p_value`` (NaN when there are no
-        pre-treatment cells or their covariance is singular; ``note`` says why)."""
-        return dict(self.extra["pretest"])
+    def pretest(self) -> TestResult:
+        """Wald pre-test of parallel trends (chi-square): ``statistic``, ``df``, ``p_value`` (NaN when
+        there are no pre-treatment cells or their covariance is singular; ``note`` says why)."""
+        pre = self.extra["pretest"]
+        return TestResult("pre-trend Wald", float(pre["statistic"]), pre["df"], float(pre["p_value"]), "chi2",
+                          null="every pre-treatment ATT(g,t) is zero (parallel trends before treatment)",
+                          note=pre.get("note", ""))
 
     def aggte(self, type: str = "group", balance_e: int | None = None, min_e: float = -np.inf,
               max_e: float = np.inf, na_rm: bool = False, bstrap: bool | None = None,
@@ -261,7 +266,8 @@ def _prepare(data: Any, yname: str, tname: str, idname: str, gname: str, xformla
     ok &= ~np.isnan(gv)
     if (~ok).any():
         dropped["missing values"] = int((~ok).sum())
-    sub = sub.loc[ok]
+    if not ok.all():
+        sub = sub.loc[ok]
     if sub.empty:
         raise EstimationError("att_gt: no rows left after dropping missing values")
     X_all = _design(terms, sub, intercept=True)
@@ -275,26 +281,26 @@ def _prepare(data: Any, yname: str, tname: str, idname: str, gname: str, xformla
         wv = sub[weightsname].to_numpy(dtype=float)
         if (wv < 0).any():
             raise EstimationError(f"att_gt: weights {weightsname!r} must be non-negative")
-    # duplicates and time-invariance
-    key = sub[[idname, tname]]
-    dup = key.duplicated(keep=False).to_numpy()
-    if dup.any():
+    # units (sorted labels, as np.unique) and periods; then duplicates and time-invariance
+    ucodes, uid = pd.factorize(sub[idname].to_numpy(), sort=True)
+    uid = np.asarray(uid)
+    times = sub[tname].to_numpy(dtype=float)
+    tlist = np.unique(times)
+    cell_key = ucodes * len(tlist) + np.searchsorted(tlist, times)
+    per_cell = np.bincount(cell_key, minlength=len(uid) * len(tlist))
+    if (per_cell > 1).any():
+        dup = per_cell[cell_key] > 1
         first = sub.loc[dup, [idname, tname]].head(5).to_dict("records")
         raise EstimationError(f"att_gt: {int(dup.sum())} rows share an ({idname}, {tname}) pair, e.g. "
                               f"{first}; a panel needs one row per unit and period")
-    uid, ucodes = np.unique(sub[idname].to_numpy(), return_inverse=True)
-    times = sub[tname].to_numpy(dtype=float)
-    tlist = np.unique(times)
+    first_row = np.zeros(len(uid), dtype=np.int64)
+    first_row[ucodes[::-1]] = np.arange(len(ucodes))[::-1]
     for col, what in [(gname, "cohort"), *([(weightsname, "weight")] if weightsname else []),
                       *[(c, "cluster") for c in cl_extra]]:
-        vals = sub[col].to_numpy()
-        codes = pd.factorize(vals)[0]
-        lo = np.full(len(uid), np.iinfo(np.int64).max)
-        hi = np.full(len(uid), -1)
-        np.minimum.at(lo, ucodes, codes)
-        np.maximum.at(hi, ucodes, codes)
-        bad = np.flatnonzero(lo != hi)
-        if bad.size:
+        codes = pd.factorize(sub[col].to_numpy())[0]
+        differs = codes != codes[first_row][ucodes]
+        if differs.any():
+            bad = np.unique(ucodes[differs])
             raise EstimationError(f"att_gt: the {what} column {col!r} changes over time within units "
                                   f"{', '.join(map(str, uid[bad[:5]]))}; it must be constant per {idname!r}")
     # balanced panel
@@ -306,18 +312,21 @@ def _prepare(data: Any, yname: str, tname: str, idname: str, gname: str, xformla
         notes.append(f"{int((~full).sum())} units not observed in every period dropped (balanced panel)")
         keep_rows = full[ucodes]
         sub, Xv, times = sub.loc[keep_rows], Xv[keep_rows], times[keep_rows]
-        uid, ucodes = np.unique(sub[idname].to_numpy(), return_inverse=True)
+        ucodes, uid = pd.factorize(sub[idname].to_numpy(), sort=True)
+        uid = np.asarray(uid)
         tlist = np.unique(times)
+        first_row = np.zeros(len(uid), dtype=np.int64)
+        first_row[ucodes[::-1]] = np.arange(len(ucodes))[::-1]
     if len(tlist) < 2:
         raise EstimationError("att_gt: at least two periods are needed")
     N, T = len(uid), len(tlist)
     tcodes = np.searchsorted(tlist, times)
-    Y = np.empty((N, T))
-    Y[ucodes, tcodes] = sub[yname].to_numpy(dtype=float)
+    # Y in Fortran order: each period's column is contiguous (the cells read columns)
+    Y = np.empty((N, T), order="F")
+    flat = tcodes * N + ucodes
+    Y.reshape(-1, order="F")[flat] = sub[yname].to_numpy(dtype=float)
     X = np.empty((T, N, Xv.shape[1]))
-    X[tcodes, ucodes] = Xv
-    first_row = np.zeros(N, dtype=np.int64)
-    first_row[ucodes[::-1]] = np.arange(len(ucodes))[::-1]
+    X.reshape(T * N, -1)[flat] = Xv
     coh = pd.to_numeric(sub[gname], errors="coerce").to_numpy(dtype=float)[first_row]
     w = sub[weightsname].to_numpy(dtype=float)[first_row] if weightsname else np.ones(N)
     cluster = sub[cl_extra[0]].to_numpy()[first_row] if cl_extra else None
@@ -360,8 +369,8 @@ def _prepare(data: Any, yname: str, tname: str, idname: str, gname: str, xformla
         raise EstimationError("att_gt: no treated cohort with a pre-treatment period remains")
     if control_group == "nevertreated" and not (coh == 0).any():
         raise EstimationError("att_gt: no never-treated units; use control_group='notyettreated'")
-    return _Panel(ids=uid, tlist=tlist, Y=Y, X=X, xnames=xnames, coh=coh, w=w, cluster=cluster, glist=glist,
-                  dropped=dropped, notes=notes, n_input=n_input)
+    return _Panel(ids=uid, tlist=tlist, Y=np.asfortranarray(Y), X=X, xnames=xnames, coh=coh, w=w, cluster=cluster,
+                  glist=glist, dropped=dropped, notes=notes, n_input=n_input)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -426,13 +435,20 @@ def att_gt(data: Any, yname: str, tname: str, idname: str, gname: str, xformla: 
     est = _ESTIMATORS[est_method]
     N, T = p.Y.shape
     tl = p.tlist
-    groups, times, post, atts, cols, notes = [], [], [], [], [], list(p.notes)
+    groups, times, post, atts, notes = [], [], [], [], list(p.notes)
+    t_range = range(T) if base_period == "universal" else range(1, T)
+    IF = np.zeros((N, len(p.glist) * len(t_range)), order="F")  # influence functions, one column per cell
+    # the propensity score depends on the cell's units and the covariates' period only: with
+    # time-invariant covariates it is fitted once per comparison (cohort, comparison group)
+    uses_ps = est_method != "reg"
+    x_static = uses_ps and all(np.array_equal(p.X[k], p.X[0]) for k in range(1, T))
+    ps_memo: dict[tuple[Any, ...], Any] = {}
     for g in p.glist:
         before = np.flatnonzero(tl + anticipation < g)
         pre_g = int(before[-1])
         treated = p.coh == g
-        t_range = range(T) if base_period == "universal" else range(1, T)
         for cur in t_range:
+            j = len(atts)
             is_post = g <= tl[cur]
             base = pre_g if (is_post or base_period == "universal") else cur - 1
             groups.append(g)
@@ -440,7 +456,6 @@ def att_gt(data: Any, yname: str, tname: str, idname: str, gname: str, xformla: 
             post.append(bool(is_post))
             if base == cur:  # universal base period: normalised to zero
                 atts.append(0.0)
-                cols.append(np.zeros(N))
                 continue
             if control_group == "nevertreated":
                 control = p.coh == 0
@@ -451,27 +466,36 @@ def att_gt(data: Any, yname: str, tname: str, idname: str, gname: str, xformla: 
             idx = np.flatnonzero(cell)
             n1 = len(idx)
             D = treated[idx].astype(float)
-            dy = p.Y[idx, cur] - p.Y[idx, base]
+            dy = p.Y[:, cur][idx] - p.Y[:, base][idx]
             Xc = p.X[min(cur, base)][idx]
-            wc = p.w[idx] / p.w[idx].mean()
-            col = np.zeros(N)
+            wc = p.w[idx]
+            wc = wc / wc.mean()
             try:
                 if not control[idx].any():
                     raise _CellError("no comparison units")
-                att, inf = est(dy, D, Xc, wc)
-                col[idx] = inf * (N / n1)
+                if uses_ps:
+                    key = (g, None if control_group == "nevertreated" else thresh, -1 if x_static else min(cur, base))
+                    if key not in ps_memo:
+                        try:
+                            ps_memo[key] = _logit(D, Xc, wc)
+                        except (_CellError, np.linalg.LinAlgError) as exc:
+                            ps_memo[key] = exc
+                    if isinstance(ps_memo[key], Exception):
+                        raise ps_memo[key]
+                    att, inf = est(dy, D, Xc, wc, ps_memo[key])
+                else:
+                    att, inf = est(dy, D, Xc, wc)
+                IF[idx, j] = inf * (N / n1)
             except (_CellError, np.linalg.LinAlgError) as exc:
                 att = np.nan
-                col[:] = np.nan
+                IF[:, j] = np.nan
                 notes.append(f"ATT({g:g},{tl[cur]:g}) not estimated: {exc}")
             atts.append(att)
-            cols.append(col)
     att = np.array(atts, dtype=float)
-    IF = np.column_stack(cols)
     names = [f"ATT({_fmt(g)},{_fmt(t)})" for g, t in zip(groups, times, strict=True)]
     V, se, vinfo, crit = _inference(IF, p.cluster, alp, bstrap, cband, biters, seed, idname,
                                     clustervars, N)
-    pre = _pretest(att, IF, np.array(groups), np.array(times), p.cluster, N)
+    pre = _pretest(att, IF, V, np.array(groups), np.array(times), N)
     notes += [f"pre-test: {pre['note']}"] if pre.get("note") else []
     cov = _cov_from(V, se, N)
     extra = {
@@ -503,7 +527,7 @@ def _inference(IF: np.ndarray, cluster: np.ndarray | None, alp: float, bstrap: b
     from scipy import special
 
     ok = np.isfinite(IF).all(axis=0)
-    Psi = np.where(np.isfinite(IF), IF, 0.0)
+    Psi = IF if ok.all() else np.where(np.isfinite(IF), IF, 0.0)
     if cluster is not None:
         codes, uniq = pd.factorize(cluster, sort=True)
         S = np.column_stack([np.bincount(codes, weights=Psi[:, j], minlength=len(uniq))
@@ -573,20 +597,17 @@ def _cov_from(V: np.ndarray, se: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _pretest(att: np.ndarray, IF: np.ndarray, group: np.ndarray, time: np.ndarray,
-             cluster: np.ndarray | None, n: int) -> dict[str, Any]:
+def _pretest(att: np.ndarray, IF: np.ndarray, V: np.ndarray, group: np.ndarray, time: np.ndarray,
+             n: int) -> dict[str, Any]:
+    """Wald test of the pre-treatment cells, from their block of the (cluster-summed) covariance
+    ``V`` of the influence functions."""
     from scipy import stats
 
     pre = np.flatnonzero((group > time) & np.isfinite(att) & np.isfinite(IF).all(axis=0))
     pre = pre[np.any(IF[:, pre] != 0, axis=0)] if pre.size else pre
     if pre.size == 0:
         return {"statistic": np.nan, "df": 0, "p_value": np.nan, "note": "no pre-treatment cells"}
-    Psi = IF[:, pre]
-    if cluster is not None:
-        codes, uniq = pd.factorize(cluster, sort=True)
-        Psi = np.column_stack([np.bincount(codes, weights=Psi[:, j], minlength=len(uniq))
-                               for j in range(Psi.shape[1])])
-    Vp = Psi.T @ Psi / n
+    Vp = V[np.ix_(pre, pre)]
     if 1 / np.linalg.cond(Vp) <= np.finfo(float).eps:
         return {"statistic": np.nan, "df": int(pre.size), "p_value": np.nan,
                 "note": "singular covariance of the pre-treatment cells"}

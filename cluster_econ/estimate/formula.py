@@ -15,6 +15,10 @@ parser is therefore a security boundary::
 Two parts where the second contains ``~`` are ``exog | endog ~ instruments``; three parts are
 ``exog | fixed effects | endog ~ instruments`` (as in R's fixest).
 
+Nesting (parentheses, function calls, unary signs, chained ``**``) is limited to
+``MAX_NESTING`` levels, so a hostile formula gets a :class:`FormulaError` rather than exhausting
+Python's recursion limit.
+
 The tokenizer and recursive-descent parser are written here rather than taken from formulaic or
 patsy because both evaluate terms as Python code in an environment (``eval``), which is not
 acceptable for formulas read from files. Nothing here calls ``eval`` or ``exec``: terms are parsed
@@ -43,6 +47,8 @@ TRANSFORMS: Mapping[str, Callable[[np.ndarray], np.ndarray]] = {
     "log": np.log, "log1p": np.log1p, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
 }
 FACTOR_FUNCS = ("C", "i")
+#: Deepest nesting of parentheses, calls, unary signs and ``**`` a formula may use.
+MAX_NESTING = 50
 EVENT_FUNCS = ("sunab",)
 
 # --------------------------------------------------------------------------------------------
@@ -211,6 +217,19 @@ class _Parser:
         self.toks = toks
         self.i = 0
         self.whole = whole
+        self.depth = 0
+
+    def nest(self, tok: _Tok | None) -> None:
+        """Enter one level of nesting (a parenthesis, call, sign or power); see ``MAX_NESTING``."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            where = f" (at {tok.text!r} in {self.text.strip()[:40]!r}...)" if tok is not None else ""
+            raise FormulaError(f"formula {self.whole[:80]!r}{'...' if len(self.whole) > 80 else ''}: "
+                               f"nested more than {MAX_NESTING} levels deep{where}; write the "
+                               "expression with fewer parentheses, signs or powers")
+
+    def unnest(self) -> None:
+        self.depth -= 1
 
     # helpers
     def peek(self) -> _Tok | None:
@@ -285,7 +304,9 @@ class _Parser:
         tok = self.peek()
         if tok is not None and tok.text == "(":
             self.take()
+            self.nest(tok)
             terms, icpt = self.parse_rhs(stop=(")",))
+            self.unnest()
             self.expect(")")
             if icpt is not None:
                 raise self.fail(tok, "an intercept (0 or 1) cannot appear inside parentheses")
@@ -333,7 +354,9 @@ class _Parser:
         if func != "I" and func not in TRANSFORMS:
             raise self.fail(tok, f"function {func!r} is not allowed; the accepted transforms are "
                             f"{', '.join(TRANSFORMS)}, I(), C(), i() and sunab()")
+        self.nest(tok)
         expr = self.parse_expr()
+        self.unnest()
         self.expect(")")
         if func == "I":
             return _Atom("num", f"I({expr.show()})", expr=expr)
@@ -395,7 +418,9 @@ class _Parser:
         t = self.peek()
         if t is not None and t.text in ("-", "+"):
             self.take()
+            self.nest(t)
             inner = self.parse_unary()
+            self.unnest()
             return _Unary("-", inner) if t.text == "-" else inner
         return self.parse_power()
 
@@ -403,7 +428,10 @@ class _Parser:
         base = self.parse_primary()
         if (t := self.peek()) is not None and t.text == "**":
             self.take()
-            return _Bin("**", base, self.parse_unary())
+            self.nest(t)
+            exponent = self.parse_unary()
+            self.unnest()
+            return _Bin("**", base, exponent)
         return base
 
     def parse_primary(self) -> Any:
@@ -411,7 +439,9 @@ class _Parser:
         if tok.kind == "number":
             return _Num(float(tok.text), tok.text)
         if tok.text == "(":
+            self.nest(tok)
             node = self.parse_expr()
+            self.unnest()
             self.expect(")")
             return node
         if tok.kind == "name":
@@ -421,7 +451,9 @@ class _Parser:
                     raise self.fail(tok, f"function {tok.text!r} is not allowed inside an "
                                     f"expression; the accepted transforms are {', '.join(TRANSFORMS)}")
                 self.take()
+                self.nest(tok)
                 arg = self.parse_expr()
+                self.unnest()
                 self.expect(")")
                 return _Call(tok.text, arg)
             return _Var(tok.text)
@@ -699,18 +731,18 @@ class ModelFrame:
 
 
 def as_frame(data: Any) -> pd.DataFrame:
-    """A DataFrame from a DataFrame or a cluster_econ Panel.
+    """A DataFrame from a DataFrame (itself) or a cluster_econ Panel.
 
-    A Panel gives ``enterprise_year`` left-joined with ``enterprise`` on ``enterprise_id``
-    (enterprise columns that clash with enterprise-year columns are not added).
+    A Panel gives one row per enterprise-year with the enterprise columns, the columns of the
+    manager in charge (``schooling_years``...) and the cluster-year columns (``phase``) joined:
+    :func:`cluster_econ.estimate.panel_frame.panel_frame`.
     """
     if isinstance(data, pd.DataFrame):
         return data
     if hasattr(data, "enterprise_year") and hasattr(data, "enterprise"):
-        ey = data.enterprise_year
-        ent = data.enterprise
-        cols = ["enterprise_id"] + [c for c in ent.columns if c not in ey.columns]
-        return ey.merge(ent[cols], on="enterprise_id", how="left", validate="many_to_one")
+        from cluster_econ.estimate.panel_frame import panel_frame
+
+        return panel_frame(data)
     raise FormulaError(f"data must be a pandas DataFrame or a cluster_econ Panel, got {type(data).__name__}")
 
 

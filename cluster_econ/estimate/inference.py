@@ -24,8 +24,9 @@ import pandas as pd
 from scipy import stats
 
 from cluster_econ.errors import FormulaError
+from cluster_econ.estimate.result import TestResult
 
-__all__ = ["parse_restrictions", "wald_test"]
+__all__ = ["TestResult", "parse_restrictions", "wald_test"]
 
 _NUM = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
@@ -103,14 +104,15 @@ def parse_restrictions(text: str, names: list[str]) -> tuple[np.ndarray, np.ndar
 
 
 def wald_test(result: Any, R: np.ndarray | pd.DataFrame | str,
-              q: np.ndarray | float | None = None) -> dict[str, Any]:
+              q: np.ndarray | float | None = None) -> TestResult:
     """Wald test of ``R @ params = q``.
 
     Returns
     -------
-    dict
-        ``statistic`` (F or chi-square), ``df_num``, ``df_denom`` (None for chi-square),
-        ``p_value`` and ``distribution`` (``"F"`` or ``"chi2"``).
+    TestResult
+        ``statistic`` (F or chi-square), ``df`` (the number of restrictions), ``df_denom`` (None
+        for chi-square), ``p_value`` and ``distribution`` (``"F"`` or ``"chi2"``); ``details``
+        holds ``R`` and ``q``.
     """
     names = list(result.params.index)
     b = result.params.to_numpy(dtype=float)
@@ -135,10 +137,11 @@ def wald_test(result: Any, R: np.ndarray | pd.DataFrame | str,
         W = float(diff @ np.linalg.solve(M, diff))
     except np.linalg.LinAlgError as exc:
         raise FormulaError("the restrictions are linearly dependent (R V R' is singular)") from exc
+    null = R.strip() if isinstance(R, str) and q is None else f"R b = q ({r} restriction{'s' if r > 1 else ''})"
+    details = {"R": pd.DataFrame(Rm, columns=names), "q": qv, "covariance": result.vcov_info.describe()}
     df = result.vcov_info.df_resid
     if df is not None:
         F = W / r
-        return {"statistic": F, "df_num": r, "df_denom": float(df),
-                "p_value": float(stats.f.sf(F, r, df)), "distribution": "F"}
-    return {"statistic": W, "df_num": r, "df_denom": None,
-            "p_value": float(stats.chi2.sf(W, r)), "distribution": "chi2"}
+        return TestResult("Wald", F, r, float(stats.f.sf(F, r, df)), "F", df_denom=float(df), null=null,
+                          details=details)
+    return TestResult("Wald", W, r, float(stats.chi2.sf(W, r)), "chi2", null=null, details=details)

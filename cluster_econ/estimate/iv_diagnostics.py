@@ -129,6 +129,12 @@ class _Cov:
         return V[:k, :k], info
 
 
+#: Every ``stats`` key :func:`diagnose` can report (which ones depends on the covariance type).
+STAT_KEYS = ("cragg_donald_F", "kp_rk_wald_F", "kp_rk_lm", "kp_rk_lm_df", "kp_rk_lm_p", "sargan",
+             "sargan_df", "sargan_p", "hansen_J", "hansen_J_df", "hansen_J_p", "endog_stat", "endog_p",
+             "durbin", "durbin_p")
+
+
 def diagnose(y: np.ndarray, X: np.ndarray, E: np.ndarray, Z: np.ndarray, w: np.ndarray | None,
              kind: str, clusters: Sequence[np.ndarray], cl_names: Sequence[str], ssc: str,
              fe_codes: list[np.ndarray], fe_dof: Mapping[str, int], beta_e: np.ndarray,

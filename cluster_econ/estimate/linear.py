@@ -17,6 +17,7 @@ fixed effects. Correctness is checked against all three in ``tests/estimate_line
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -26,7 +27,7 @@ from scipy import linalg
 
 from cluster_econ._version import __version__
 from cluster_econ.errors import EstimationError, FormulaError
-from cluster_econ.estimate.covariance import CovInputs, compute_vcov, parse_vcov
+from cluster_econ.estimate.covariance import CovInputs, clustering_columns, compute_vcov, parse_vcov
 from cluster_econ.estimate.demean import Absorber, get_absorber, singleton_mask
 from cluster_econ.estimate.formula import (
     FormulaSpec,
@@ -36,7 +37,7 @@ from cluster_econ.estimate.formula import (
     model_frame,
     parse_formula,
 )
-from cluster_econ.estimate.result import Audit, Result, data_hash
+from cluster_econ.estimate.result import Audit, CovarianceUpdate, Result, data_hash
 from cluster_econ.estimate.survey import SurveyDesign, check_vcov_for_survey, design_rows
 from cluster_econ.estimate.survey import sandwich as survey_sandwich
 
@@ -68,7 +69,9 @@ def feols(formula: str | Sequence[str], data: Any, vcov: str | Mapping[str, str]
         fixed effects. A list estimates each formula, sharing the demeaning (see
         :func:`feols_many`).
     data : DataFrame or Panel
-        A Panel is used as ``enterprise_year`` joined with ``enterprise``.
+        A Panel is used as one row per enterprise-year with the columns of its enterprise, of the
+        manager in charge that year (``schooling_years``, ``management_training``...) and of its
+        cluster-year (``phase``): :func:`cluster_econ.estimate.panel_frame.panel_frame`.
     vcov : ``"iid"``, ``"HC1"``, ``"HC3"``, ``{"CRV1": "firm"}``, ``{"CRV1": "firm+year"}``,
         ``{"CRV3": "firm"}``; see :mod:`cluster_econ.estimate.covariance`.
     weights : str, optional
@@ -93,7 +96,8 @@ def feols(formula: str | Sequence[str], data: Any, vcov: str | Mapping[str, str]
     Result
         ``stats``: ``r2``, ``adj_r2``, ``rmse``, ``within_r2`` (with fixed effects) and, for 2SLS,
         ``first_stage_F`` (Wald F of the excluded instruments in the first stage, with the same
-        covariance type as the second stage).
+        covariance type as the second stage). ``result.vcov(other, ssc=...)`` gives the same fit
+        under another covariance (not with ``survey=``).
     """
     if not isinstance(formula, str):
         if not isinstance(formula, Sequence) or not all(isinstance(f, str) for f in formula):
@@ -107,7 +111,7 @@ def feols(formula: str | Sequence[str], data: Any, vcov: str | Mapping[str, str]
                           survey=survey)
     frame, entity, time = _panel_defaults(data, entity, time)
     spec = parse_formula(formula)
-    shared: dict[str, Any] = {}
+    shared: dict[str, Any] = {"data": data}  # what Result.vcov() reads new clustering variables from
     weights = _survey_setup(survey, frame, vcov, weights, shared)
     res = _fit(spec, frame, vcov, weights, ssc, tol, maxiter, drop_singletons, entity, time, shared)
     for term in (t for t in spec.rhs if t.startswith("sunab(")):  # Sun-Abraham: aggregate the cells
@@ -525,13 +529,52 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
             return np.array(out)
 
         sel_k = [*kx, *[nx + j for j in ke]]
-        inputs = CovInputs(X=Xs, u=u, bread=bread, beta=beta, weights=w, fe_codes=codes, fe_dof=fe_dof,
-                           leverage=leverage, jackknife=jackknife, nested_memo=nested_memo)
-        if survey is not None:
-            V = survey_sandwich(survey, bread, inputs.scores(), pos[keep])
-            vinfo = survey.vcov_info(k + (fe_dof.get("fixest", 0) if codes else 0), pos[keep])
-        else:
-            V, vinfo = compute_vcov(inputs, kind, cl_codes, cl_names, ssc)
+        parts = [ydigest] + [digest("x|" + nm, X_raw_all[:, jj]) for jj, nm in zip(raw_idx, xnames, strict=True)]
+        parts += [digest("e|" + nm, E_raw[:, jj]) for jj, nm in enumerate(enames)]
+
+        def covariance(vkind: str, vcodes: list[np.ndarray], vnames: Sequence[str], vssc: str) -> CovarianceUpdate:
+            """The covariance of this fit under one type and preset, with what depends on it."""
+            dof = fe_dof
+            if absorber is not None and vssc == "stata" and ssc != "stata":
+                dof = {**fe_dof, "stata": absorber.fe_dof(True)}
+            inputs = CovInputs(X=Xs, u=u, bread=bread, beta=beta, weights=w, fe_codes=codes, fe_dof=dof,
+                               leverage=leverage, jackknife=jackknife, nested_memo=nested_memo)
+            if survey is not None:
+                V = survey_sandwich(survey, bread, inputs.scores(), pos[keep])
+                vinfo = survey.vcov_info(k + (fe_dof.get("fixest", 0) if codes else 0), pos[keep])
+            else:
+                V, vinfo = compute_vcov(inputs, vkind, vcodes, vnames, vssc)
+            stats_v: dict[str, float] = {}
+            extra_v: dict[str, Any] = {}
+            if is_iv:
+                fs = _first_stage_F(X, Z, E, enames_k, w, vkind, vcodes, vnames, vssc, codes, dof)
+                for nm, val in fs.items():
+                    stats_v[f"first_stage_F[{nm}]"] = val
+                stats_v["first_stage_F"] = min(fs.values())
+                extra_v["first_stage_F_type"] = (f"Wald F of the excluded instruments in each first-stage "
+                                                 f"regression, {vinfo.type} covariance, ssc={vssc}")
+                from cluster_econ.estimate.iv_diagnostics import diagnose
+                try:
+                    if survey is not None:
+                        raise ValueError("they assume independent sampling, not a survey design")
+                    diag_stats, diag_extra = diagnose(y, X, E, Z, w, vkind, vcodes, vnames, vssc, codes, dof,
+                                                      beta[len(xnames_k):], vinfo.df_resid)
+                except (np.linalg.LinAlgError, linalg.LinAlgError, ValueError) as exc:
+                    # the estimates stand; the diagnostics say why they are missing (a covariance note)
+                    diag_stats, diag_extra = {}, {"error": f"instrument diagnostics not computed: {exc}"}
+                    vinfo = dataclasses.replace(vinfo, details={
+                        **vinfo.details, "notes": (*vinfo.details.get("notes", ()), diag_extra["error"])})
+                stats_v.update(diag_stats)
+                extra_v["iv_diagnostics"] = diag_extra
+            same = tuple(vnames) == tuple(cl_names)  # the same clustering columns: the same codes
+            gd = gdigest if same else data_hash(*(codes or []), *(vcodes or []), *([w] if w is not None else []))
+            dh = data_hash(np.frombuffer("|".join([*parts, gd]).encode(), dtype=np.uint8))
+            return CovarianceUpdate(cov=V, vcov_info=vinfo, stats=stats_v,
+                                    stat_keys=_iv_stat_keys(enames_k) if is_iv else (), extra=extra_v,
+                                    data_hash=dh)
+
+        cov_fit = covariance(kind, cl_codes, cl_names, ssc)
+        V, vinfo = cov_fit.cov, cov_fit.vcov_info
         notes.extend(vinfo.details.get("notes", ()))
         # fit statistics
         rss = float(u @ u) if w is None else float(np.sum(w * u**2))
@@ -549,43 +592,27 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
             tss_w = total_ss(None)
             stats["within_r2"] = 1 - rss / tss_w if tss_w > 0 else float("nan")
             stats.update(absorber.graph_stats())  # connected components, identified effects
-        extra: dict[str, Any] = {"residuals": pd.Series(u, index=index, name="residual")}
-        if is_iv:
-            fs = _first_stage_F(X, Z, E, enames_k, w, kind, cl_codes, cl_names, ssc, codes, fe_dof)
-            for nm, val in fs.items():
-                stats[f"first_stage_F[{nm}]"] = val
-            stats["first_stage_F"] = min(fs.values())
-            extra["first_stage_F_type"] = (f"Wald F of the excluded instruments in each first-stage "
-                                           f"regression, {vinfo.type} covariance, ssc={ssc}")
-            from cluster_econ.estimate.iv_diagnostics import diagnose
-            try:
-                if survey is not None:
-                    raise ValueError("they assume independent sampling, not a survey design")
-                diag_stats, diag_extra = diagnose(y, X, E, Z, w, kind, cl_codes, cl_names, ssc, codes, fe_dof,
-                                                  beta[len(xnames_k):], vinfo.df_resid)
-            except (np.linalg.LinAlgError, linalg.LinAlgError, ValueError) as exc:
-                # the estimates stand; the diagnostics say why they are missing
-                diag_stats, diag_extra = {}, {"error": f"instrument diagnostics not computed: {exc}"}
-                notes.append(diag_extra["error"])
-            stats.update(diag_stats)
-            extra["iv_diagnostics"] = diag_extra
+        stats.update(cov_fit.stats)
+        extra: dict[str, Any] = {"residuals": pd.Series(u, index=index, name="residual"), **cov_fit.extra}
+        if weights:
+            extra["weights"] = weights  # the column, so that re-uses of the fit (RI) can tell
         groups = {fe: int(c.max()) + 1 for fe, c in zip(fe_names, codes, strict=True)}
         if entity:
             extra["entity"] = entity
         if time:
             extra["time"] = time
         audit = Audit(n_input=mf.n_input, dropped=dropped, collinear=tuple(collinear), notes=tuple(notes))
-        parts = [ydigest] + [digest("x|" + nm, X_raw_all[:, jj]) for jj, nm in zip(raw_idx, xnames, strict=True)]
-        parts += [digest("e|" + nm, E_raw[:, jj]) for jj, nm in enumerate(enames)] + [gdigest]
-        dh = data_hash(np.frombuffer("|".join(parts).encode(), dtype=np.uint8))
+        dh = cov_fit.data_hash or ""
         params = pd.Series(beta, index=names, name="coef")
         cov = pd.DataFrame(V, index=names, columns=names)
         predictor = _Predictor(spec, names, beta, y_raw, u, index, fe_names, fe_levels, absorber,
                                lambda sel=sel_k: raw_design(sel))
+        source = None if survey is not None else _LinearCovariance(
+            covariance, shared.get("data", frame), len(frame), pos[keep], index)
         model = "iv" if is_iv else "feols"
         return Result(params=params, cov=cov, nobs=n, vcov_info=vinfo, formula=spec.text, model=model,
                       engine=ENGINE, audit=audit, data_hash=dh, groups=groups, stats=stats, extra=extra,
-                      predictor=predictor)
+                      predictor=predictor, covariance_source=source)
 
     if variants is None:
         return estimate(spec, list(range(X_all.shape[1])))
@@ -604,6 +631,34 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
         if isinstance(r, Exception):
             raise r
     return out
+
+
+def _iv_stat_keys(enames: Sequence[str]) -> tuple[str, ...]:
+    """The ``stats`` keys of a 2SLS fit that depend on its covariance."""
+    from cluster_econ.estimate.iv_diagnostics import STAT_KEYS
+
+    return ("first_stage_F", *(f"first_stage_F[{nm}]" for nm in enames), *STAT_KEYS)
+
+
+class _LinearCovariance:
+    """:meth:`Result.vcov` of ``feols`` and ``iv`` fits: the same covariance code as the fit, on
+    the kept design, residuals and bread; clustering variables are read from the data the model
+    was fitted on (a Panel is joined again), on the rows of the estimation sample, and coded as
+    the fit codes them (so the numbers equal those of a fresh fit with that ``vcov``)."""
+
+    def __init__(self, covariance: Callable[..., CovarianceUpdate], data: Any, n_rows: int,
+                 rows: np.ndarray, index: pd.Index) -> None:
+        self.covariance, self.data, self.n_rows, self.rows, self.index = covariance, data, n_rows, rows, index
+
+    def __call__(self, vcov: Any, ssc: str) -> CovarianceUpdate:
+        kind, names = parse_vcov(vcov)
+        codes: list[np.ndarray] = []
+        for column in (clustering_columns(self.data, names, self.n_rows, self.rows, self.index) if names else []):
+            full, _ = pd.factorize(column)
+            c = full[self.rows]
+            present = np.bincount(c, minlength=int(full.max()) + 1) > 0
+            codes.append((np.cumsum(present) - 1)[c].astype(np.int64))
+        return self.covariance(kind, codes, names, ssc)
 
 
 def _first_stage_F(X: np.ndarray, Z: np.ndarray, E: np.ndarray, enames: list[str], w: np.ndarray | None,

@@ -41,10 +41,10 @@ from scipy import linalg
 from scipy import stats as sps
 
 from cluster_econ.errors import EstimationError, FormulaError
-from cluster_econ.estimate.covariance import CovInputs, compute_vcov, parse_vcov
+from cluster_econ.estimate.covariance import CovInputs, clustering_columns, compute_vcov, parse_vcov
 from cluster_econ.estimate.formula import FormulaSpec, as_frame, model_frame, parse_formula
-from cluster_econ.estimate.linear import ENGINE, feols
-from cluster_econ.estimate.result import Audit, Result, data_hash
+from cluster_econ.estimate.linear import ENGINE, _LinearCovariance, feols
+from cluster_econ.estimate.result import Audit, CovarianceUpdate, Result, TestResult, data_hash
 from cluster_econ.estimate.survey import SurveyDesign, check_vcov_for_survey, design_rows
 from cluster_econ.estimate.survey import sandwich as survey_sandwich
 
@@ -63,6 +63,8 @@ def panel(formula: str, data: Any, model: str = "re", entity: str | None = None,
     formula : str
         ``"y ~ x1 + x2"`` (no fixed-effects or IV part; entity effects come from ``model``).
     data : DataFrame or Panel
+        A Panel is read as in :func:`feols` (enterprise, manager-in-charge and cluster-year columns
+        joined to the enterprise-years).
     model : one of ``"pooled"``, ``"fe"``, ``"re"``, ``"between"``, ``"fd"``, ``"mundlak"``.
     entity, time : str
         Identifier columns (default ``enterprise_id`` and ``year`` for a Panel). ``time`` is
@@ -80,7 +82,8 @@ def panel(formula: str, data: Any, model: str = "re", entity: str | None = None,
     -------
     Result
         ``model`` is ``"panel-<model>"``. RE and Mundlak put ``sigma2_u``, ``sigma2_e`` and
-        ``theta`` (the mean over entities if unbalanced) in ``stats``.
+        ``theta`` (the mean over entities if unbalanced) in ``stats``. ``result.vcov(other)``
+        gives the same fit under another covariance (not with ``survey=``).
     """
     if model not in MODELS:
         raise EstimationError(f"panel model {model!r} is not known; choose one of {', '.join(MODELS)}")
@@ -104,10 +107,12 @@ def panel(formula: str, data: Any, model: str = "re", entity: str | None = None,
         res = feols(text, frame, vcov=vcov, ssc=ssc, entity=entity, time=time, drop_singletons=False,
                     survey=survey)
         assert isinstance(res, Result)
+        if isinstance(res.covariance_source, _LinearCovariance):
+            res.covariance_source.data = data  # vcov() joins a Panel again rather than keep the join
         return dataclasses.replace(res, model=f"panel-{model}", formula=formula)
     if model == "fd" and not time:
         raise EstimationError("first differences need the time column: pass time=")
-    return _transformed(spec, frame, model, entity, time, vcov, ssc, survey)
+    return _transformed(spec, frame, model, entity, time, vcov, ssc, survey, data=data)
 
 
 def _ols(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -117,7 +122,7 @@ def _ols(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str, time: str | None,
-                 vcov: Any, ssc: str, survey: SurveyDesign | None = None) -> Result:
+                 vcov: Any, ssc: str, survey: SurveyDesign | None = None, data: Any = None) -> Result:
     design = None
     if survey is not None:
         check_vcov_for_survey(vcov, None)
@@ -133,6 +138,8 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
     X = mf.X.to_numpy(dtype=float)
     names = list(mf.X.columns)
     ent = pd.factorize(mf.extra[entity])[0].astype(np.int64)
+    ent_rows = ent  # entity of each model-frame row (``ent`` follows the fd transformation)
+    cur: np.ndarray | None = None
     G = int(ent.max()) + 1 if len(ent) else 0
     counts = np.bincount(ent, minlength=G).astype(float)
 
@@ -247,6 +254,7 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
     if rank < k:
         raise EstimationError(f"{model}: regressors are collinear after the {model} transformation "
                               "(for between/fd, drop variables without between/within variation)")
+    source = None
     if design is not None:
         w = design.weights[at]
         XtX = Xt.T @ (Xt * w[:, None])
@@ -266,9 +274,13 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
             return np.einsum("ij,jk,ik->i", Xt, bread, Xt)
 
         cl_codes = [pd.factorize(cl_frame[c].to_numpy())[0].astype(np.int64) for c in cl_names]
-        V, vinfo = compute_vcov(CovInputs(X=Xt, u=u, bread=bread, beta=beta, leverage=leverage),
-                                kind, cl_codes, cl_names, ssc)
+        inputs = CovInputs(X=Xt, u=u, bread=bread, beta=beta, leverage=leverage)
+        V, vinfo = compute_vcov(inputs, kind, cl_codes, cl_names, ssc)
         rss_weights = np.ones(n)
+        source = _PanelCovariance(inputs, frame if data is None else data, len(frame),
+                                  mf.positions if mf.positions is not None else np.arange(len(y)),
+                                  mf.index, ent_rows if model == "between" else None, cur)
+    notes.extend(vinfo.details.get("notes", ()))  # as feols: the covariance's own notes in the audit
     rss = float(np.sum(rss_weights * u * u))
     has_const = "Intercept" in names
     tss = float(np.sum((yt - yt.mean()) ** 2)) if has_const else float(yt @ yt)
@@ -284,10 +296,37 @@ def _transformed(spec: FormulaSpec, frame: pd.DataFrame, model: str, entity: str
     params = pd.Series(beta, index=names, name="coef")
     return Result(params=params, cov=pd.DataFrame(V, index=names, columns=names), nobs=n,
                   vcov_info=vinfo, formula=spec.text, model=f"panel-{model}", engine=ENGINE,
-                  audit=audit, data_hash=data_hash(yt, Xt), groups=groups, stats=stats, extra=extra_out)
+                  audit=audit, data_hash=data_hash(yt, Xt), groups=groups, stats=stats, extra=extra_out,
+                  covariance_source=source)
 
 
-def hausman(fe_result: Result, re_result: Result, tol: float = 1e-8) -> dict[str, Any]:
+class _PanelCovariance:
+    """:meth:`Result.vcov` of the transformed panel models (re, between, fd, mundlak): the shared
+    covariance code on the transformed design and residuals. Clustering variables are read from
+    the data the model was fitted on, on the rows of the estimation sample, and carried through
+    the transformation as the fit does (the first row of each entity for ``between``, the later
+    period of each difference for ``fd``)."""
+
+    def __init__(self, inputs: CovInputs, data: Any, n_rows: int, rows: np.ndarray, index: pd.Index,
+                 between_entity: np.ndarray | None, fd_rows: np.ndarray | None) -> None:
+        self.inputs, self.data, self.n_rows, self.rows, self.index = inputs, data, n_rows, rows, index
+        self.between_entity, self.fd_rows = between_entity, fd_rows
+
+    def __call__(self, vcov: Any, ssc: str) -> CovarianceUpdate:
+        kind, names = parse_vcov(vcov)
+        codes: list[np.ndarray] = []
+        for column in (clustering_columns(self.data, names, self.n_rows, self.rows, self.index) if names else []):
+            values = column.iloc[self.rows]
+            if self.between_entity is not None:
+                values = values.groupby(self.between_entity, sort=True).first()
+            elif self.fd_rows is not None:
+                values = values.iloc[self.fd_rows]
+            codes.append(pd.factorize(values.to_numpy())[0].astype(np.int64))
+        V, vinfo = compute_vcov(self.inputs, kind, codes, names, ssc)
+        return CovarianceUpdate(cov=V, vcov_info=vinfo)
+
+
+def hausman(fe_result: Result, re_result: Result, tol: float = 1e-8) -> TestResult:
     """Hausman test of the random-effects assumption.
 
     :math:`H = d'(V_{FE}-V_{RE})^{+}d`, :math:`d = b_{FE}-b_{RE}`, over the coefficients the two
@@ -321,5 +360,6 @@ def hausman(fe_result: Result, re_result: Result, tol: float = 1e-8) -> dict[str
     if df < len(common):
         note = (f"V_FE - V_RE has rank {df} < {len(common)} coefficients: generalized inverse used, "
                 "df = its rank")
-    return {"statistic": H, "df": df, "p_value": float(sps.chi2.sf(H, df)), "distribution": "chi2",
-            "coefficients": tuple(common), "note": note}
+    return TestResult("Hausman", H, df, float(sps.chi2.sf(H, df)), "chi2",
+                      null="the random-effects estimator is consistent (effects uncorrelated with the "
+                      "regressors)", note=note, details={"coefficients": tuple(common)})

@@ -18,11 +18,12 @@ Fast path for :func:`~cluster_econ.estimate.linear.feols` with absorbed fixed ef
 regressor is linear in the randomized column (``treated``, ``treated:post``...). With :math:`Q` the
 projection off the fixed effects and the other regressors, :math:`\\hat\\beta^* = \\ddot d^{*\\prime}
 \\tilde y / \\ddot d^{*\\prime}\\ddot d^*` with :math:`\\ddot d^* = QD^*` and :math:`\\tilde y = Qy`
-(computed once from the fitted model). :math:`Q` is applied by Frisch-Waugh-Lovell: the largest
-fixed effect is swept out by one group-mean pass, and the smaller ones and the regressors enter
-through a small precomputed cross-product matrix, so each draw costs a few passes over the rows and
-no iterative demeaning. Anything else (other estimators, a statistic of your own) is refitted per
-draw from the permuted data.
+(computed once from the fitted model), so no draw is demeaned again. When the largest fixed effect
+nests in the randomization units (firm effects, firms randomized), the coefficient, the iid
+variance and the cluster-robust variance come from unit- and cell-level sums, computed for batches
+of draws with matrix products; HC1 uses the rows. Otherwise each draw is swept by the largest fixed
+effect once. See :mod:`cluster_econ.estimate.randomization_fast`. Anything else (other estimators,
+a statistic of your own) is refitted per draw from the permuted data.
 
 Why our own code: Stata's ``ritest`` has no Python equivalent with strata and clustered assignment
 and pyfixest's ``ritest`` permutes without strata; both are used as checks in
@@ -41,13 +42,11 @@ import numpy as np
 import pandas as pd
 
 from cluster_econ.errors import EstimationError
-from cluster_econ.estimate.formula import _term_columns, as_frame, parse_formula
+from cluster_econ.estimate.formula import as_frame
+from cluster_econ.estimate.randomization_fast import FastFeols, NoFastPathError
 from cluster_econ.estimate.result import Result
 
 __all__ = ["RandomizationResult", "assignment_table", "randomization_inference"]
-
-MAX_SMALL_FE_LEVELS = 3000  # fixed-effect levels handled as explicit dummies on the fast path
-
 
 @dataclass(frozen=True)
 class RandomizationResult:
@@ -181,186 +180,6 @@ def _permuter(des: _Design) -> Callable[[np.random.Generator], np.ndarray]:
     return draw
 
 
-# ----------------------------------------------------------------------------------------------
-# the fast path for feols
-# ----------------------------------------------------------------------------------------------
-class _FastFeols:
-    """Coefficient and t statistic of ``param`` for permuted treatments, without re-demeaning."""
-
-    def __init__(self, res: Result, frame: pd.DataFrame, param: str, treatment: str,
-                 unit_of_row: np.ndarray, n_units: int) -> None:
-        spec = parse_formula(res.formula)
-        if spec.endog or res.model != "feols" or "sunab" in res.extra:
-            raise _NoFastPathError("not a plain OLS feols result")
-        term = _term_of(spec, param, frame)
-        idx = res.extra["residuals"].index
-        self.rows = frame.index.get_indexer(idx)
-        if (self.rows < 0).any():
-            raise _NoFastPathError("estimation rows not found in the data")
-        sub = frame.iloc[self.rows]
-        # the tested column must be linear in the treatment: D = T * m
-        col_obs = _term_columns(term, sub)[param]
-        m = _term_columns(term, sub.assign(**{treatment: 1.0}))[param]
-        zero = _term_columns(term, sub.assign(**{treatment: 0.0}))[param]
-        t_obs = pd.to_numeric(sub[treatment], errors="coerce").to_numpy(dtype=float)
-        if np.any(zero != 0) or not np.allclose(col_obs, t_obs * m, rtol=0, atol=1e-12):
-            raise _NoFastPathError(f"{param!r} is not proportional to {treatment!r}")
-        self.m = m
-        n = len(sub)
-        fes = list(spec.fixed_effects)
-        from cluster_econ.estimate.formula import _fe_column
-        fe_codes = [pd.factorize(_fe_column(sub, f))[0].astype(np.int64) for f in fes]
-        sizes = [int(c.max()) + 1 for c in fe_codes]
-        if fe_codes:
-            big = int(np.argmax(sizes))
-            self.B = fe_codes.pop(big)
-            sizes.pop(big)
-        else:
-            self.B = np.zeros(n, dtype=np.int64)
-        if sum(sizes) > MAX_SMALL_FE_LEVELS:
-            raise _NoFastPathError("the smaller fixed effects have too many levels")
-        self.nB = np.bincount(self.B).astype(float)
-        # other regressors (all columns of the design but the tested one), demeaned by B
-        others = [c for c in res.params.index if c != param]
-        from cluster_econ.estimate.formula import _design
-        W = _design(spec.rhs, sub, spec.intercept)[others].to_numpy(dtype=float) if others else np.empty((n, 0))
-        self.small = fe_codes
-        self.Wb = np.column_stack([self._mb(W[:, j]) for j in range(W.shape[1])]) if W.shape[1] else W
-        self.G = self._gram(n)
-        self.Ginv = np.linalg.pinv(self.G, rcond=1e-12, hermitian=True)
-        # y residualised on everything but the tested column: u + beta * Q D_obs
-        beta = float(res.params[param])
-        d_obs = self.qd(t_obs * m)
-        self.ytil = res.extra["residuals"].to_numpy(dtype=float) + beta * d_obs
-        check = float(d_obs @ self.ytil) / float(d_obs @ d_obs)
-        if not np.isclose(check, beta, rtol=1e-6, atol=1e-10 * max(1.0, abs(beta))):
-            raise _NoFastPathError(f"fast-path check failed ({check} vs {beta})")
-        self.units = unit_of_row[self.rows]
-        if (self.units < 0).any():
-            raise _NoFastPathError("estimation rows without a randomization unit")
-        self._unit_level(n_units)
-        vi = res.vcov_info
-        self.kind = vi.type
-        self.mult = float(vi.details.get("multiplier", 1.0))
-        self.denominator = float(vi.details.get("denominator", n))
-        if self.kind not in ("iid", "HC1", "CRV1") or len(vi.cluster_vars) > 1:
-            raise _NoFastPathError(f"covariance {self.kind} with {len(vi.cluster_vars)} cluster variables")
-        self.cl = (pd.factorize(sub[vi.cluster_vars[0]])[0].astype(np.int64) if vi.cluster_vars else None)
-
-    def _unit_level(self, n_units: int) -> None:
-        """When every level of the largest fixed effect lies in one randomization unit, M_B D* =
-        T*[unit] * M_B m, so the coefficient needs only unit-level sums (O(units) per draw)."""
-        first = np.full(len(self.nB), -1, dtype=np.int64)
-        first[self.B] = self.units
-        self.unit_ok = bool(np.array_equal(first[self.B], self.units))
-        if not self.unit_ok:
-            return
-        from scipy import sparse
-
-        mt = self._mb(self.m)
-        self.a = np.bincount(self.units, weights=self.m * self.ytil, minlength=n_units)
-        self.c = np.bincount(self.units, weights=mt * mt, minlength=n_units)
-        blocks = [sparse.csr_matrix((mt, (self.units, c)), shape=(n_units, int(c.max()) + 1)) for c in self.small]
-        self.As = sparse.hstack(blocks).tocsc() if blocks else None
-        self.Aw = np.column_stack([np.bincount(self.units, weights=mt * self.Wb[:, j], minlength=n_units)
-                                   for j in range(self.Wb.shape[1])]) if self.Wb.shape[1] else None
-
-    def coef_units(self, t_unit: np.ndarray) -> float:
-        """The coefficient for a unit-level assignment (requires ``unit_ok``)."""
-        parts = []
-        if self.As is not None:
-            parts.append(self.As.T @ t_unit)
-        if self.Aw is not None:
-            parts.append(self.Aw.T @ t_unit)
-        den = float((t_unit * t_unit) @ self.c)
-        if parts:
-            v = np.concatenate(parts)
-            den -= float(v @ self.Ginv @ v)
-        if den <= 1e-12 * max(float((t_unit * t_unit) @ self.c), 1e-300):
-            return np.nan
-        return float(t_unit @ self.a) / den
-
-    def _mb(self, x: np.ndarray) -> np.ndarray:
-        return x - (np.bincount(self.B, weights=x, minlength=len(self.nB)) / self.nB)[self.B]
-
-    def _zt(self, x: np.ndarray) -> np.ndarray:
-        """Z' x for Z = [small fixed-effect dummies, W demeaned by B]."""
-        parts = [np.bincount(c, weights=x) for c in self.small]
-        parts.append(self.Wb.T @ x)
-        return np.concatenate(parts)
-
-    def _z(self, g: np.ndarray) -> np.ndarray:
-        """Z g (small-FE dummies times their coefficients plus W_B g_w), then swept by B."""
-        out = np.zeros(len(self.B))
-        pos = 0
-        for c in self.small:
-            L = int(c.max()) + 1
-            out += g[pos:pos + L][c]
-            pos += L
-        out = self._mb(out)
-        if self.Wb.shape[1]:
-            out += self.Wb @ g[pos:]
-        return out
-
-    def _gram(self, n: int) -> np.ndarray:
-        """Z'Z for Z = [M_B S, W_B] with S the small fixed effects' dummies, from sparse cross-tabs
-        (S'M_B S = S'S - S'B diag(1/n_B) B'S), never forming the n x levels dummy matrix."""
-        from scipy import sparse
-
-        if self.small:
-            offs = np.cumsum([0] + [int(c.max()) + 1 for c in self.small])
-            rows = np.concatenate([np.arange(n)] * len(self.small))
-            cols = np.concatenate([c + o for c, o in zip(self.small, offs[:-1], strict=True)])
-            S = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, int(offs[-1])))
-            Bm = sparse.csr_matrix((np.ones(n), (np.arange(n), self.B)), shape=(n, len(self.nB)))
-            BS = (Bm.T @ S).tocsr()
-            Gss = (S.T @ S).toarray() - (BS.T @ sparse.diags(1 / self.nB) @ BS).toarray()
-            Gsw = S.T @ self.Wb if self.Wb.shape[1] else np.empty((S.shape[1], 0))
-            Gww = self.Wb.T @ self.Wb
-            return np.block([[Gss, Gsw], [Gsw.T, Gww]])
-        return self.Wb.T @ self.Wb
-
-    def qd(self, D: np.ndarray) -> np.ndarray:
-        d = self._mb(D)
-        if self.G.shape[0] == 0:
-            return d
-        return d - self._z(self.Ginv @ self._zt(d))
-
-    def stats(self, t_rows: np.ndarray) -> tuple[float, float]:
-        dd = self.qd(t_rows * self.m)
-        den = float(dd @ dd)
-        if den <= 1e-14 * max(1.0, float(np.sum((t_rows * self.m) ** 2))):
-            return np.nan, np.nan
-        b = float(dd @ self.ytil) / den
-        u = self.ytil - b * dd
-        if self.kind == "iid":
-            var = float(u @ u) / self.denominator / den
-        elif self.kind == "HC1":
-            var = self.mult * float(np.sum((dd * u) ** 2)) / den**2
-        else:
-            s = np.bincount(self.cl, weights=dd * u)
-            var = self.mult * float(s @ s) / den**2
-        return b, b / np.sqrt(var) if var > 0 else np.nan
-
-
-class _NoFastPathError(Exception):
-    pass
-
-
-def _term_of(spec: Any, param: str, frame: pd.DataFrame) -> str:
-    for t in spec.rhs:
-        if param == t or param.startswith(t + "[") or param in _term_names(t, frame):
-            return t
-    raise EstimationError(f"{param!r} is not a coefficient of {spec.text!r}")
-
-
-def _term_names(term: str, frame: pd.DataFrame) -> list[str]:
-    try:
-        return list(_term_columns(term, frame.head(200)))
-    except Exception:  # a term that needs the full data to expand
-        return []
-
-
 def _vcov_arg(res: Result) -> Any:
     vi = res.vcov_info
     if vi.type in ("CRV1", "CRV3"):
@@ -438,36 +257,47 @@ def randomization_inference(model: Result | str | Callable[[pd.DataFrame], Any],
     method = "refit"
     if fast and isinstance(fit_obs, Result) and formula is not None and fit_obs.model == "feols":
         try:
-            fast_engine = _FastFeols(fit_obs, frame, param, treatment, des.unit_of_row, len(des.units))
-            method = "fast feols (Frisch-Waugh-Lovell, no re-demeaning)"
-        except _NoFastPathError as exc:
+            fast_engine = FastFeols(fit_obs, frame, param, treatment, des.unit_of_row, len(des.units))
+            method = ("fast feols (Frisch-Waugh-Lovell, no re-demeaning"
+                      + (", unit-level sums, batched)" if fast_engine.batched(statistic) else ")"))
+        except NoFastPathError as exc:
             notes.append(f"refitting every draw: {exc}")
     rows_unit = des.unit_of_row
     B = len(assignments) if enumerated else int(reps)
-    out = np.empty(B)
     col = frame[treatment]
-    for b in range(B):
+
+    def assignment(b: int) -> np.ndarray:
         if enumerated:
-            t_unit = assignments[b]
-        elif assign is not None:
+            return assignments[b]
+        if assign is not None:
             t_unit = np.asarray(assign(rng, des.units.copy()), dtype=float)
             if t_unit.shape != (len(des.units),):
                 raise EstimationError(f"assign() must return one value per randomization unit "
                                       f"({len(des.units)}), got shape {t_unit.shape}")
-        else:
-            t_unit = draw(rng)
-        if fast_engine is not None and statistic == "coef" and fast_engine.unit_ok:
-            bb, tt = fast_engine.coef_units(t_unit), np.nan
-        elif fast_engine is not None:
-            bb, tt = fast_engine.stats(t_unit[fast_engine.units])
-        else:
-            t_rows = np.where(rows_unit >= 0, t_unit[np.maximum(rows_unit, 0)], np.nan)
-            perm = frame.assign(**{treatment: pd.Series(np.where(rows_unit >= 0, t_rows, col.to_numpy(
-                dtype=float, na_value=np.nan)), index=frame.index)})
-            refit = (model(perm) if callable(model) and not isinstance(model, Result)
-                     else feols(formula, perm, vcov=vcov_use, ssc=ssc_use))
-            bb, tt = _extract(refit, param)
-        out[b] = tt if statistic == "t" else bb
+            return t_unit
+        return draw(rng)
+
+    out = np.empty(B)
+    if fast_engine is not None and fast_engine.batched(statistic):
+        # draws in batches: matrix products over (draws x units); each draw's value does not
+        # depend on the others in its batch, and assignments are drawn in the same order
+        size = fast_engine.batch_size(statistic)
+        for start in range(0, B, size):
+            T = np.vstack([assignment(b) for b in range(start, min(start + size, B))])
+            out[start:start + len(T)] = fast_engine.batch(T, statistic)
+    else:
+        for b in range(B):
+            t_unit = assignment(b)
+            if fast_engine is not None:
+                bb, tt = fast_engine.stats(t_unit[fast_engine.units])
+            else:
+                t_rows = np.where(rows_unit >= 0, t_unit[np.maximum(rows_unit, 0)], np.nan)
+                perm = frame.assign(**{treatment: pd.Series(np.where(rows_unit >= 0, t_rows, col.to_numpy(
+                    dtype=float, na_value=np.nan)), index=frame.index)})
+                refit = (model(perm) if callable(model) and not isinstance(model, Result)
+                         else feols(formula, perm, vcov=vcov_use, ssc=ssc_use))
+                bb, tt = _extract(refit, param)
+            out[b] = tt if statistic == "t" else bb
     obs = t_obs if statistic == "t" else b_obs
     finite = np.isfinite(out)
     if (~finite).any():

@@ -1,22 +1,56 @@
-"""The one Result type every estimator returns.
+"""The one Result type every estimator returns, and the one type of a test statistic.
 
 A :class:`Result` is immutable: estimators build it once and tables, reports and hypothesis
-tests only read it. It carries the numbers (coefficients, covariance) together with everything a
-reader needs to defend them: the covariance type and its small-sample correction by name, the
-clusters, what was dropped from the sample and why, the formula, the engine and its version, and
-a hash of the estimation data.
+tests only read it. ``params`` and ``cov`` are stored as read-only arrays and every access returns
+a new pandas object over them, so neither ``fit.params.iloc[0] = 1`` (an error) nor
+``fit.params.index = ...`` (changes a throw-away object) can alter the result; ``stats``,
+``extra`` and ``groups`` are read-only mappings. Another covariance is a new result:
+:meth:`Result.vcov` (as pyfixest's ``Feols.vcov()``), for the estimators that keep what it needs.
+A result carries the numbers together with everything a reader needs to defend them: the
+covariance type and its small-sample correction by name, the clusters, what was dropped from the
+sample and why, the formula, the engine and its version, and a hash of the estimation data.
+
+:class:`TestResult` is what a test returns (Wald, Hausman, log-rank, pre-trend tests): statistic,
+degrees of freedom, p-value and reference distribution, with ``tidy()`` and ``summary()``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
+import math
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import FrozenInstanceError, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+
+class FrozenMapping(Mapping[str, Any]):
+    """A read-only mapping (the ``stats``, ``extra`` and ``groups`` of a result, the details of its
+    covariance and its row audit). Unlike ``types.MappingProxyType`` it can be copied and pickled."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
+        self._data = dict(data or {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self._data,))
 
 
 @dataclass(frozen=True)
@@ -49,6 +83,9 @@ class VcovInfo:
     df_resid: float | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "details", FrozenMapping(dict(self.details)))
+
     def describe(self) -> str:
         """One line for tables: for example ``CRV1 by firm (54 clusters), ssc=stata``."""
         text = self.type
@@ -79,6 +116,11 @@ class Audit:
     collinear: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dropped", FrozenMapping(dict(self.dropped)))
+        object.__setattr__(self, "collinear", tuple(self.collinear))
+        object.__setattr__(self, "notes", tuple(self.notes))
+
     def to_frame(self) -> pd.DataFrame:
         rows = [{"step": "input", "rows": self.n_input}]
         rows += [{"step": f"dropped: {k}", "rows": -int(v)} for k, v in self.dropped.items()]
@@ -97,6 +139,86 @@ def data_hash(*frames: pd.DataFrame | pd.Series | np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
+class _ReadOnlyLabelled:
+    """Data descriptor behind :attr:`Result.params` and :attr:`Result.cov`.
+
+    The value given to the constructor is stored once as a read-only float array with its
+    labels; every access returns a new pandas object over that array (no copy). Writing into it
+    raises ``ValueError: assignment destination is read-only``; relabelling it changes only the
+    object returned, never the result.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.slot = f"_{name}_frozen"
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:  # no class-level value: the dataclass field stays required
+            raise AttributeError(self.name)
+        values, index, columns, label = obj.__dict__[self.slot]
+        if columns is None:
+            return pd.Series(values, index=index, name=label, copy=False)
+        return pd.DataFrame(values, index=index, columns=columns, copy=False)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        if self.slot in obj.__dict__:
+            raise FrozenInstanceError(f"cannot assign to field {self.name!r}")
+        if isinstance(value, pd.DataFrame):
+            values = np.array(value.to_numpy(dtype=float), dtype=float, copy=True)
+            frozen = (values, value.index, value.columns, None)
+        else:
+            series = value if isinstance(value, pd.Series) else pd.Series(value)
+            values = np.array(series.to_numpy(dtype=float), dtype=float, copy=True)
+            frozen = (values, series.index, None, series.name)
+        values.flags.writeable = False
+        obj.__dict__[self.slot] = frozen
+
+
+def _read_only(value: Any) -> Any:
+    """A read-only view of an array (or a Series over one) kept in ``Result.extra``."""
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        view = value.view()
+        view.flags.writeable = False
+        return view
+    if isinstance(value, pd.Series) and isinstance(value.dtype, np.dtype) and value.dtype != object:
+        values = value.to_numpy().view()
+        values.flags.writeable = False
+        return pd.Series(values, index=value.index, name=value.name, copy=False)
+    return value
+
+
+@dataclass(frozen=True)
+class CovarianceUpdate:
+    """What changes in a :class:`Result` under another covariance (see :meth:`Result.vcov`).
+
+    Attributes
+    ----------
+    cov : (k, k) array
+        The new covariance of ``params`` (same order).
+    vcov_info : VcovInfo
+        Its description; ``details["notes"]`` are the audit notes that belong to the covariance.
+    stats : mapping
+        Statistics that depend on the covariance (first-stage F, instrument diagnostics), new values.
+    stat_keys : tuple of str
+        Every ``stats`` key that depends on the covariance (removed when absent from ``stats``).
+    extra : mapping
+        ``extra`` entries that depend on the covariance, new values.
+    data_hash : str or None
+        The hash of the estimation data when it covers the clustering variables.
+    """
+
+    cov: np.ndarray
+    vcov_info: VcovInfo
+    stats: Mapping[str, Any] = field(default_factory=dict)
+    stat_keys: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    data_hash: str | None = None
+
+
+#: ``source(vcov, ssc) -> CovarianceUpdate``: how an estimator recomputes its covariance.
+CovarianceSource = Callable[[Any, str], CovarianceUpdate]
+
+
 @dataclass(frozen=True, eq=False)
 class Result:
     """Immutable estimation result.
@@ -104,9 +226,9 @@ class Result:
     Parameters
     ----------
     params : pandas.Series
-        Coefficients indexed by term name.
+        Coefficients indexed by term name (read-only; see the module docstring).
     cov : pandas.DataFrame
-        Covariance matrix of ``params``, labelled on both axes.
+        Covariance matrix of ``params``, labelled on both axes (read-only).
     nobs : int
         Observations in the estimation sample.
     vcov_info : VcovInfo
@@ -128,11 +250,17 @@ class Result:
         Fit statistics with exact names: ``"r2"``, ``"adj_r2"``, ``"within_r2"``, ``"loglik"``,
         ``"pseudo_r2"``, ``"first_stage_F"``...
     extra : mapping
-        Estimator-specific objects (marginal effects, fitted values, baseline hazard).
+        Estimator-specific objects (marginal effects, fitted values, baseline hazard); arrays
+        and Series in it are read-only.
+    predictor : callable, optional
+        ``predictor(result, data)`` behind :meth:`predict`.
+    covariance_source : callable, optional
+        ``covariance_source(vcov, ssc)`` behind :meth:`vcov`, set by the estimators that can
+        recompute their covariance (``feols``, ``iv``, ``panel``).
     """
 
-    params: pd.Series
-    cov: pd.DataFrame
+    params: pd.Series = _ReadOnlyLabelled()  # type: ignore[assignment]
+    cov: pd.DataFrame = _ReadOnlyLabelled()  # type: ignore[assignment]
     nobs: int
     vcov_info: VcovInfo
     formula: str
@@ -143,24 +271,24 @@ class Result:
     groups: Mapping[str, int] = field(default_factory=dict)
     stats: Mapping[str, float] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
-    predictor: Any = None
+    predictor: Any = field(default=None, repr=False)
+    covariance_source: CovarianceSource | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        params = self.params.astype(float).copy()
-        cov = self.cov.astype(float).copy()
-        object.__setattr__(self, "params", params)
-        object.__setattr__(self, "cov", cov)
-        object.__setattr__(self, "groups", MappingProxyType(dict(self.groups)))
-        object.__setattr__(self, "stats", MappingProxyType(dict(self.stats)))
-        object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+        k = len(self._params_frozen[0])
+        if self._cov_frozen[0].shape != (k, k):
+            raise ValueError(f"cov has shape {self._cov_frozen[0].shape} for {k} coefficients")
+        object.__setattr__(self, "groups", FrozenMapping(dict(self.groups)))
+        object.__setattr__(self, "stats", FrozenMapping(dict(self.stats)))
+        object.__setattr__(self, "extra", FrozenMapping({k: _read_only(v) for k, v in self.extra.items()}))
 
     # -- derived quantities -------------------------------------------------------------
     @property
     def bse(self) -> pd.Series:
-        """Standard errors."""
-        return pd.Series(
-            np.sqrt(np.clip(np.diag(self.cov.to_numpy()), 0, None)), index=self.params.index, name="std_error"
-        )
+        """Standard errors (a new Series on every access)."""
+        cov = self._cov_frozen[0]
+        return pd.Series(np.sqrt(np.clip(np.diag(cov), 0, None)), index=self._params_frozen[1],
+                         name="std_error")
 
     @property
     def tvalues(self) -> pd.Series:
@@ -211,6 +339,54 @@ class Result:
             raise NotImplementedError(f"predict is not defined for model {self.model!r}")
         return self.predictor(self, data)
 
+    def vcov(self, vcov: str | Mapping[str, str], ssc: str | None = None) -> Result:
+        """The same estimates under another covariance, as a NEW result (this one is unchanged).
+
+        Parameters
+        ----------
+        vcov : ``"iid"``, ``"HC1"``, ``"HC3"``, ``{"CRV1": "firm"}``, ``{"CRV1": "firm+year"}``
+            or ``{"CRV3": "firm"}`` (see :mod:`cluster_econ.estimate.covariance`).
+        ssc : ``"stata"``, ``"fixest"`` or ``"none"``; default the preset of this result.
+
+        Returns
+        -------
+        Result
+            Coefficients, sample and fit statistics as here; the covariance, ``vcov_info``, the
+            statistics that depend on the covariance (first-stage F and instrument diagnostics of
+            IV fits) and the covariance notes as a fresh fit with ``vcov=`` and ``ssc=`` gives them.
+            Clustering variables are read from the data the model was fitted on; they must have
+            no missing value in the estimation sample.
+
+        Raises
+        ------
+        EstimationError
+            For estimators that do not keep what the computation needs (maximum-likelihood models,
+            survey designs, bootstrap covariances): refit with ``vcov=`` instead.
+        """
+        from cluster_econ.errors import EstimationError
+
+        if self.covariance_source is None:
+            raise EstimationError(
+                f"{self.model}: vcov() is not available for this estimator (it keeps only the "
+                f"covariance it computed: {self.vcov_info.describe()}); fit the model again with "
+                f"vcov={vcov!r}")
+        upd = self.covariance_source(vcov, self.vcov_info.ssc if ssc is None else ssc)
+        k = len(self._params_frozen[0])
+        if upd.cov.shape != (k, k):
+            raise EstimationError(f"{self.model}: the recomputed covariance has shape {upd.cov.shape} "
+                                  f"for {k} coefficients")
+        stats = {key: v for key, v in self.stats.items() if key not in upd.stat_keys}
+        stats.update(upd.stats)
+        old_notes = set(self.vcov_info.details.get("notes", ()))
+        notes = (*(n for n in self.audit.notes if n not in old_notes),
+                 *upd.vcov_info.details.get("notes", ()))
+        names = self._params_frozen[1]
+        return dataclasses.replace(
+            self, cov=pd.DataFrame(upd.cov, index=names, columns=names), vcov_info=upd.vcov_info,
+            stats=stats, extra={**self.extra, **upd.extra},
+            audit=dataclasses.replace(self.audit, notes=notes),
+            data_hash=upd.data_hash if upd.data_hash is not None else self.data_hash)
+
     def summary(self) -> str:
         """Readable text: header, coefficient table, fit statistics and the row audit."""
         lines = [
@@ -237,13 +413,102 @@ class Result:
     def __repr__(self) -> str:
         return self.summary()
 
-    def wald_test(self, R: np.ndarray | pd.DataFrame | str, q: np.ndarray | float | None = None) -> dict[str, float]:
-        """Wald test of ``R @ params = q``.
+    def wald_test(self, R: np.ndarray | pd.DataFrame | str, q: np.ndarray | float | None = None) -> TestResult:
+        """Wald test of ``R @ params = q`` (see :func:`cluster_econ.estimate.inference.wald_test`).
 
         ``R`` may be a matrix (rows are restrictions) or a string such as ``"a - b = 0"`` with one
-        restriction per ``;`` naming terms of ``params``. Returns the statistic, degrees of
-        freedom and p-value (F with ``df_resid`` if set, else chi-square).
+        restriction per ``;`` naming terms of ``params``. Returns a :class:`TestResult`: F with
+        ``df_resid`` denominator degrees of freedom if set, else chi-square.
         """
         from cluster_econ.estimate.inference import wald_test  # local: avoids a cycle
 
         return wald_test(self, R, q)
+
+
+# ----------------------------------------------------------------------------------------------
+# tests
+# ----------------------------------------------------------------------------------------------
+#: Dict keys of the tests that returned dicts before 0.2, and the attribute each maps to.
+_OLD_KEYS = {"df_num": "df", "df": "df", "df_denom": "df_denom", "statistic": "statistic",
+             "p_value": "p_value", "distribution": "distribution", "note": "note"}
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """The outcome of a hypothesis test.
+
+    Attributes
+    ----------
+    test : str
+        What was tested, for example ``"Wald"``, ``"Hausman"``, ``"log-rank"``.
+    statistic : float
+        The test statistic (F or chi-square).
+    df : float
+        Degrees of freedom of the reference distribution (the numerator's for ``F``).
+    p_value : float
+        Upper-tail probability of ``statistic`` under the null.
+    distribution : str
+        ``"F"`` or ``"chi2"``.
+    df_denom : float or None
+        Denominator degrees of freedom of ``F``; ``None`` for chi-square.
+    null : str
+        The null hypothesis in words.
+    note : str
+        Anything a reader needs (a generalized inverse used, a statistic not defined).
+    details : mapping
+        Test-specific objects (the coefficients compared, the table of observed and expected
+        counts, the row audit).
+
+    Dict-style access (``t["p_value"]``, ``t["df_num"]``) still works in this release, with a
+    ``DeprecationWarning``: use the attributes.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    test: str
+    statistic: float
+    df: float
+    p_value: float
+    distribution: str
+    df_denom: float | None = None
+    null: str = ""
+    note: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "details", FrozenMapping(dict(self.details)))
+
+    def tidy(self) -> pd.DataFrame:
+        """One row: test, statistic, df, df_denom, p_value, distribution, null, note."""
+        return pd.DataFrame([{"test": self.test, "statistic": self.statistic, "df": self.df,
+                              "df_denom": self.df_denom, "p_value": self.p_value,
+                              "distribution": self.distribution, "null": self.null, "note": self.note}])
+
+    def summary(self) -> str:
+        """One line, for example ``Wald test: F(2, 97) = 3.412, p = 0.0370``, then the null and note."""
+        if self.distribution == "F" and self.df_denom is not None:
+            ref = f"F({_fmt_df(self.df)}, {_fmt_df(self.df_denom)})"
+        else:
+            ref = f"{self.distribution}({_fmt_df(self.df)})"
+        lines = [f"{self.test} test: {ref} = {self.statistic:.4g}, p = {self.p_value:.4g}"]
+        if self.null:
+            lines.append(f"H0: {self.null}")
+        if self.note:
+            lines.append(f"note: {self.note}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def __getitem__(self, key: str) -> Any:
+        warnings.warn(f"{self.test} test results are no longer dicts: use .{_OLD_KEYS.get(key, key)} "
+                      f"instead of [{key!r}]", DeprecationWarning, stacklevel=2)
+        if key in _OLD_KEYS:
+            return getattr(self, _OLD_KEYS[key])
+        if key in self.details:
+            return self.details[key]
+        raise KeyError(key)
+
+
+def _fmt_df(df: float) -> str:
+    return str(int(df)) if math.isfinite(df) and float(df).is_integer() else f"{df:.4g}"

@@ -127,6 +127,23 @@ def aggregate(res: Any, term: str, cohort: str, period: str, att: bool, frame: p
     notes = (*res.audit.notes, f"{term}: Sun-Abraham interaction-weighted estimates from {len(inter)} "
              "cohort x relative-period coefficients, weights = cohort shares of the estimation sample")
     audit = dataclasses.replace(res.audit, notes=notes)
+    source = None if res.covariance_source is None else _AggregatedCovariance(
+        res.covariance_source, W, extra["sunab"], res.params.index)
     return dataclasses.replace(res, params=pd.Series(b, index=new_names, name=res.params.name),
                                cov=pd.DataFrame(V, index=new_names, columns=new_names), extra=extra,
-                               audit=audit)
+                               audit=audit, covariance_source=source)
+
+
+class _AggregatedCovariance:
+    """:meth:`Result.vcov` of a Sun-Abraham fit: the saturated fit's new covariance ``V``, then
+    ``W V W'`` with the same aggregation weights ``W``."""
+
+    def __init__(self, base: Any, W: np.ndarray, sunab: dict[str, Any], cohort_names: pd.Index) -> None:
+        self.base, self.W, self.sunab, self.cohort_names = base, W, sunab, cohort_names
+
+    def __call__(self, vcov: Any, ssc: str) -> Any:
+        upd = self.base(vcov, ssc)
+        V = self.W @ upd.cov @ self.W.T
+        names = self.cohort_names
+        sunab = {**self.sunab, "cohort_cov": pd.DataFrame(upd.cov, index=names, columns=names)}
+        return dataclasses.replace(upd, cov=(V + V.T) / 2, extra={**upd.extra, "sunab": sunab})

@@ -115,6 +115,26 @@ class SurveyDesign:
             if value is not None and not isinstance(value, str):
                 raise EstimationError(f"SurveyDesign: {name} must be a column name, not {value!r}")
 
+    @classmethod
+    def wbes(cls, weights: str = "median", strata: str = "sampling_stratum", lonely_psu: str = "average",
+             domain: str | None = None) -> SurveyDesign:
+        """The World Bank Enterprise Surveys design, for data normalized with the shipped ``wbes``
+        mapping: establishments drawn within strata with weights ``wmedian`` (``"median"``, the one
+        the surveys recommend), ``wstrict`` (``"strict"``) or ``wweak`` (``"weak"``), each
+        establishment its own PSU.
+
+        ``strata`` defaults to ``sampling_stratum`` (the industry stratum ``a4a``); the surveys
+        stratify by industry, size and region, so when your file has the survey's combined
+        ``strata`` variable, map it and name it here for the exact design (industry alone gives
+        somewhat larger standard errors). ``lonely_psu="average"`` matches the surveys' own
+        ``svyset ..., singleunit(scaled)``. Recalled years (``recall``) carry no weight: estimate
+        on the surveyed rows.
+        """
+        columns = {"median": "sampling_weight", "strict": "sampling_weight_strict", "weak": "sampling_weight_weak"}
+        if weights not in columns:
+            raise EstimationError(f"SurveyDesign.wbes: weights must be one of {', '.join(columns)}, not {weights!r}")
+        return cls(weights=columns[weights], strata=strata, lonely_psu=lonely_psu, domain=domain)
+
     @property
     def columns(self) -> list[str]:
         """The data columns the design reads."""
@@ -151,7 +171,8 @@ class SurveyDesign:
                 if bad.any():
                     raise EstimationError(f"survey design: {role} column {col!r} is missing in "
                                           f"{int(bad.sum())} row(s) (rows {_rows_text(index, bad)}); "
-                                          "every sampled row needs its design information")
+                                          "every sampled row needs its design information (pass only the "
+                                          "surveyed rows, for example without recalled years)")
         if self.weights is not None:
             w = pd.to_numeric(frame[self.weights], errors="coerce").to_numpy(dtype=float)
             bad = ~np.isfinite(w) | (w < 0)

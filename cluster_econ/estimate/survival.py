@@ -45,7 +45,7 @@ import pandas as pd
 from scipy import stats
 
 from cluster_econ.errors import EstimationError
-from cluster_econ.estimate.result import Audit, Result, VcovInfo, data_hash
+from cluster_econ.estimate.result import Audit, Result, TestResult, VcovInfo, data_hash
 
 __all__ = ["cox", "hazard", "kaplan_meier", "logrank_test"]
 
@@ -555,7 +555,7 @@ def kaplan_meier(data: Any, duration: str, event: str, entry: str | None = None,
 
 
 def logrank_test(data: Any, duration: str, event: str, group: str,
-                 entry: str | None = None) -> dict[str, Any]:
+                 entry: str | None = None) -> TestResult:
     """Log-rank test that the survival curves of the groups of ``group`` are equal.
 
     ``(O - E)' V^- (O - E)`` with observed and expected event counts per group summed over event
@@ -563,7 +563,9 @@ def logrank_test(data: Any, duration: str, event: str, group: str,
 
     Returns
     -------
-    dict with ``statistic``, ``df``, ``p_value`` and a ``table`` (group, observed, expected).
+    TestResult
+        ``statistic``, ``df``, ``p_value``; ``details`` holds the ``table`` (group, observed,
+        expected) and the row ``audit``.
     """
     d, audit = _surv_columns(data, duration, event, entry, group)
     codes, levels = pd.factorize(d["group"], sort=True)
@@ -593,5 +595,6 @@ def logrank_test(data: Any, duration: str, event: str, group: str,
     stat = float(O_minus_E[:-1] @ np.linalg.solve(V[:-1, :-1], O_minus_E[:-1]))
     dof = K - 1
     table = pd.DataFrame({"group": levels, "observed": d_k.sum(axis=0), "expected": E.sum(axis=0)})
-    return {"statistic": stat, "df": dof, "p_value": float(stats.chi2.sf(stat, dof)), "table": table,
-            "audit": audit}
+    return TestResult("log-rank", stat, dof, float(stats.chi2.sf(stat, dof)), "chi2",
+                      null=f"equal survival curves across the groups of {group!r}",
+                      details={"table": table, "audit": audit})

@@ -1,15 +1,10 @@
 """The Panel container, derived variables, entry, exit and spin-off lineage.
 
-``cluster_econ.panel`` is also the panel-data estimator: ``ce.panel(formula, data, model="re")``
-calls :func:`cluster_econ.estimate.panel_models.panel`. Python binds this subpackage to the
-attribute ``cluster_econ.panel`` as soon as anything imports it, which would hide an estimator
-of the same name; making the package callable keeps both the package layout and the estimator's
-public name, whatever was imported first.
+Import from it by its dotted name (``from cluster_econ.panel import Panel, read_panel``). The
+attribute ``cluster_econ.panel`` is the panel-data estimator
+(:func:`cluster_econ.estimate.panel_models.panel`), not this subpackage: see
+:func:`cluster_econ._lazy.pin_functions`.
 """
-
-import sys
-import types
-from typing import Any
 
 from cluster_econ.panel.container import Panel
 
@@ -36,14 +31,5 @@ def open_panel(source: str) -> Panel:
         raise InputError(f"{source}: not a panel folder (or the word 'demo')")
     return read_panel(source)
 
-
-class _CallablePackage(types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from cluster_econ.estimate.panel_models import panel
-
-        return panel(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallablePackage
 
 __all__ = ["Panel", "open_panel", "read_panel"]

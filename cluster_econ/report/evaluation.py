@@ -4,7 +4,8 @@ executor can change independently).
 A specification names ``estimator: att_gt`` (formula ``y ~ covariates``, ``y ~ 1`` for none;
 ``options``: ``gname`` (required), ``control_group``, ``est_method``, ``anticipation``,
 ``aggregation`` = simple | group | dynamic | calendar, default ``dynamic``), ``estimator: lee_bounds``
-(formula ``y ~ treatment``; ``options.selection``), ``estimator: ancova`` (formula ``y ~ treatment``;
+(formula ``y ~ treatment``; ``options.selection``, ``options.tight`` = covariate(s) whose cells
+tighten the bounds), ``estimator: ancova`` (formula ``y ~ treatment``;
 ``options``: ``baseline`` (list of rounds), ``strata``), or any formula estimator with
 ``options.randomization`` = ``{param, treatment, cluster, strata, reps}``, which adds the
 randomization-inference p-value to the result's statistics as ``ri_p_value``. Every draw is seeded
@@ -52,7 +53,7 @@ def estimate_evaluation(spec: Mapping[str, Any], frame: pd.DataFrame, base: Any 
         return res.aggte(opts.get("aggregation", "dynamic"))
     if est == "lee_bounds":
         y, d = _sides(spec["formula"])
-        return estimate.lee_bounds(frame, y, d, selection=opts.get("selection"))
+        return estimate.lee_bounds(frame, y, d, selection=opts.get("selection"), tight=opts.get("tight"))
     if est == "ancova":
         y, d = _sides(spec["formula"])
         if "baseline" not in opts:

@@ -2,6 +2,9 @@
 
 The JSON files are the single source of truth: column lists, types, constraints, keys and labels
 used anywhere in the package come from here.
+
+``cluster_econ.schema.validate`` is the validation function (the same as ``ce.validate``); its
+module is imported by its dotted name, ``from cluster_econ.schema.validate import ...``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from cluster_econ._lazy import pin_functions
 
 SCHEMA_VERSION = "1.0.0"
 TABLES = ("enterprise", "manager", "enterprise_year", "cluster_year", "rct_assignment", "deflator")
@@ -139,3 +144,6 @@ def describe(table: str | None = None) -> str:
         unit = f" [{f.unit}]" if f.unit else ""
         lines.append(f"  {f.name:26s} {f.type:8s}{unit} {f.description} {('(' + cons + ')') if cons else ''}")
     return "\n".join(lines)
+
+
+pin_functions(__name__, {"validate": ("cluster_econ.schema.validate", "validate")})

@@ -282,6 +282,12 @@ def _latex(lay: Layout) -> str:
 
 
 # -- HTML ------------------------------------------------------------------------------------
+#: Inline alignment, so that labels stay left and numbers centred where TABLE_CSS is absent (a
+#: notebook's own table style right-aligns every cell).
+_LEFT = "text-align:left"
+_CENTER = "text-align:center"
+
+
 def _html(lay: Layout) -> str:
     n = lay.ncols
     out = ['<table class="ce-table">']
@@ -298,19 +304,19 @@ def _html(lay: Layout) -> str:
         out.append("<tr>" + "".join(cells) + "</tr>")
     for k, hdr in enumerate(lay.headers):
         stub = html_escape(lay.stub) if k == len(lay.headers) - 1 else ""
-        out.append("<tr>" + f'<th scope="col">{stub}</th>'
-                   + "".join(f'<th scope="col">{html_escape(h)}</th>' for h in hdr) + "</tr>")
+        out.append("<tr>" + f'<th scope="col" style="{_LEFT}">{stub}</th>'
+                   + "".join(f'<th scope="col" style="{_CENTER}">{html_escape(h)}</th>' for h in hdr) + "</tr>")
     out.append("</thead>")
     for sec in lay.sections:
         out.append("<tbody>")
         for row in sec:
             if row.kind == "heading":
-                out.append(f'<tr class="ce-heading"><th colspan="{n + 1}" scope="rowgroup">'
+                out.append(f'<tr class="ce-heading"><th colspan="{n + 1}" scope="rowgroup" style="{_LEFT}">'
                            f"{html_escape(row.label)}</th></tr>")
                 continue
             cls = ' class="ce-sub"' if row.kind == "sub" else ""
-            out.append(f'<tr{cls}><th scope="row">{html_escape(row.label)}</th>'
-                       + "".join(f"<td>{html_escape(c.text)}</td>" for c in row.cells) + "</tr>")
+            out.append(f'<tr{cls}><th scope="row" style="{_LEFT}">{html_escape(row.label)}</th>'
+                       + "".join(f'<td style="{_CENTER}">{html_escape(c.text)}</td>' for c in row.cells) + "</tr>")
         out.append("</tbody>")
     notes = _notes_list(lay)
     if notes:
@@ -486,8 +492,7 @@ def _docx(lay: Layout) -> bytes:
         for j in range(n + 1):
             tc = cell(i, j)
             for par in tc.paragraphs:
-                if j > 0:
-                    par.alignment = WD_ALIGN_PARAGRAPH.CENTER
+                par.alignment = WD_ALIGN_PARAGRAPH.CENTER if j > 0 else WD_ALIGN_PARAGRAPH.LEFT
                 for run in par.runs:
                     run.font.size = Pt(9)
             if i == 0:
@@ -522,7 +527,7 @@ def _xlsx(lay: Layout) -> bytes:
     ws = wb.active
     ws.title = "Table"
     thin, thick = Side(style="thin"), Side(style="medium")
-    center = Alignment(horizontal="center")
+    center, left = Alignment(horizontal="center"), Alignment(horizontal="left")
 
     def put_text(r: int, c: int, text: str) -> None:
         if text != "":
@@ -547,6 +552,7 @@ def _xlsx(lay: Layout) -> bytes:
         r += 1
     for k, hdr in enumerate(lay.headers):
         put_text(r, 1, lay.stub if k == len(lay.headers) - 1 else "")
+        ws.cell(row=r, column=1).alignment = left
         for j, h in enumerate(hdr):
             put_text(r, j + 2, h)
             ws.cell(row=r, column=j + 2).alignment = center
@@ -559,6 +565,7 @@ def _xlsx(lay: Layout) -> bytes:
             ws.cell(row=r, column=c).border = Border(top=thin)
         for row in sec:
             put_text(r, 1, row.label)
+            ws.cell(row=r, column=1).alignment = left
             if row.kind == "heading":
                 ws.cell(row=r, column=1).font = Font(italic=True)
             else:

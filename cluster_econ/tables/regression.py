@@ -6,6 +6,11 @@ Result so that the covariance type and reference distribution are the estimator'
 bottom rows report, per model: observations, clusters (``vcov_info.n_clusters``), fixed effects
 (Yes/No), fit statistics under exact labels, and the covariance type with its small-sample
 correction. A within R² is only ever shown as "Within R²".
+
+Layout, as modelsummary and fixest's etable: row labels left-aligned in every format, the
+constant last (``order=`` places it elsewhere), and an empty cell wherever a model has no value
+(a term it does not have, a statistic it does not report, a number that is not finite): never
+``nan`` or ``n/a``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from cluster_econ.estimate.result import Result, VcovInfo
-from cluster_econ.tables._format import excel_format, excel_quote, fmt_number, label_term
+from cluster_econ.tables._format import INTERCEPT_NAMES, excel_format, excel_quote, fmt_number, label_term
 from cluster_econ.tables._render import (
     Cell,
     Layout,
@@ -151,7 +156,9 @@ def _select(terms: list[str], keep: Any, drop: Any, order: Any) -> list[str]:
     first: list[str] = []
     for spec in order_l:
         first += [t for t in out if matches(spec, t) and t not in first]
-    return first + [t for t in out if t not in first]
+    rest = [t for t in out if t not in first]
+    # the constant last, as modelsummary, etable and esttab print it (unless ``order`` places it)
+    return first + [t for t in rest if t not in INTERCEPT_NAMES] + [t for t in rest if t in INTERCEPT_NAMES]
 
 
 def _stars_spec(stars: bool | Sequence[float]) -> tuple[float, ...]:
@@ -240,7 +247,8 @@ def regression_table(
         Decimals of coefficients, statistics and fit statistics.
     keep, drop, order : str, compiled regex, or a sequence of them
         Terms to keep, to drop, and to put first. A ``str`` matches a term exactly, a compiled
-        pattern (``re.compile``) by ``search``. A spec that matches no term is an error.
+        pattern (``re.compile``) by ``search``. A spec that matches no term is an error. The
+        constant (``Intercept``) comes last unless ``order`` names it.
     notes : str or sequence of str, optional
         Notes printed under the table after the generated ones.
     title : str, optional
@@ -310,12 +318,15 @@ def regression_table(
             mark = ""
             if star_levels and np.isfinite(p):
                 mark = "*" * sum(p < s for s in star_levels)
-            est_ok = np.isfinite(est)
-            top.append(Cell(fmt_number(est, digits) + mark, est if est_ok else None,
-                            fmt + excel_quote(mark)))
+            if not np.isfinite(est):  # not estimated: blank, as an absent term
+                top.append(Cell(""))
+                sub.append(Cell(""))
+                continue
+            top.append(Cell(fmt_number(est, digits) + mark, est, fmt + excel_quote(mark)))
             if stat == "ci":
                 lo, hi = float(row["conf_low"]), float(row["conf_high"])
-                sub.append(Cell(f"[{fmt_number(lo, digits)}, {fmt_number(hi, digits)}]"))
+                ok = np.isfinite(lo) and np.isfinite(hi)
+                sub.append(Cell(f"[{fmt_number(lo, digits)}, {fmt_number(hi, digits)}]" if ok else ""))
             else:
                 col = {"se": "std_error", "t": "statistic", "p": "p_value"}[stat]
                 v = float(row[col])
@@ -324,7 +335,7 @@ def regression_table(
                 elif np.isfinite(v):
                     sub.append(Cell(f"({fmt_number(v, digits)})", v, f"({fmt})"))
                 else:
-                    sub.append(Cell("(n/a)"))
+                    sub.append(Cell(""))  # no standard error (a singular covariance): blank
         coef_rows.append(Row(label_term(term, user_labels), tuple(top)))
         coef_rows.append(Row("", tuple(sub), kind="sub"))
 
@@ -365,7 +376,9 @@ def regression_table(
                 cells.append(Cell(f"{int(v):,}", int(v), "#,##0"))
             elif isinstance(v, numbers.Real):
                 fv = float(v)
-                cells.append(Cell(fmt_number(fv, digits), fv if np.isfinite(fv) else None, fmt))
+                cells.append(Cell(fmt_number(fv, digits), fv, fmt) if np.isfinite(fv) else Cell(""))
+            elif isinstance(v, str) and v.strip().lower() in ("nan", "none", "<na>", ""):
+                cells.append(Cell(""))
             else:
                 cells.append(Cell(str(v)))
         fit_rows.append(Row(label, tuple(cells)))

@@ -133,3 +133,27 @@ def test_text_outcome_is_a_clear_error():
     # numbers stored as text are fine
     mf = model_frame("y ~ x", df.assign(y=["1", "2", "3", "4", "5.5"]))
     assert mf.y.tolist() == [1.0, 2.0, 3.0, 4.0, 5.5]
+
+
+@pytest.mark.parametrize("formula", [
+    "y ~ " + "(" * 300 + "x" + ")" * 300,                   # grouping parentheses
+    "y ~ I(" + "(" * 300 + "x" + ")" * 300 + ")",           # arithmetic parentheses
+    "y ~ " + "log(" * 300 + "x" + ")" * 300,                 # nested transforms
+    "y ~ I(" + "-" * 900 + "x)",                            # a chain of signs
+    "y ~ I(x" + "**x" * 900 + ")",                          # a chain of powers
+    "y ~ x | firm | " + "(" * 300 + "d" + ")" * 300 + " ~ z",  # the IV part
+])
+def test_deep_nesting_is_a_formula_error_not_a_recursion_error(formula):
+    with pytest.raises(FormulaError, match="nested more than 50 levels deep"):
+        parse_formula(formula)
+
+
+def test_nesting_up_to_the_limit_parses_and_evaluates(df):
+    from cluster_econ.estimate.formula import MAX_NESTING, parse_dynamic_formula
+
+    depth = MAX_NESTING - 2  # I( and log( use two levels
+    spec = parse_formula("y ~ I(" + "(" * depth + "x + 1" + ")" * depth + ") + log(y)")
+    mf = model_frame(spec, df)
+    np.testing.assert_allclose(mf.X["I(x + 1)"], df["x"] + 1)
+    with pytest.raises(FormulaError, match="nested more than"):
+        parse_dynamic_formula("y ~ lag(" + "(" * 300 + "y" + ")" * 300 + ", 1) | lag(y, 2:99)")

@@ -26,9 +26,9 @@ def test_string_restrictions_match_statsmodels_f_test(df):
     sm = smf.ols("y ~ a + b + c", df).fit(cov_type="HC1")
     ours = r.wald_test("a - b = 0; c = 0")
     peer = sm.f_test("a - b = 0, c = 0")
-    assert ours["distribution"] == "F" and ours["df_num"] == 2 and ours["df_denom"] == 496
-    assert ours["statistic"] == pytest.approx(float(np.squeeze(peer.fvalue)), rel=1e-9)
-    assert ours["p_value"] == pytest.approx(float(peer.pvalue), rel=1e-9)
+    assert ours.distribution == "F" and ours.df == 2 and ours.df_denom == 496
+    assert ours.statistic == pytest.approx(float(np.squeeze(peer.fvalue)), rel=1e-9)
+    assert ours.p_value == pytest.approx(float(peer.pvalue), rel=1e-9)
 
 
 def test_matrix_form_equals_string_form(df):
@@ -36,11 +36,11 @@ def test_matrix_form_equals_string_form(df):
     R = np.array([[0, 2, 1, 0.0]])
     s = r.wald_test("2*a + b = 1")
     m = r.wald_test(R, 1.0)
-    assert s["statistic"] == pytest.approx(m["statistic"], rel=1e-12)
+    assert s.statistic == pytest.approx(m.statistic, rel=1e-12)
     # single restriction: F equals the squared t of the combination
     t = (2 * r.params["a"] + r.params["b"] - 1) / np.sqrt(
         R[0] @ r.cov.to_numpy() @ R[0])
-    assert s["statistic"] == pytest.approx(t**2, rel=1e-10)
+    assert s.statistic == pytest.approx(t**2, rel=1e-10)
 
 
 def test_parse_restrictions_names_with_symbols():

@@ -134,7 +134,7 @@ def test_hausman_rejects_when_effects_correlated():
     y = 0.5 * x + u + rng.normal(size=n_firm * T)
     df = pd.DataFrame({"firm": np.repeat(np.arange(n_firm), T), "x": x, "y": y})
     h = hausman(panel("y ~ x", df, model="fe", entity="firm"), panel("y ~ x", df, model="re", entity="firm"))
-    assert h["df"] == 1 and h["p_value"] < 1e-6
+    assert h.df == 1 and h.p_value < 1e-6
 
 
 def test_bad_model_and_missing_entity():
