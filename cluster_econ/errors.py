@@ -37,3 +37,7 @@ class ConfigError(ClusterEconError):
 
 class MissingDependencyError(ClusterEconError, ImportError):
     """An optional package a feature needs is not installed; the message names the extra to install."""
+
+
+class OutputBusyError(ClusterEconError):
+    """Another process is writing the same output folder (its writer lock is held)."""

@@ -188,14 +188,14 @@ def test_cli_exit_codes(tmp_path: Path, cluster_csv: tuple[Path, Path], capsys: 
     assert (
         main(["normalize", str(data), "-m", str(spec), "-o", str(tmp_path / "o"), "--no-progress", "--quarantine"]) == 0
     )
-    assert "1 rejected" in capsys.readouterr().out
+    assert "values set missing by quarantine: 1 (enterprise_year.sales 1)" in capsys.readouterr().out
     assert main(["validate", str(tmp_path / "not-a-panel")]) == 2
     # a written panel whose table no longer validates
     panel = ce.read_panel(tmp_path / "o")
     bad = panel.replace(enterprise_year=panel.enterprise_year.assign(sales=-1.0))
     bad.to_parquet(tmp_path / "bad")
     assert main(["validate", str(tmp_path / "bad")]) == 1
-    assert "enterprise_year.sales: minimum: below 0: 4 row(s)" in capsys.readouterr().out
+    assert "enterprise_year.sales: minimum: below 0: 5 row(s)" in capsys.readouterr().out
 
 
 # -- issue 10: the smaller items ---------------------------------------------------------------------

@@ -219,17 +219,50 @@ def test_schooling_is_that_of_the_manager_in_charge(demo, prepared):
 
 
 def test_an_erroring_proposition_does_not_stop_the_family(demo, prepared):
-    def broken(spec, data):
-        raise EstimationError("deliberately broken")
+    """A runner whose data cannot support it (the package's EstimationError) gives "cannot test"
+    with the reason "not estimable"; a fault in the code (any other exception) gives the verdict
+    "error" and is listed in ``errors``: a bug is never reported as missing data."""
+    def unestimable(spec, data):
+        raise EstimationError("deliberately unestimable")
 
-    hyp.register(Proposition(id="ZZ", title="broken", claim="none", runner=broken))
+    def buggy(spec, data):
+        return {}["no such key"]
+
+    hyp.register(Proposition(id="ZZ", title="unestimable", claim="none", runner=unestimable))
+    hyp.register(Proposition(id="ZB", title="buggy", claim="none", runner=buggy))
+    hyp.register(Proposition(id="ZM", title="missing", claim="none", requires=("enterprise.no_such_column",),
+                             runner=unestimable))
     try:
-        fam = hyp.test_all(demo[0], ids=["ZZ", "P1"], data=prepared)
+        fam = hyp.test_all(demo[0], ids=["ZZ", "ZB", "ZM", "P1"], data=prepared)
     finally:
-        hyp.unregister("ZZ")
-    assert fam["ZZ"].verdict == "cannot test" and "deliberately broken" in fam["ZZ"].message
-    assert [r.id for r in fam.errors] == ["ZZ"]
+        for pid in ("ZZ", "ZB", "ZM"):
+            hyp.unregister(pid)
+    assert fam["ZZ"].verdict == "cannot test" and "deliberately unestimable" in fam["ZZ"].message
+    assert fam["ZZ"].extra["reason"] == "not estimable"
+    assert fam["ZM"].verdict == "cannot test" and fam["ZM"].extra["reason"] == "data missing"
+    assert "enterprise.no_such_column" in fam["ZM"].message
+    assert fam["ZB"].verdict == "error" and "KeyError" in fam["ZB"].message
+    assert isinstance(fam["ZB"].extra["error"], KeyError)
+    assert [r.id for r in fam.errors] == ["ZB"]
     assert fam["P1"].verdict == "supported"
+
+
+def test_cli_test_exits_1_on_a_bug_not_on_missing_data(tmp_path, capsys):
+    from cluster_econ.hypotheses.command import run
+
+    def buggy(spec, data):
+        raise TypeError("deliberate bug")
+
+    hyp.register(Proposition(id="ZB", title="buggy", claim="none", runner=buggy))
+    try:
+        code = run(argparse.Namespace(panel="demo", hypotheses="ZB,P1", by="phase", phases=None,
+                                      out=str(tmp_path)))
+    finally:
+        hyp.unregister("ZB")
+    assert code == 1
+    assert "error in ZB: TypeError: deliberate bug" in capsys.readouterr().err
+    verdicts = pd.read_csv(tmp_path / "verdicts.csv")
+    assert verdicts.set_index("id").loc["ZB", "verdict"] == "error"
 
 
 def test_bad_overrides_give_clear_errors(demo, prepared):
@@ -393,10 +426,12 @@ def test_cli_bad_input_and_failures(tmp_path):
     def broken(spec, data):
         raise EstimationError("broken on purpose")
 
+    # data the model cannot use: a verdict ("cannot test"), exit 0; a bug: exit 1 (next test)
     hyp.register(Proposition(id="ZY", title="broken", claim="none", runner=broken))
     try:
         args = p.parse_args(["test", "demo", "--hypotheses", "ZY", "--out", str(tmp_path / "o")])
-        assert args.func(args) == 1
+        assert args.func(args) == 0
+        assert pd.read_csv(tmp_path / "o" / "verdicts.csv")["verdict"].tolist() == ["cannot test"]
     finally:
         hyp.unregister("ZY")
 

@@ -130,10 +130,11 @@ def test_quarantine_keeps_valid_rows(tmp_path: Path, cluster_csv: tuple[Path, Pa
     assert "enterprise_year.sales: minimum: below 0" in message
     assert "manager.schooling_years: maximum: above 30" in message
     panel = ce.normalize(data, mapping=spec, mode="quarantine")
-    assert len(panel.enterprise_year) == 4
-    rej = panel.rejects["enterprise_year"]
-    assert list(rej["_source_row"]) == [2] and "sales: minimum" in rej["_reject_reason"].iloc[0]
-    assert "schooling_years: maximum" in panel.rejects["manager"]["_reject_reason"].iloc[0]
+    # neither value is a key or required: both are set missing and logged cell by cell, every row stays
+    assert len(panel.enterprise_year) == 5
+    cells = panel.rejects["cells"].set_index("column")
+    assert cells.loc["sales", "row"] == 2 and cells.loc["sales", "value"] == "-80000.0"
+    assert cells.loc["schooling_years", "value"] == "45" and "maximum" in cells.loc["schooling_years", "rule"]
     s = panel.audit_summary().set_index("table").loc["enterprise_year"]
     assert s["read"] == s["kept"] + s["rejected"] + s["dropped"]
 
@@ -221,3 +222,29 @@ def test_schooling_of_the_manager_in_charge_each_year() -> None:
     # a: founder (8) until the successor starts in 2006 (16); b: founder's schooling unknown -> missing
     assert got[:3] == [8.0, 8.0, 16.0]
     assert np.isnan(got[3]) and got[4] == 12.0
+
+
+def test_current_manager_schooling_is_never_borrowed() -> None:
+    from cluster_econ.panel.derive import current_manager_schooling
+
+    man = pd.DataFrame({"enterprise_id": ["a", "a", "b"], "manager_id": ["1", "2", "1"], "generation": [1, 2, 1],
+                        "schooling_years": [8.0, np.nan, 12.0]})
+    ent = pd.DataFrame({"enterprise_id": ["a", "b"], "cluster_id": "k", "country": "KEN"})
+    ey = pd.DataFrame({"enterprise_id": ["a", "b"], "year": [2000, 2000]})
+    got = current_manager_schooling(ce.Panel({"enterprise": ent, "enterprise_year": ey, "manager": man}))
+    # a's current manager (generation 2) did not report schooling: missing, not the founder's 8 years
+    assert np.isnan(got["a"]) and got["b"] == 12.0
+
+
+def test_exits_are_unknown_where_the_survey_recorded_none() -> None:
+    ent = pd.DataFrame({"enterprise_id": ["a", "b", "c", "d"], "cluster_id": ["k", "k", "m", "m"], "country": "KEN"})
+    ey = pd.DataFrame({"enterprise_id": ["a", "a", "b", "c", "c", "d"], "year": [2000, 2001, 2000, 2000, 2001, 2000],
+                       "exit": [False, False, True, None, None, None]})
+    cy = ce.Panel({"enterprise": ent, "enterprise_year": ey}).with_cluster_year().cluster_year.set_index(
+        ["cluster_id", "year"])
+    # cluster k asked the exit question: its zero is a zero; cluster m never did: unknown, not zero
+    assert cy.loc[("k", 2000), "n_exits"] == 1 and cy.loc[("k", 2001), "n_exits"] == 0
+    assert cy.loc[("k", 2001), "exit_rate"] == 0.0
+    assert pd.isna(cy.loc[("m", 2000), "n_exits"]) and pd.isna(cy.loc[("m", 2001), "exit_rate"])
+    no_question = ce.Panel({"enterprise": ent, "enterprise_year": ey.drop(columns="exit")})
+    assert no_question.with_cluster_year().cluster_year["exit_rate"].isna().all()

@@ -9,6 +9,7 @@ what was assumed.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +149,22 @@ def test_every_round_alone_reads_the_source_values(tmp_path: Path) -> None:
         want = source[source["year"] == year].sort_values("fcode")
         np.testing.assert_array_equal(as_float(ey["sales"]), as_float(want["sales"]), err_msg=str(path))
         assert list(ey["enterprise_id"]) == list("MI-" + want["fcode"])
+
+
+def test_ids_exported_through_a_float_link_to_the_other_rounds(tmp_path: Path) -> None:
+    """A CSV round whose ids were written from a float column ("410032.0", as DataFrame.to_csv does)
+    links to the Stata round's numbers and the Excel round's zero-padded text, and the audit says so."""
+    files = write_rounds(tmp_path, numeric_ids_1987=True)
+    csv_path = files[1]
+    text = csv_path.read_bytes().decode("latin-1")
+    dotted = re.sub(r"(\r\n)0*(\d+);", lambda m: f"{m[1]}{int(m[2])}.0;", text)
+    assert dotted != text and "410032.0;" in dotted
+    csv_path.write_bytes(dotted.encode("latin-1"))
+    panel = ce.normalize(files, mapping=mappings(tmp_path))
+    assert_same_as_source(panel)
+    assert ("fcode in jtrain_1988.csv is written as whole numbers with a decimal point (a code exported through a "
+            "float) while other rounds hold the plain code: read as whole numbers with zeros to 8 digits") in (
+        notes_of(panel, "jtrain_1988.csv"))
+    # alone, the round keeps its ids exactly as written
+    alone = ce.normalize(files[1:2], mapping=mappings(tmp_path)[1:2])
+    assert alone.enterprise["enterprise_id"].str.endswith(".0").all()

@@ -8,6 +8,11 @@ of one fixed width with leading zeros ("00410032"), the numbers lost their zeros
 ``destring`` in Stata, a spreadsheet), so they are written with zeros to that width. Every such case
 is reported in the audit with the number of identifiers of the numeric round found in the others, so
 that a user sees at once whether the rounds link.
+
+A round whose text ids are all whole numbers written with a decimal point ("410032.0", what a
+spreadsheet or ``DataFrame.to_csv`` writes for a code held as a float) while another round of the
+same shape holds the plain code is a numeric round in disguise: it is linked like one (its width is
+given negative: drop the decimal point, then pad), and the audit says so.
 """
 
 from __future__ import annotations
@@ -45,8 +50,16 @@ def _is_number_column(source: SourceTable, column: str) -> bool:
 
 
 def _whole_numbers(s: pd.Series) -> np.ndarray:
-    values = pd.unique(s.dropna().to_numpy(dtype="float64"))
+    values = pd.unique(s.dropna().to_numpy(dtype="float64") if s.dtype != object
+                       else s.dropna().astype(str).str.strip().astype("float64").to_numpy())
     return values
+
+
+def _written_with_decimal_point(source: SourceTable, column: str) -> bool:
+    """Text ids that are all whole numbers written with a decimal point ("410032.0")."""
+    s = source.data[column]
+    values = s.dropna().astype(str).str.strip() if s.dtype == object else pd.Series(dtype=object)
+    return bool(len(values)) and bool(values.str.fullmatch(r"\d+\.0+").all())
 
 
 def link_identifiers(
@@ -77,7 +90,16 @@ def link_identifiers(
                 for i, f in members
                 if f[k] in sources[i].data.columns and sources[i].data[f[k]].dtype == object
             ]
+            dotted = [(i, c) for i, c in text if _written_with_decimal_point(sources[i], c)]
+            if dotted and (numeric or len(dotted) < len(text)):
+                text = [t for t in text if t not in dotted]
+                numeric = numeric + dotted
+            else:
+                dotted = []
             if not numeric or not text:
+                for i, column in dotted:  # numbers and dotted text only: both become whole-number text
+                    widths[i][column] = -1
+                    notes.append((i, _dotted_note(sources[i], column, None)))
                 continue
             written = pd.unique(
                 pd.concat([sources[i].data[c].dropna().astype(str).str.strip() for i, c in text], ignore_index=True)
@@ -93,13 +115,21 @@ def link_identifiers(
                     and int(numbers.max()) < 10**width
                     else None
                 )
-                if pad:
+                if (i, column) in dotted:
+                    widths[i][column] = -(pad or 1)
+                    notes.append((i, _dotted_note(sources[i], column, pad)))
+                elif pad:
                     widths[i][column] = pad
                 as_text = {
                     f"{int(v):0{pad}d}" if pad else (str(int(v)) if float(v).is_integer() else str(v)) for v in numbers
                 }
                 found = len(as_text & set(written))
                 others = ", ".join(sorted({sources[j].name for j, _ in text}))
+                if (i, column) in dotted:
+                    reason = (f"{ID_COLUMN}: {found} of {len(as_text)} ids of {sources[i].name} are also found "
+                              f"in {others}")
+                    notes.append((i, {"step": "note", "rows": found, "reason": reason}))
+                    continue
                 how = (
                     f"the text ids there all have {width} digits with leading zeros, so these numbers are written "
                     f"with zeros to {width} digits (e.g. {int(numbers.min())} -> {int(numbers.min()):0{width}d})"
@@ -119,6 +149,17 @@ def link_identifiers(
                     )
                 )
     return widths, notes
+
+
+def _dotted_note(source: SourceTable, column: str, pad: int | None) -> dict[str, Any]:
+    example = str(source.data[column].dropna().astype(str).str.strip().iloc[0])
+    number = int(example.split(".")[0])
+    shown = f"{number:0{pad}d}" if pad else str(number)
+    return {"step": "note", "rows": int(source.data[column].notna().sum()),
+            "reason": f"{ID_COLUMN}: {column} in {source.name} is written as whole numbers with a decimal point "
+                      f"(a code exported through a float) while other rounds hold the plain code: read as "
+                      f"{'whole numbers with zeros to ' + str(pad) + ' digits' if pad else 'whole numbers'} "
+                      f"({example!r} -> {shown!r})"}
 
 
 def _common_zero_width(written: np.ndarray) -> int | None:

@@ -16,6 +16,7 @@ reproduces where it departs from the obvious one.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Sequence
 from pathlib import Path
@@ -105,11 +106,15 @@ def _text_of(v: Any, width: int | None = None) -> str:
     front up to ``width`` when the source shows it so (a zero-padded display format, or text ids of
     another round)."""
     if isinstance(v, str):
-        return v.strip()
+        text = v.strip()
+        if width is not None and width < 0 and re.fullmatch(r"\d+\.0+", text):
+            # a code exported through a float ("410032.0"): the whole number, padded (see linking)
+            return f"{int(text.split('.')[0]):0{-width}d}"
+        return text
     if isinstance(v, float | np.floating) and float(v).is_integer():
         v = int(v)
     if isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_):
-        return f"{int(v):0{width}d}" if width and v >= 0 else str(int(v))
+        return f"{int(v):0{width}d}" if width and width > 0 and v >= 0 else str(int(v))
     return str(v).strip()
 
 
@@ -122,7 +127,7 @@ def _texts(uniques: Any, width: int | None = None) -> np.ndarray:
             values = values.astype(np.int64)
     if values.dtype.kind in "iu":
         text = values.astype(str)
-        if width:
+        if width and width > 0:
             text = np.where(values >= 0, np.char.zfill(text, width), text)
         return text.astype(object)
     return np.array([_text_of(u, width) for u in values], dtype=object)

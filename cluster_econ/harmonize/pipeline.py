@@ -6,8 +6,10 @@ another (:mod:`cluster_econ.harmonize.linking`), map each file (:mod:`cluster_ec
 and split its rows into the canonical tables. Then the rounds are appended:
 enterprise-level facts are combined (the latest round's non-missing value wins; disagreements are
 counted in the audit), an enterprise-year reported twice with identical values is kept once, and one
-reported twice with different values is an error (strict) or quarantined with both copies. Finally
-every table is validated and the cluster-year aggregates are computed.
+reported twice with different values is a violation (strict: reported with every other violation in
+one error) or quarantined with both copies. Finally every table is validated
+(:mod:`cluster_econ.schema.validate`; in quarantine mode bad values are set missing cell by cell and
+only rows with a bad key or required field are rejected) and the cluster-year aggregates are computed.
 
 The audit accounts for every source row: read = kept + dropped (identical duplicates) + rejected.
 
@@ -31,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from cluster_econ import schema
-from cluster_econ.errors import ConfigError, MappingError, SchemaError
+from cluster_econ.errors import ConfigError, MappingError
 from cluster_econ.harmonize.linking import link_identifiers
 from cluster_econ.harmonize.mapping import (
     PROVENANCE,
@@ -43,6 +45,7 @@ from cluster_econ.harmonize.mapping import (
 from cluster_econ.harmonize.spec import MappingSpec, load_mapping
 from cluster_econ.io.readers import SourceTable, read_source
 from cluster_econ.panel.container import Panel
+from cluster_econ.schema.validate import Violation
 
 __all__ = ["PROVENANCE", "SOURCE_PREFIX", "dataset_hash", "map_source", "normalize", "split_tables"]
 
@@ -85,7 +88,8 @@ def _disagreement_note(table: str, column: str, n: int) -> dict[str, Any]:
 def _latest_per_key(df: pd.DataFrame, key: list[str], table: str) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """One row per key: the latest non-missing value of each column; count keys whose values disagree.
 
-    "Latest" is the order of ``year``, then ``_order`` (the file's position), then the row. Keys come
+    "Latest" is the order of ``year`` (missing or non-numeric years last), then ``_order`` (the file's
+    position), then the row. Keys come
     out in the order they first appear in that order; ``_source`` and ``_source_row`` are the latest
     row's. Computed on integer codes of the key, with one pass per column (the enterprise-level
     columns repeat on every enterprise-year row, so no frame of all rows is built or grouped).
@@ -93,6 +97,9 @@ def _latest_per_key(df: pd.DataFrame, key: list[str], table: str) -> tuple[pd.Da
     notes: list[dict[str, Any]] = []
     if df.empty:
         return df, notes
+    if "year" in df.columns and not _plain_numeric(df["year"]):
+        # a year that is not a number (text in the source) counts as missing: such rows sort last
+        df = df.assign(year=pd.to_numeric(df["year"], errors="coerce"))
     if not all(_plain_numeric(df[c]) for c in ("year", "_order") if c in df.columns):
         return _latest_per_key_sorted(df, key, table)
     n = len(df)
@@ -208,19 +215,49 @@ def _any_duplicate_key(ey: pd.DataFrame) -> bool:
     return bool(pd.Series(key).duplicated().any())
 
 
-def _resolve_duplicates(ey: pd.DataFrame, mode: str) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
-    """Enterprise-years reported twice: identical copies are kept once; different ones are an error."""
+def _comparable(series: pd.Series) -> pd.Series:
+    """Values as the duplicate check compares them: a number, or text that reads as one, by its value
+    (80, 80.0 and "80" are the same answer, whichever way a reader typed the column); booleans and
+    other text as they are; missing values alike."""
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iuf":
+        return series.astype("float64")
+    codes, uniques = pd.factorize(series)
+
+    def value(v: Any) -> Any:
+        if isinstance(v, bool | np.bool_):
+            return bool(v)
+        if isinstance(v, int | float | np.integer | np.floating):
+            return float(v)
+        if isinstance(v, str):
+            try:
+                return float(v)
+            except ValueError:
+                return v
+        return v
+
+    values = np.array([*(value(u) for u in uniques.tolist()), np.nan], dtype=object)
+    return pd.Series(values[codes], index=series.index, dtype=object)
+
+
+def _resolve_duplicates(
+    ey: pd.DataFrame, mode: str
+) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]], list[Violation]]:
+    """Enterprise-years reported twice: identical copies are kept once; different ones are set aside
+    (rejected in quarantine; in strict mode a violation, reported with every other one)."""
     key = ["enterprise_id", "year"]
     audit: list[dict[str, Any]] = []
+    found: list[Violation] = []
     if not {"enterprise_id", "year"} <= set(ey.columns):
-        return ey, ey.iloc[0:0].copy(), audit
+        return ey, ey.iloc[0:0].copy(), audit, found
     if not _any_duplicate_key(ey):
-        return ey, ey.iloc[0:0].copy(), audit
+        return ey, ey.iloc[0:0].copy(), audit, found
     yr = pd.to_numeric(ey["year"], errors="coerce")
     keyframe = pd.DataFrame({"enterprise_id": ey["enterprise_id"].astype(str), "year": yr})
-    dup = keyframe.duplicated(keep=False).to_numpy()
+    # a row without an enterprise or a year is no one's duplicate: validation rejects it on its own
+    complete = (ey["enterprise_id"].notna() & yr.notna()).to_numpy()
+    dup = keyframe.duplicated(keep=False).to_numpy() & complete
     if not dup.any():
-        return ey, ey.iloc[0:0].copy(), audit
+        return ey, ey.iloc[0:0].copy(), audit, found
     compare = [
         c
         for c in ey.columns
@@ -245,12 +282,13 @@ def _resolve_duplicates(ey: pd.DataFrame, mode: str) -> tuple[pd.DataFrame, pd.D
                         "reason": "recalled year superseded by the row reported for that year",
                     }
                 )
-            ey, keyframe = ey[~superseded], keyframe[~superseded]
-            dup = keyframe.duplicated(keep=False).to_numpy()
+            ey, keyframe, complete = ey[~superseded], keyframe[~superseded], complete[~superseded]
+            dup = keyframe.duplicated(keep=False).to_numpy() & complete
             if not dup.any():
-                return ey, ey.iloc[0:0].copy(), audit
+                return ey, ey.iloc[0:0].copy(), audit, found
     sub = ey[dup].assign(_k1=keyframe["enterprise_id"][dup], _k2=keyframe["year"][dup])
-    nun = sub.groupby(["_k1", "_k2"])[compare].nunique(dropna=False) if compare else None
+    values = pd.DataFrame({c: _comparable(sub[c]) for c in compare}, index=sub.index)
+    nun = values.groupby([sub["_k1"], sub["_k2"]]).nunique(dropna=False) if compare else None
     differ_keys = nun.index[(nun > 1).any(axis=1)] if nun is not None else pd.Index([])
     in_conflict = pd.MultiIndex.from_frame(sub[["_k1", "_k2"]]).isin(differ_keys)
     conflict_rows = sub[in_conflict]
@@ -270,28 +308,40 @@ def _resolve_duplicates(ey: pd.DataFrame, mode: str) -> tuple[pd.DataFrame, pd.D
     if len(conflict_rows):
         details = []
         for (eid, year), grp in list(conflict_rows.groupby(["_k1", "_k2"]))[:10]:
-            cols = [c for c in compare if grp[c].nunique(dropna=False) > 1]
+            cols = [c for c in compare if values.loc[grp.index, c].nunique(dropna=False) > 1]
             where = ", ".join(f"{s} row {r}" for s, r in zip(grp["_source"], grp["_source_row"], strict=True))
             details.append(f"  - enterprise {eid}, year {int(year)}: {', '.join(cols)} differ ({where})")
         n_keys = conflict_rows.groupby(["_k1", "_k2"]).ngroups
-        message = (
-            f"enterprise_year.enterprise_id+year: duplicate enterprise-year with different values: "
-            f"{n_keys} enterprise-year(s), {len(conflict_rows)} rows:\n" + "\n".join(details)
+        rows = tuple(int(r) for r in conflict_rows["_source_row"].head(10))
+        found.append(
+            Violation(
+                "enterprise_year",
+                "enterprise_id+year",
+                f"duplicate enterprise-year with different values: {n_keys} enterprise-year(s)",
+                len(conflict_rows),
+                rows,
+                tuple(f"{a}/{int(b)}" for a, b in zip(conflict_rows["_k1"].head(5), conflict_rows["_k2"].head(5),
+                                                       strict=True)),
+                tuple(sorted(conflict_rows["_source"].dropna().astype(str).unique()))[:5],
+                detail="\n".join(details),
+            )
         )
         if mode == "strict":
-            raise SchemaError(message)
+            keep = ey.index.difference(drop_idx).difference(conflict_rows.index)
+            return ey.loc[keep], rejects, audit, found
         rejects = conflict_rows.drop(columns=["_k1", "_k2"]).copy()
         diff_cols = {}
         for (eid, year), grp in conflict_rows.groupby(["_k1", "_k2"]):
-            diff_cols[(eid, year)] = ", ".join(c for c in compare if grp[c].nunique(dropna=False) > 1)
+            diff_cols[(eid, year)] = ", ".join(c for c in compare if values.loc[grp.index, c].nunique(dropna=False) > 1)
         rejects["_reject_reason"] = [
             f"enterprise_id+year: duplicate with different values in {diff_cols[(a, b)]}"
             for a, b in zip(conflict_rows["_k1"], conflict_rows["_k2"], strict=True)
         ]
+        rejects["_cascade"] = False
         for (src, why), n in rejects.groupby(["_source", "_reject_reason"]).size().items():
             audit.append({"source": src, "table": "enterprise_year", "step": "rejected", "rows": int(n), "reason": why})
     keep = ey.index.difference(drop_idx).difference(conflict_rows.index)
-    return ey.loc[keep], rejects, audit
+    return ey.loc[keep], rejects, audit, found
 
 
 def _check_params(specs: list[MappingSpec], params: dict[str, Any]) -> None:
@@ -339,8 +389,12 @@ def normalize(
     mapping : path, MappingSpec, or list of them
         One mapping for all files, or one per file.
     mode : {"strict", "quarantine"}
-        ``strict`` raises :class:`SchemaError` listing every violation; ``quarantine`` moves failing
-        rows to ``panel.rejects`` with their reasons and keeps the rest.
+        ``strict`` raises one :class:`SchemaError` listing every violation of every kind (duplicate
+        enterprise-years included); ``quarantine`` keeps what is good: a bad value in a field that
+        is neither a key nor required is set missing and logged in ``panel.rejects["cells"]``; a row
+        whose key or a required field fails goes to ``panel.rejects[table]`` with its original
+        values and reasons, and so do the rows of its enterprise (counted as cascades). See
+        :mod:`cluster_econ.schema.quarantine`.
     deflator : DataFrame or path, optional
         A deflator table (country, year, price_index) that overrides the mappings' ``deflate.deflator``
         and is stored as the panel's ``deflator`` table.
@@ -425,6 +479,7 @@ def normalize(
             val_labels[source.name] = {k: {str(a): b for a, b in v.items()} for k, v in source.value_labels.items()}
     tables: dict[str, pd.DataFrame] = {}
     rejects: dict[str, pd.DataFrame] = {}
+    duplicates: list[Violation] = []
     for table, dfs in pieces.items():
         df = _fresh_index(dfs[0]) if len(dfs) == 1 else pd.concat(dfs, ignore_index=True)
         if table == "enterprise":
@@ -434,7 +489,7 @@ def normalize(
             df, notes = _latest_per_key(df, ["enterprise_id", "manager_id"], table)
             audit.extend({"source": "(all)", **n} for n in notes)
         elif table == "enterprise_year":
-            df, rej, dup_audit = _resolve_duplicates(df, mode)
+            df, rej, dup_audit, duplicates = _resolve_duplicates(df, mode)
             audit.extend(dup_audit)
             if len(rej):
                 rejects[table] = rej
@@ -459,7 +514,7 @@ def normalize(
     # nothing else holds the untyped tables: drop the references so that memory is freed as the
     # validation replaces them, and let it reuse the columns that already have their type
     del tables, pieces, dfs, df, wide, source
-    report = _validate(panel, mode=mode, share=True)
+    report = _validate(panel, mode=mode, share=True, prior=duplicates)
     del panel
     panel = report.panel
     if cluster_year and panel.has_column("enterprise", "cluster_id"):

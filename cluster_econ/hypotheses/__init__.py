@@ -48,9 +48,11 @@ __all__ = [
     "HypothesisResult",
     "Outcome",
     "Proposition",
+    "falsification",
     "get",
     "ids",
     "missing_data",
+    "power",
     "prepare",
     "register",
     "register_runner",
@@ -61,6 +63,20 @@ __all__ = [
 ]
 
 register_builtin()
+
+
+def power(*args: Any, **kwargs: Any) -> Any:
+    """Power and size for a survey design (see :func:`cluster_econ.hypotheses.calculator.power`)."""
+    from cluster_econ.hypotheses.calculator import power as run
+
+    return run(*args, **kwargs)
+
+
+def falsification(*args: Any, **kwargs: Any) -> Any:
+    """Run the falsification matrix (see :func:`cluster_econ.hypotheses.falsification.falsification`)."""
+    from cluster_econ.hypotheses.falsification import falsification as run
+
+    return run(*args, **kwargs)
 
 
 def _require_panel(panel: Any, where: str) -> None:
@@ -82,7 +98,7 @@ def _require_panel(panel: Any, where: str) -> None:
 
 
 def prepare(panel: Any, phases: Any = None, by: str = "phase", stagnation: str = "quantity_expansion",
-            productivity: Any = "cost_share") -> AnalysisData:
+            productivity: Any = None) -> AnalysisData:
     """Build the analysis data once (phases, firm-year frame, productivity) for several tests.
 
     Parameters are those of :func:`test`. Pass the result as ``data=`` to :func:`test`.
@@ -131,6 +147,11 @@ def _missing_phases(spec: Proposition, data: AnalysisData) -> list[str]:
     return [p for p in wanted if p not in present]
 
 
+# propositions whose checks read the estimated productivity (they need value added and capital)
+def _needs_productivity(spec: Proposition) -> bool:
+    return "enterprise_year.capital_stock" in spec.requires
+
+
 def _run(spec: Proposition, data: AnalysisData) -> HypothesisResult:
     runner = spec.runner if callable(spec.runner) else RUNNERS.get(spec.runner_name)
     if runner is None:
@@ -139,13 +160,25 @@ def _run(spec: Proposition, data: AnalysisData) -> HypothesisResult:
     if absent:
         return cannot_test(spec, f"cannot test {spec.id}: no cluster-year of the panel is in "
                                  f"{' or '.join(absent)} ({data.phase_source})", data.phase_source)
+    prod = data.productivity
+    if _needs_productivity(spec) and prod is not None and prod.status != "ok":
+        return cannot_test(spec, f"cannot test {spec.id}: {prod.note}", data.phase_source, reason="not estimable")
     out: Outcome = runner(spec, data)
+    import numpy as np
     import pandas as pd
 
     from cluster_econ.hypotheses.result import ESTIMATE_COLUMNS
 
     verdict, p = decide(out.checks, spec.alpha)
     checks = pd.DataFrame([c.as_dict() for c in out.checks])
+    if len(checks):
+        # minimum detectable effect and power against the reference effect (verdict checks)
+        ref = spec.reference_effects
+        checks["mde"] = [c.mde(spec.alpha) if c.role == "verdict" else np.nan for c in out.checks]
+        checks["power"] = [c.power_against(ref[c.name], spec.alpha) if c.role == "verdict" and c.name in ref
+                           else np.nan for c in out.checks]
+    verdict_power = checks.loc[checks["role"] == "verdict", "power"] if len(checks) else pd.Series(dtype=float)
+    power = float(verdict_power.prod()) if len(verdict_power) and verdict_power.notna().all() else float("nan")
     first = next((c for c in out.checks if c.role == "verdict"), None)
     contrast = {} if first is None else {"description": first.description, "estimate": first.estimate,
                                          "se": first.std_error, "statistic": first.statistic,
@@ -156,17 +189,17 @@ def _run(spec: Proposition, data: AnalysisData) -> HypothesisResult:
         for note in getattr(getattr(res, "audit", None), "notes", ()):
             if note not in notes and any(k in note for k in ("perfect", "separat", "collinear", "converge")):
                 notes.append(note)
-    if data.productivity is not None and any(t in " ".join(spec.requires) for t in ("value_added",)):
-        notes.append(f"productivity: {data.productivity.note}; {data.productivity.price}")
+    if prod is not None and _needs_productivity(spec):
+        notes.append(f"productivity: {prod.note}; {prod.price}")
     return HypothesisResult(
         id=spec.id, title=spec.title, verdict=verdict, rule=rule_text(out.checks, spec.alpha), estimates=est,
         checks=checks, contrast=contrast, p_value=p, p_adjusted={}, results=tuple(out.results),
-        message="; ".join(notes), phase_source=data.phase_source, spec=spec, extra=dict(out.extra))
+        message="; ".join(notes), phase_source=data.phase_source, spec=spec, extra=dict(out.extra), power=power)
 
 
 def test(panel: Any, prop: str | Proposition = "P4", by: str = "phase", phases: Any = None, *,
          data: AnalysisData | None = None, stagnation: str = "quantity_expansion",
-         productivity: Any = "cost_share", **overrides: Any) -> HypothesisResult:
+         productivity: Any = None, **overrides: Any) -> HypothesisResult:
     """Test one proposition on a panel.
 
     Parameters
@@ -184,9 +217,11 @@ def test(panel: Any, prop: str | Proposition = "P4", by: str = "phase", phases: 
         are ignored).
     stagnation : "quantity_expansion" or "separate"
         Analyse stagnation years as quantity expansion (default) or as a phase of their own.
-    productivity : "cost_share", "feols" or a pair (b_l, b_k)
-        How the productivity elasticities are obtained (:func:`cluster_econ.hypotheses.data.productivity`):
-        median labour-cost shares with constant returns (default), fixed-effects estimates, or given.
+    productivity : None, "dynamic_panel", "cost_share", "feols" or a pair (b_l, b_k)
+        How the productivity elasticities are obtained (:func:`cluster_econ.hypotheses.data.productivity`).
+        ``None``: :data:`cluster_econ.hypotheses.data.DEFAULT_PRODUCTIVITY`, estimated from the
+        panel by a dynamic-panel GMM robust to survey error in money; or median labour-cost shares
+        with constant returns, fixed-effects estimates, or elasticities given by the user.
     **overrides
         Fields of the :class:`Proposition` to change for this run, for example
         ``outcome="own_brand", estimator="logit", controls=["log_l"]``.
@@ -214,13 +249,16 @@ def test(panel: Any, prop: str | Proposition = "P4", by: str = "phase", phases: 
 
 def test_all(panel: Any, ids: Sequence[str] | None = None, by: str = "phase", phases: Any = None, *,
              data: AnalysisData | None = None, stagnation: str = "quantity_expansion",
-             productivity: Any = "cost_share", overrides: dict[str, dict[str, Any]] | None = None,
+             productivity: Any = None, overrides: dict[str, dict[str, Any]] | None = None,
              progress: bool = False) -> HypothesisFamily:
     """Test several propositions (default: every registered one) on the same analysis data.
 
-    A proposition whose data are missing gets ``"cannot test"``; one whose runner raises an
-    error gets ``"cannot test"`` with the error in its message and in ``extra["error"]`` (listed
-    by :attr:`HypothesisFamily.errors`); the others still run.
+    A proposition whose data are missing gets ``"cannot test"`` (``extra["reason"] == "data
+    missing"``); one whose runner raises one of the package's errors (the data cannot support
+    its models: too few rows, an empty phase) gets ``"cannot test"`` with reason ``"not
+    estimable"`` and the error's message; one whose runner raises any other exception (a fault in
+    the code, never reported as missing data) gets the verdict ``"error"`` with the exception in
+    ``extra["error"]`` (listed by :attr:`HypothesisFamily.errors`). The others still run.
     ``overrides`` maps ids to field changes. p-values are adjusted across the family (Holm, BH).
     """
     from cluster_econ.hypotheses.spec import ids as registered

@@ -9,7 +9,7 @@ every test uses the same definitions:
   keeps it apart.
 - **entry year** and **entry phase**: :meth:`Panel.entry_exit` (``year_established`` where known,
   else first year observed; left-censored founders are not entrants); the entry phase is the
-  cluster's phase in the entry year.
+  cluster's phase in the entry year (``"unknown"`` in the firm-year frame when it is not known).
 - **schooling**: years of schooling of the manager in charge in the year (the manager with the
   latest ``manager.start_year`` at or before the year, when the panel records start years);
   otherwise of the enterprise's current manager (highest generation), constant per enterprise
@@ -23,16 +23,15 @@ every test uses the same definitions:
 - **real values**: monetary columns divided by the country deflator (``deflator.price_index``)
   when the rows are nominal (``price_base_year`` missing).
 - **productivity** (:func:`productivity`): a Cobb-Douglas residual
-  ``tfp = log V - b_l log L - b_k log K``, where ``V`` is real value added, ``b_l`` the median
-  labour-cost share of value added in the cluster and ``b_k = 1 - b_l`` (an index-number Solow
-  residual that imposes constant returns; ``method="feols"`` estimates the elasticities with
-  enterprise and cluster-by-year fixed effects instead, ``method=(b_l, b_k)`` takes them as
-  given). When ``cluster_year.price_index`` (the real price
-  of the cluster's product) is present, ``V`` is also divided by it, so the residual measures
-  output per unit of input rather than revenue (it does not move with the cluster's price). Neither
-  method corrects for the simultaneity of inputs and productivity: this is *not* Olley-Pakes,
-  Levinsohn-Petrin or Ackerberg-Caves-Frazer; it is a transparent, fully documented index of the
-  kind case studies of clusters report.
+  ``tfp = log V - b_l log L - b_k log K``, where ``V`` is real value added (divided by
+  ``cluster_year.price_index``, the real price of the cluster's product, when present, so the
+  residual measures output per unit of input rather than revenue). The elasticities are
+  **estimated from the data** by default (:data:`DEFAULT_PRODUCTIVITY`: the dynamic-panel GMM of
+  :func:`cluster_econ.estimate.production.estimate_productivity`, robust to measurement error in
+  money; see :mod:`cluster_econ.hypotheses.productivity`); the
+  alternatives are the index-number ``"cost_share"`` (median labour-cost share, constant
+  returns), ``"feols"`` (fixed effects, biased by simultaneity) or a given pair ``(b_l, b_k)``.
+  Productivity is never taken from a simulator's truth.
 
 Written here (not taken from a library) because no library knows the canonical tables; the
 estimation itself goes through :mod:`cluster_econ.estimate`.
@@ -50,7 +49,13 @@ from cluster_econ.errors import InputError
 from cluster_econ.panel.container import Panel
 from cluster_econ.panel.derive import current_manager_schooling, manager_schooling_by_year
 
-__all__ = ["AnalysisData", "ProductivityModel", "build", "productivity", "resolve_phases"]
+__all__ = ["DEFAULT_PRODUCTIVITY", "PRODUCTIVITY_METHODS", "AnalysisData", "ProductivityModel", "build",
+           "productivity", "resolve_phases"]
+
+#: How the propositions measure productivity unless told otherwise: the production function is
+#: estimated from the data (never assumed). Change this one line to switch estimator.
+DEFAULT_PRODUCTIVITY = "dynamic"
+PRODUCTIVITY_METHODS = ("dynamic", "cost_share", "feols")
 
 ORDERED = ("initiation", "quantity_expansion", "quality_improvement")
 INNOVATION_ITEMS = ("new_product", "new_process", "own_brand", "direct_sales", "long_term_subcontract",
@@ -123,6 +128,8 @@ class ProductivityModel:
     price: str
     result: Any = None
     note: str = ""
+    status: str = "ok"
+    cov: Any = None  # 2 x 2 covariance of (beta_l, beta_k); None when the method gives none
 
 
 def _real_money(panel: Panel, ey: pd.DataFrame, country: pd.Series) -> tuple[pd.Series, str]:
@@ -140,46 +147,76 @@ def _real_money(panel: Panel, ey: pd.DataFrame, country: pd.Series) -> tuple[pd.
     return div, "deflated by deflator.price_index"
 
 
-def productivity(frame: pd.DataFrame, method: Any = "cost_share") -> tuple[pd.Series, ProductivityModel]:
+def productivity(frame: pd.DataFrame, method: Any = None) -> tuple[pd.Series, ProductivityModel]:
     """Cobb-Douglas productivity residual ``tfp = log V - b_l log L - b_k log K`` of a frame built
     by :func:`build` (``V`` is the column ``log_va_q``, see the module docstring).
 
-    ``method="cost_share"`` (default, an index-number Solow residual): ``b_l`` is the median
-    labour-cost share of value added in the enterprise's cluster, ``b_k = 1 - b_l`` (constant
-    returns). ``method="feols"``: ``(b_l, b_k)`` from ``feols`` of ``log V`` on ``log L`` and
-    ``log K`` with enterprise and cluster-by-year fixed effects. The fixed-effects estimates are
-    biased when labour responds to productivity (on the demo universe they come out near
-    0.95 and 0.03 against true 0.6 and 0.3), which is why the default is the cost share. The cost
-    share has its own bias: it imposes constant returns, so when firms grow (innovators expanding in
-    quality improvement) and the true returns are decreasing, part of the growth shows up as
-    productivity (on the demo model with its innovation gains switched off, ``flat_productivity``,
-    P3 and P7 still find faster growth in quality improvement unless the true elasticities are
-    given). ``method=(b_l, b_k)`` uses elasticities the user takes from elsewhere.
+    ``method=None`` is :data:`DEFAULT_PRODUCTIVITY`. ``"dynamic"`` (the default): the elasticities
+    are estimated from the frame by :func:`cluster_econ.estimate.production.estimate_productivity`
+    (dynamic-panel GMM with the common-factor restriction, instruments dated so that survey error
+    in money does not bias it, cluster levels and last year's innovation by phase in the law of
+    motion), and their covariance by
+    :func:`cluster_econ.hypotheses.productivity.elasticity_covariance`; when the estimator
+    declines (no admissible root, competing roots, too few rows), productivity is missing and
+    ``ProductivityModel.status`` says why.
+    ``"cost_share"``: an index-number Solow residual, ``b_l`` the median labour-cost share of value
+    added in the enterprise's cluster and ``b_k = 1 - b_l`` (constant returns; when firms grow and
+    true returns are decreasing, part of their growth shows up as productivity: on the simulator
+    with innovation gains switched off, ``no_productivity_gain``, P3 and P7 still find faster
+    productivity growth in quality improvement with this index). ``"feols"``: ``feols`` of ``log V``
+    on ``log L`` and ``log K`` with enterprise and cluster-by-year fixed effects (biased when
+    labour responds to productivity: on the demo universe about 0.95 and 0.03 against true 0.6
+    and 0.3). ``(b_l, b_k)``: elasticities the user takes from elsewhere.
     Rows with non-positive value added, employment or capital get a missing productivity.
     """
+    method = DEFAULT_PRODUCTIVITY if method is None else method
+    res = None
+    status = "ok"
+    cov = None
     if isinstance(method, tuple | list):
         if len(method) != 2:
             raise InputError("productivity elasticities must be a pair (b_l, b_k)")
-        res = None
         bl = pd.Series(float(method[0]), index=frame.index)
         bk = pd.Series(float(method[1]), index=frame.index)
         note = f"elasticities given by the user: b_l={float(method[0]):g}, b_k={float(method[1]):g}"
+        cov = np.zeros((2, 2))
+    elif method == "dynamic":
+        from cluster_econ.estimate.production import estimate_productivity
+        from cluster_econ.hypotheses.productivity import elasticity_covariance
+
+        est = estimate_productivity(frame.rename(columns={"log_va_q": "log_value_added", "log_l": "log_employment",
+                                                          "log_k": "log_capital"}))
+        res = est
+        if not est.accepted:
+            status = "declined"
+            note = f"productivity not estimated (the production function estimate was declined): {est.reason}"
+            bl = bk = pd.Series(np.nan, index=frame.index)
+        else:
+            b_l, b_k = float(est.elasticities["log_employment"]), float(est.elasticities["log_capital"])
+            rho = float(est.result.stats.get("rho", np.nan)) if est.result is not None else np.nan
+            cov = elasticity_covariance(frame, b_l, b_k, rho)
+            se = np.sqrt(np.diag(cov)) if cov is not None else (np.nan, np.nan)
+            bl, bk = pd.Series(b_l, index=frame.index), pd.Series(b_k, index=frame.index)
+            note = (f"elasticities by dynamic-panel GMM (estimate_productivity): b_l={b_l:.3f} (se {se[0]:.3f}), "
+                    f"b_k={b_k:.3f} (se {se[1]:.3f}), rho={rho:.3f}, {est.result.nobs if est.result else 0} "
+                    "enterprise-years")
     elif method == "feols":
         from cluster_econ.estimate import feols
 
         need = frame[["log_va_q", "log_l", "log_k", "enterprise_id", "cluster_id", "year"]].dropna()
         if len(need) < 10:
             return pd.Series(np.nan, index=frame.index, name="tfp"), ProductivityModel(
-                np.nan, np.nan, "", None, "too few rows with value added, employment and capital")
+                np.nan, np.nan, "", None, "too few rows with value added, employment and capital",
+                "too few rows")
         res = feols("log_va_q ~ log_l + log_k | enterprise_id + cluster_id^year", need, vcov="iid")
         bl = pd.Series(float(res.params["log_l"]), index=frame.index)
         bk = pd.Series(float(res.params["log_k"]), index=frame.index)
         note = "elasticities by feols with enterprise and cluster-by-year fixed effects"
+        cov = res.cov.loc[["log_l", "log_k"], ["log_l", "log_k"]].to_numpy()
     elif method == "cost_share":
-        res = None
         if "labour_cost" not in frame.columns:
             return pd.Series(np.nan, index=frame.index, name="tfp"), ProductivityModel(
-                np.nan, np.nan, "", None, "cost shares need enterprise_year.labour_cost")
+                np.nan, np.nan, "", None, "cost shares need enterprise_year.labour_cost", "no labour cost")
         share = pd.to_numeric(frame["labour_cost"], errors="coerce") / pd.to_numeric(
             frame["value_added"], errors="coerce")
         share = share.where((share > 0) & (share < 1))
@@ -187,10 +224,11 @@ def productivity(frame: pd.DataFrame, method: Any = "cost_share") -> tuple[pd.Se
         bk = 1.0 - bl
         note = "elasticities from the median labour-cost share of value added per cluster, constant returns"
     else:
-        raise InputError(f"productivity method must be 'cost_share' or 'feols', not {method!r}")
+        raise InputError(f"productivity method must be one of {', '.join(PRODUCTIVITY_METHODS)} or a pair "
+                         f"(b_l, b_k), not {method!r}")
     tfp = frame["log_va_q"] - bl * frame["log_l"] - bk * frame["log_k"]
     return tfp.rename("tfp"), ProductivityModel(float(bl.mean()), float(bk.mean()),
-                                                str(frame.attrs.get("price", "")), res, note)
+                                                str(frame.attrs.get("price", "")), res, note, status, cov)
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,8 +261,14 @@ def _analysis_phase(raw: pd.Series, stagnation: str) -> pd.Series:
 
 
 def build(panel: Panel, phases: Any = None, by: str = "phase", stagnation: str = "quantity_expansion",
-          with_productivity: bool = True, productivity_method: Any = "cost_share") -> AnalysisData:
-    """Build the analysis data of a panel (see the module docstring for every definition)."""
+          with_productivity: bool = True, productivity_method: Any = None,
+          cluster_aggregates: bool = True) -> AnalysisData:
+    """Build the analysis data of a panel (see the module docstring for every definition).
+
+    ``with_productivity=False`` skips the production function and ``cluster_aggregates=False``
+    the cluster-year aggregates of ``enterprise_year`` (CR4, HHI, counts; P8 reads CR4) when
+    ``cluster_year`` lacks them: a Monte Carlo of propositions that need neither runs faster.
+    """
     labels = resolve_phases(panel, phases, by)
     ph = labels.table.assign(year=lambda d: d["year"].astype(int), cluster_id=lambda d: d["cluster_id"].astype(str))
     ph = ph.rename(columns={"phase": "phase_label"})
@@ -265,6 +309,7 @@ def build(panel: Panel, phases: Any = None, by: str = "phase", stagnation: str =
     firms["schooling"] = school.reindex(firms.index)
 
     fy["entry_year"] = fy["enterprise_id"].map(ee["entry_year"])
+    fy["entry_phase"] = fy["enterprise_id"].map(ee["entry_phase"]).fillna("unknown").astype(str)
     fy["age"] = (fy["year"] - fy["entry_year"]).where(lambda a: a >= 0)
     fy["schooling"] = np.asarray(manager_schooling_by_year(panel, fy), dtype=float)
     for c in INNOVATION_ITEMS:
@@ -298,7 +343,8 @@ def build(panel: Panel, phases: Any = None, by: str = "phase", stagnation: str =
     va = fy["value_added"] if "value_added" in fy.columns else pd.Series(np.nan, index=fy.index)
     fy["log_va"] = log_pos(va / div)
     if cprice is not None:
-        fy["log_va_q"] = fy["log_va"] - np.log(cprice.where(cprice > 0))
+        fy["log_price_index"] = np.log(cprice.where(cprice > 0))
+        fy["log_va_q"] = fy["log_va"] - fy["log_price_index"]
         fy.attrs["price"] = "value added deflated by the country deflator and the cluster's real price index"
     else:
         fy["log_va_q"] = fy["log_va"]
@@ -321,12 +367,13 @@ def build(panel: Panel, phases: Any = None, by: str = "phase", stagnation: str =
     # gap-aware one-year changes
     prev_year = fy.groupby("enterprise_id")["year"].shift(1)
     consecutive = (fy["year"] - prev_year) == 1
-    for col in ("tfp", "log_real_price", "log_l", "log_va"):
+    for col in ("tfp", "log_real_price", "log_l", "log_k", "log_va"):
         if col in fy.columns:
             fy[f"d_{col}"] = (fy[col] - fy.groupby("enterprise_id")[col].shift(1)).where(consecutive)
     fy["log_l_lag"] = fy.groupby("enterprise_id")["log_l"].shift(1).where(consecutive)
 
-    cyf = panel.with_cluster_year().cluster_year if cy is None or "cr4" not in cy.columns else cy
+    aggregate = cy is None or ("cr4" not in cy.columns and cluster_aggregates)
+    cyf = panel.with_cluster_year().cluster_year if aggregate else cy
     cyf = cyf.assign(year=pd.to_numeric(cyf["year"]).astype(int), cluster_id=cyf["cluster_id"].astype(str))
     cyf = cyf.drop(columns=[c for c in ("phase",) if c in cyf.columns]).merge(ph, on=["cluster_id", "year"],
                                                                               how="left")

@@ -1,23 +1,186 @@
-"""Monte Carlo of a proposition's test on simulated universes: size under a switched-off
-mechanism, power with it on.
+"""Monte Carlo of the propositions on simulated universes: the machinery behind the falsification
+matrix (:mod:`cluster_econ.hypotheses.falsification`) and the power calculator
+(:mod:`cluster_econ.hypotheses.calculator`).
 
-For replication ``r`` the universe is ``cluster_econ.simulate.simulate(config, seed=seed + r)``
-(optionally scaled to ``n_firms`` firms ever founded); the proposition is tested with the true
-phases, and the rejection is ``verdict == "supported"`` (the one-sided test at the
-proposition's ``alpha``). The rejection rate ``k / R`` has the binomial Monte Carlo standard error
-``sqrt(rate (1 - rate) / R)``.
+A *task* is one universe (the full model, or the model with some mechanisms switched off by
+:class:`cluster_econ.simulate.Switches`) at one replication. Replication ``r`` simulates with seed
+``seed + r`` in every universe (common random numbers: universes of one replication start from
+the same draws), tests the propositions with the default options a user gets (true phases from
+``cluster_year.phase``, estimated productivity) and records, per proposition, the verdict, its
+p-value, the first verdict check's estimate and standard error, every verdict check's estimate
+(``checks``, JSON) and the verdict's reported power.
+The *rejection* is ``verdict == "supported"``; a rate ``k / R`` has the binomial Monte Carlo
+standard error ``sqrt(rate (1 - rate) / R)``.
+
+Tasks run on local processes (:func:`parallel_map`, the one place that decides how), each with
+one BLAS thread, so results are identical whatever the number of workers: a task's result depends
+only on its universe, seed and design.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["MonteCarlo", "rejection_rate"]
+__all__ = ["Design", "MonteCarlo", "Task", "parallel_map", "rejection_rate", "run_task"]
+
+FULL_MODEL = "full model"
+
+
+@dataclass(frozen=True)
+class Design:
+    """How a universe is made.
+
+    Attributes
+    ----------
+    config : SimulationConfig
+        The simulator configuration (switches are applied per universe on top of it).
+    n_firms : int, optional
+        Scale the clusters' markets so that about this many firms are ever founded.
+    survey : object, optional
+        A survey design with ``apply(simulation, seed) -> Panel`` (the power calculator's window
+        and sample, :class:`cluster_econ.hypotheses.calculator.SurveyDesign`); ``None`` keeps
+        the whole simulated panel.
+    label : str
+        A name for reports.
+    """
+
+    config: Any
+    n_firms: int | None = None
+    survey: Any = None
+    label: str = "demo"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One universe at one replication."""
+
+    universe: str
+    switches: tuple[str, ...]
+    replication: int
+    seed: int
+    design: Design
+    propositions: tuple[str, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def universe_panel(design: Design, switches: Sequence[str], seed: int) -> Any:
+    """The panel of one universe: simulate (switches on), then apply the survey design if any."""
+    from cluster_econ.simulate import simulate
+
+    cfg = design.config.with_switches(**dict.fromkeys(switches, True)) if switches else design.config
+    sim = simulate(cfg, seed=seed, n_firms=design.n_firms, truth=False)
+    return design.survey.apply(sim, seed) if design.survey is not None else sim.panel
+
+
+def run_task(task: Task) -> list[dict[str, Any]]:
+    """Simulate a task's universe and test its propositions; one row per proposition."""
+    from cluster_econ import hypotheses as hyp
+    from cluster_econ.hypotheses import _needs_productivity
+    from cluster_econ.hypotheses.data import build
+
+    base = {"universe": task.universe, "replication": task.replication, "seed": task.seed}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        panel = universe_panel(task.design, task.switches, task.seed)
+        specs = [hyp.get(p) for p in task.propositions]
+        data = build(panel, with_productivity=any(_needs_productivity(s) for s in specs),
+                     productivity_method=task.options.get("productivity"),
+                     cluster_aggregates=any(s.runner_name == "P8" for s in specs))
+        fam = hyp.test_all(panel, ids=list(task.propositions), data=data)
+    rows = []
+    for r in fam:
+        checks = {}
+        if len(r.checks):
+            v = r.checks[r.checks["role"] == "verdict"]
+            checks = {str(k): round(float(e), 10) for k, e in zip(v["check"], v["estimate"], strict=True)}
+        rows.append({**base, "proposition": r.id, "verdict": r.verdict, "supported": r.verdict == "supported",
+                     "p_value": r.p_value, "estimate": r.contrast.get("estimate", math.nan),
+                     "std_error": r.contrast.get("se", math.nan), "power": r.power,
+                     "checks": json.dumps(checks, sort_keys=True),
+                     "message": r.message if r.verdict in ("error", "cannot test") else ""})
+    return rows
+
+
+def _one_blas_thread() -> Any:
+    """One BLAS thread in this process (the machine's cores go to processes; the Monte Carlo's
+    small matrices are also faster on one thread). Loads numpy's and scipy's BLAS first, since
+    only loaded libraries can be limited. Returns the limiter (a context manager that restores
+    the previous setting on exit)."""
+    import numpy  # noqa: F401
+    import scipy.linalg  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1)
+
+
+def _worker_init() -> None:
+    """Initialiser of a worker process: one BLAS thread, also for libraries loaded later."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    _one_blas_thread()
+
+
+def default_workers() -> int:
+    """As many worker processes as the machine has cores."""
+    return max(1, os.cpu_count() or 1)
+
+
+def parallel_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int | None = None,
+                 progress: str | None = None) -> list[Any]:
+    """``[fn(x) for x in items]`` on ``workers`` local processes (``None``: one per core), in the
+    order of ``items``; with one worker, in this process. Every task runs with one BLAS thread,
+    so the results do not depend on ``workers``. ``progress`` labels a progress bar."""
+    items = list(items)
+    workers = default_workers() if workers is None else max(1, int(workers))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(items), desc=progress, unit="task")
+    try:
+        if workers == 1 or len(items) <= 1:
+            out = []
+            with _one_blas_thread():
+                for x in items:
+                    out.append(fn(x))
+                    if bar is not None:
+                        bar.update()
+            return out
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        results: list[Any] = [None] * len(items)
+        with ProcessPoolExecutor(max_workers=min(workers, len(items)), initializer=_worker_init,
+                                 mp_context=multiprocessing.get_context(method)) as pool:
+            futures = {pool.submit(fn, x): i for i, x in enumerate(items)}
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                if bar is not None:
+                    bar.update()
+        return results
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def run_tasks(tasks: Sequence[Task], workers: int | None = None, progress: str | None = None) -> pd.DataFrame:
+    """Every task's rows, in task order."""
+    rows = [row for chunk in parallel_map(run_task, tasks, workers, progress) for row in chunk]
+    return pd.DataFrame(rows)
+
+
+def binomial_se(rate: float, n: int) -> float:
+    """Monte Carlo standard error of a rejection rate over ``n`` replications."""
+    return math.sqrt(rate * (1 - rate) / n) if n else math.nan
 
 
 @dataclass(frozen=True)
@@ -39,18 +202,17 @@ class MonteCarlo:
     @property
     def mc_se(self) -> float:
         """Binomial Monte Carlo standard error of the rate."""
-        r = self.rate
-        return math.sqrt(r * (1 - r) / self.replications) if self.replications else float("nan")
+        return binomial_se(self.rate, self.replications)
 
     def __repr__(self) -> str:
-        sw = ", ".join(k for k, v in self.switches.items() if v) or "full model"
+        sw = ", ".join(k for k, v in self.switches.items() if v) or FULL_MODEL
         return (f"{self.prop} ({sw}): rejection rate {self.rate:.3f} (MC s.e. {self.mc_se:.3f}) over "
                 f"{self.replications} replications")
 
 
 def rejection_rate(prop: str = "P4", switches: dict[str, bool] | None = None, replications: int = 200,
                    seed: int = 1, n_firms: int | None = None, preset: str = "demo", progress: bool = False,
-                   **overrides: Any) -> MonteCarlo:
+                   workers: int | None = 1, productivity: Any = None) -> MonteCarlo:
     """Share of simulated universes on which ``prop`` is found ``supported``.
 
     Parameters
@@ -61,27 +223,15 @@ def rejection_rate(prop: str = "P4", switches: dict[str, bool] | None = None, re
     replications, seed : replication ``r`` uses simulator seed ``seed + r``.
     n_firms : scale the universe to about this many firms ever founded (smaller is faster).
     preset : simulator preset.
-    **overrides : changes to the proposition (as in :func:`cluster_econ.hypotheses.test`).
+    workers : processes (``None``: one per core).
+    productivity : productivity method (``None``: the default, estimated).
     """
-    from cluster_econ import hypotheses as hyp
     from cluster_econ.simulate import preset as make_preset
-    from cluster_econ.simulate import simulate
 
-    cfg = make_preset(preset)
-    if switches:
-        cfg = cfg.with_switches(**switches)
-    pvals, ests, hits = [], [], 0
-    it: Any = range(replications)
-    if progress:
-        from tqdm import tqdm
-        it = tqdm(it, desc=f"{prop} Monte Carlo", unit="rep")
-    for r in it:
-        sim = simulate(cfg, seed=seed + r, n_firms=n_firms)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = hyp.test(sim.panel, prop, **overrides)
-        hits += res.verdict == "supported"
-        pvals.append(res.p_value)
-        ests.append(res.contrast.get("estimate", float("nan")))
-    return MonteCarlo(prop, dict(switches or {}), replications, int(hits), pd.Series(pvals, name="p_value"),
-                      pd.Series(ests, name="estimate"), n_firms)
+    on = tuple(k for k, v in (switches or {}).items() if v)
+    design = Design(make_preset(preset), n_firms=n_firms, label=preset)
+    tasks = [Task(", ".join(on) or FULL_MODEL, on, r, seed + r, design, (prop,), {"productivity": productivity})
+             for r in range(replications)]
+    runs = run_tasks(tasks, workers, f"{prop} Monte Carlo" if progress else None)
+    return MonteCarlo(prop, dict(switches or {}), replications, int(runs["supported"].sum()),
+                      runs["p_value"].rename("p_value"), runs["estimate"].rename("estimate"), n_firms)

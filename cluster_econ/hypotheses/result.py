@@ -11,16 +11,36 @@ theta_0) <= 0``) and level ``alpha``:
 - **contradicted** if some check is significant on the *opposite* side (its opposite one-sided
   p-value is below ``alpha``);
 - **inconclusive** otherwise;
-- **cannot test** when the data the proposition needs are absent.
+- **cannot test** when the data the proposition needs are absent (``extra["reason"] = "data
+  missing"``) or the data cannot support its models (too few rows, a phase without
+  observations, a model that cannot be estimated: the package's own errors, ``"not
+  estimable"``, with the message);
+- **error** when its code failed (any other exception: a bug, never reported as missing data).
+
+Power. Every verdict check reports its *minimum detectable effect* (the true value of the checked
+quantity, measured from its null, that a one-sided level-``alpha`` test detects with probability
+0.8: ``(t_{1-alpha} + t_{0.8}) * se`` with the check's reference distribution, the usual planning
+approximation) and, when the proposition names a reference effect for it
+(``Proposition.reference_effects``, the value the demo design's full model implies), its power
+against that effect: ``P(T' > t_{1-alpha})`` with ``T'`` noncentral t (normal when the check has no
+degrees of freedom) of noncentrality ``sign * (reference - null) / se``, the estimated standard
+error standing in for the true one. The verdict's power is the product of its checks' powers:
+the exact power of the intersection-union rule when the checks are independent, and a lower
+bound when they are positively dependent. It says whether the data could have supported the
+claim had the reference model been true: a verdict that is not "supported" with low power is
+no evidence against the claim.
 
 Family-wise adjustment across propositions (:class:`HypothesisFamily`): Holm's step-down
-(family-wise error rate) and Benjamini-Hochberg (false discovery rate), from statsmodels'
-``multipletests``. Romano-Wolf stepdown needs a joint bootstrap of all the propositions, which
-this package does not have; it is not reported.
+(family-wise error rate) and Benjamini-Hochberg (false discovery rate), computed here
+(:func:`holm`, :func:`benjamini_hochberg`; equal to statsmodels' ``multipletests`` to 1e-12, see
+the tests) because statsmodels' Holm runs a full garbage collection on every call, a tenth of a
+second in a busy process, paid by every verdict of a Monte Carlo. Romano-Wolf stepdown needs a
+joint bootstrap of all the propositions, which this package does not have; it is not reported.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +50,9 @@ import pandas as pd
 
 __all__ = ["VERDICTS", "Check", "HypothesisFamily", "HypothesisResult", "Outcome", "decide", "rule_text"]
 
-VERDICTS = ("supported", "contradicted", "inconclusive", "cannot test")
+VERDICTS = ("supported", "contradicted", "inconclusive", "cannot test", "error")
+#: why a proposition could not be tested (``HypothesisResult.extra["reason"]``)
+CANNOT_TEST_REASONS = ("data missing", "not estimable")
 ESTIMATE_COLUMNS = ["phase", "term", "estimate", "std_error", "p_value", "n", "model"]
 
 
@@ -73,6 +95,30 @@ class Check:
     @property
     def p_opposite(self) -> float:
         return self._sf(-self.expected_sign * self.statistic)
+
+    def _quantile(self, q: float) -> float:
+        from scipy import stats
+
+        return float(stats.t.ppf(q, self.df) if self.df is not None else stats.norm.ppf(q))
+
+    def mde(self, alpha: float, power: float = 0.8) -> float:
+        """Minimum detectable effect (distance from the null) at level ``alpha`` with ``power``."""
+        if not np.isfinite(self.std_error) or self.std_error <= 0:
+            return float("nan")
+        return (self._quantile(1 - alpha) + self._quantile(power)) * self.std_error
+
+    def power_against(self, value: float, alpha: float) -> float:
+        """Probability that the one-sided test rejects at level ``alpha`` when the checked quantity
+        equals ``value`` (noncentral t with the check's degrees of freedom; normal without)."""
+        from scipy import stats
+
+        if not np.isfinite(self.std_error) or self.std_error <= 0 or not np.isfinite(value):
+            return float("nan")
+        nc = self.expected_sign * (value - self.null) / self.std_error
+        crit = self._quantile(1 - alpha)
+        if self.df is None:
+            return float(stats.norm.sf(crit - nc))
+        return float(stats.nct.sf(crit, self.df, nc))
 
     def as_dict(self) -> dict[str, Any]:
         return {"check": self.name, "description": self.description, "estimate": self.estimate,
@@ -165,6 +211,7 @@ class HypothesisResult:
     phase_source: str
     spec: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    power: float = float("nan")
 
     def tidy(self) -> pd.DataFrame:
         """The estimates with the proposition's id and verdict on every row."""
@@ -179,7 +226,7 @@ class HypothesisResult:
                 "test": self.contrast.get("description", ""), "estimate": self.contrast.get("estimate", np.nan),
                 "std_error": self.contrast.get("se", np.nan), "p_value": self.p_value,
                 "p_holm": self.p_adjusted.get("holm", np.nan), "p_bh": self.p_adjusted.get("bh", np.nan),
-                "phase_source": self.phase_source, "message": self.message}
+                "power": self.power, "phase_source": self.phase_source, "message": self.message}
 
     @property
     def summary_line(self) -> str:
@@ -189,8 +236,9 @@ class HypothesisResult:
             n = int((self.checks["role"] == "verdict").sum()) if len(self.checks) else 0
             more = f"; p over all {n} checks = {self.p_value:.3g}" if n > 1 else ""
             se, p1 = self.contrast.get("se", np.nan), self.contrast.get("p_value", np.nan)
+            pw = f"; power {self.power:.2f} against the reference effects" if np.isfinite(self.power) else ""
             return (f"{self.verdict}: {self.contrast.get('description', '')} = {est:.4g} "
-                    f"(se {se:.3g}, one-sided p = {p1:.3g}{more})")
+                    f"(se {se:.3g}, one-sided p = {p1:.3g}{more}{pw})")
         return f"{self.verdict}: {self.message}"
 
     def summary(self) -> str:
@@ -199,29 +247,74 @@ class HypothesisResult:
         if self.message:
             lines.append(f"  {self.message}")
         if len(self.checks):
-            tab = self.checks[["check", "estimate", "std_error", "statistic", "p_value", "role", "n"]]
+            cols = [c for c in ("check", "estimate", "std_error", "statistic", "p_value", "mde", "power", "role",
+                                "n") if c in self.checks.columns]
+            tab = self.checks[cols]
             lines.append(tab.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         if np.isfinite(self.p_value):
             adj = ", ".join(f"{k}={v:.4g}" for k, v in self.p_adjusted.items())
             lines.append(f"  p-value {self.p_value:.4g}" + (f" (adjusted: {adj})" if adj else ""))
+        if np.isfinite(self.power):
+            lines.append(f"  power {self.power:.3f} against the reference effects (product of the checks' "
+                         "powers; see the mde and power columns)")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return self.summary()
 
 
-def cannot_test(spec: Any, message: str, phase_source: str = "") -> HypothesisResult:
+def cannot_test(spec: Any, message: str, phase_source: str = "", reason: str = "data missing") -> HypothesisResult:
+    """A result without a verdict because the data are missing or cannot support the models."""
     return HypothesisResult(
         id=spec.id, title=spec.title, verdict="cannot test", rule="", estimates=pd.DataFrame(columns=ESTIMATE_COLUMNS),
         checks=pd.DataFrame(columns=["check", "estimate", "std_error", "statistic", "p_value", "role", "n"]),
         contrast={}, p_value=float("nan"), p_adjusted={}, results=(), message=message,
-        phase_source=phase_source, spec=spec)
+        phase_source=phase_source, spec=spec, extra={"reason": reason})
 
 
 def errored(spec: Any, exc: BaseException, phase_source: str = "") -> HypothesisResult:
-    res = cannot_test(spec, f"error in {spec.id}: {type(exc).__name__}: {exc}", phase_source)
+    """The result of a runner that raised: ``"cannot test"`` (reason ``"not estimable"``) for the
+    package's own errors, which describe what the data cannot support; verdict ``"error"`` for
+    any other exception, which is a fault in the code (the exception is kept in ``extra``)."""
+    from cluster_econ.errors import ClusterEconError
+
+    if isinstance(exc, ClusterEconError):
+        res = cannot_test(spec, f"cannot test {spec.id}: {exc}", phase_source, reason="not estimable")
+        res.extra["exception"] = exc
+        return res
+    import traceback
+
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    at = f" (at {where.filename.rsplit('/', 1)[-1]}:{where.lineno})" if where else ""
+    res = cannot_test(spec, f"error in {spec.id}: {type(exc).__name__}: {exc}{at}", phase_source, reason="error")
+    res = dataclasses.replace(res, verdict="error")
     res.extra["error"] = exc
     return res
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values: ``max_{j <= i} min(1, (m - j + 1) p_(j))`` in the
+    order of the sorted p-values, returned in the input order."""
+    p = np.asarray(p, dtype=float)
+    m = p.size
+    order = np.argsort(p, kind="mergesort")
+    adj = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = adj
+    return out
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values: ``min_{j >= i} min(1, m p_(j) / j)`` in the order of
+    the sorted p-values, returned in the input order."""
+    p = np.asarray(p, dtype=float)
+    m = p.size
+    order = np.argsort(p, kind="mergesort")
+    ranked = p[order] * m / np.arange(1, m + 1)
+    adj = np.minimum(1.0, np.minimum.accumulate(ranked[::-1])[::-1])
+    out = np.empty(m)
+    out[order] = adj
+    return out
 
 
 class HypothesisFamily(Sequence[HypothesisResult]):
@@ -233,15 +326,13 @@ class HypothesisFamily(Sequence[HypothesisResult]):
         self._adjust()
 
     def _adjust(self) -> None:
-        from statsmodels.stats.multitest import multipletests
-
         p = np.array([r.p_value for r in self._results], dtype=float)
         ok = np.isfinite(p)
         if not ok.any():
             return
-        holm = multipletests(p[ok], method="holm")[1]
-        bh = multipletests(p[ok], method="fdr_bh")[1]
-        for r, h, b in zip([r for r, k in zip(self._results, ok, strict=True) if k], holm, bh, strict=True):
+        holm_p = holm(p[ok])
+        bh = benjamini_hochberg(p[ok])
+        for r, h, b in zip([r for r, k in zip(self._results, ok, strict=True) if k], holm_p, bh, strict=True):
             r.p_adjusted.update(holm=float(h), bh=float(b))
 
     def __getitem__(self, key: Any) -> Any:
@@ -260,8 +351,9 @@ class HypothesisFamily(Sequence[HypothesisResult]):
 
     @property
     def errors(self) -> list[HypothesisResult]:
-        """Results whose runner raised an error."""
-        return [r for r in self._results if "error" in r.extra]
+        """Results whose code failed (verdict ``"error"``), as opposed to those that cannot be
+        tested because of their data (verdict ``"cannot test"``)."""
+        return [r for r in self._results if r.verdict == "error"]
 
     def tidy(self) -> pd.DataFrame:
         """One row per proposition: verdict, key estimate, p-values (raw, Holm, BH), message."""

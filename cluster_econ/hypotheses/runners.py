@@ -14,7 +14,6 @@ inference; else normal).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -354,67 +353,6 @@ def run_p2(spec: Proposition, data: AnalysisData) -> Outcome:
 
 
 # --------------------------------------------------------------------------------------------
-# P3 stagnant expansion
-# --------------------------------------------------------------------------------------------
-@register_runner("P3")
-def run_p3(spec: Proposition, data: AnalysisData) -> Outcome:
-    """Productivity growth (``d_tfp``, one-year changes within enterprises) is higher in quality
-    improvement than in quantity expansion (phase dummies with enterprise fixed effects, so the
-    contrast compares growth within the same firms), growth in quantity expansion stays below
-    ``flat_margin`` (default 0.02 a year; mean growth in that phase, cluster-robust), and the real
-    price falls in quantity expansion (mean one-year change of the log real unit price
-    ``d_log_real_price`` of the main product, or of the cluster's ``price_index`` when firms
-    report no price)."""
-    fy = data.firm_year
-    out = Outcome()
-    hi, lo = spec.contrast
-    vcov = _vcov(spec)
-    y = spec.outcome or "d_tfp"
-    _check_outcome(fy, y, spec.id)
-    d = fy[fy["phase"].notna() & fy[y].notna()].copy()
-    phases = _phases(d)
-    dums = _dummies(d, phases)
-    ref = f"ph__{lo}"
-    terms = [t for t in dums if t != ref] + list(spec.controls)
-    res = fit(spec.estimator, _formula(y, terms, spec.fixed_effects), d, vcov)
-    out.results.append(res)
-    out.estimates += _rows(res, {p: f"ph__{p}" for p in phases if p != lo}, f"{res.model}: {y} relative to {lo}")
-    out.checks.append(_coef_check(res, f"ph__{hi}", spec.expected_sign,
-                                  f"productivity growth in {_pretty(hi)} minus {_pretty(lo)} (within firms)",
-                                  f"{y}: {hi} - {lo}"))
-    # level of growth by phase
-    lev = fit("feols", _formula(y, [*dums, "-1"]), d, vcov)
-    out.results.append(lev)
-    out.estimates += _rows(lev, {p: f"ph__{p}" for p in phases}, f"feols: mean {y}")
-    margin = float(spec.options.get("flat_margin", 0.02))
-    out.checks.append(_coef_check(lev, f"ph__{lo}", -1, f"productivity growth in {_pretty(lo)} below {margin:g}",
-                                  f"{y} in {lo} flat", null=margin))
-    # prices
-    if "d_log_real_price" in fy.columns and fy["d_log_real_price"].notna().any():
-        pd_ = fy[fy["phase"].notna() & fy["d_log_real_price"].notna()].copy()
-        py = "d_log_real_price"
-        pdum = _dummies(pd_, _phases(pd_))
-        pres = fit("feols", _formula(py, [*pdum, "-1"]), pd_, vcov)
-    else:
-        cy = data.cluster_year.sort_values(["cluster_id", "year"]).copy()
-        if "price_index" not in cy.columns or not cy["price_index"].notna().any():
-            out.notes.append("no firm prices and no cluster price index: the price check is skipped")
-            return out
-        lp = np.log(pd.to_numeric(cy["price_index"], errors="coerce"))
-        gap = cy.groupby("cluster_id")["year"].diff()
-        cy["d_log_price_index"] = (lp - lp.groupby(cy["cluster_id"]).shift(1)).where(gap == 1)
-        pd_ = cy[cy["phase"].notna() & cy["d_log_price_index"].notna()].copy()
-        py = "d_log_price_index"
-        pdum = _dummies(pd_, _phases(pd_))
-        pres = fit("feols", _formula(py, [*pdum, "-1"]), pd_, vcov)
-    out.results.append(pres)
-    out.estimates += _rows(pres, {p: f"ph__{p}" for p in _phases(pd_)}, f"feols: mean {py}")
-    out.checks.append(_coef_check(pres, f"ph__{lo}", -1, f"real price falls in {_pretty(lo)}",
-                                  f"{py} in {lo}"))
-    return out
-
-
-# --------------------------------------------------------------------------------------------
 # P6 shake-out
 # --------------------------------------------------------------------------------------------
 AGE_BINS = (-0.5, 0.5, 1.5, 2.5, 4.5, 9.5, 19.5, np.inf)
@@ -468,96 +406,6 @@ def run_p6(spec: Proposition, data: AnalysisData) -> Outcome:
                                   f"{x} log hazard ratio in {_pretty(hi)}", f"{x} in {hi}"))
     for c in out.checks:
         out.estimates.append(_check_row(c, hi, c.name))
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# P7 productivity decomposition
-# --------------------------------------------------------------------------------------------
-COMPONENTS = ("total", "within", "between", "entry", "exit")
-
-
-def decompose(fy: pd.DataFrame, value: str = "tfp", weight: str = "employment") -> pd.DataFrame:
-    """Dynamic Olley-Pakes decomposition (Melitz and Polanec 2015) of the change in aggregate
-    productivity ``Phi_t = sum_i s_it phi_it`` between consecutive years of each cluster.
-
-    With survivors S (present in both years), entrants E (present only in ``t``) and exiters X
-    (present only in ``t-1``), group aggregates ``Phi_G`` (share-weighted means within the group)
-    and group shares ``s_G``::
-
-        dPhi = [dmean_S] + [dcov_S] + s_E,t (Phi_E,t - Phi_S,t) + s_X,t-1 (Phi_S,t-1 - Phi_X,t-1)
-
-    where ``mean_S`` is the unweighted mean of survivors and ``cov_S = Phi_S - mean_S`` the
-    Olley-Pakes covariance term: within, between (reallocation), entry, exit. Presence means a
-    row with productivity and a positive weight; an enterprise missing from the survey in a year
-    (attrition, item non-response) counts as an exit or entry, which the caller should note.
-    """
-    d = fy[["cluster_id", "enterprise_id", "year", value, weight]].copy()
-    d[weight] = pd.to_numeric(d[weight], errors="coerce")
-    d = d[d[value].notna() & (d[weight] > 0)]
-    d["s"] = d[weight] / d.groupby(["cluster_id", "year"])[weight].transform("sum")
-    rows = []
-    for cid, g in d.groupby("cluster_id", sort=True):
-        years = np.sort(g["year"].unique())
-        by_year = {y: gg.set_index("enterprise_id") for y, gg in g.groupby("year")}
-        for y0, y1 in pairwise(years):
-            if y1 - y0 != 1:
-                continue
-            a, b = by_year[y0], by_year[y1]
-            surv = a.index.intersection(b.index)
-            if not len(surv):
-                continue
-            ent = b.index.difference(a.index)
-            ext = a.index.difference(b.index)
-
-            def agg(frame: pd.DataFrame, ids: pd.Index) -> tuple[float, float]:
-                sub = frame.loc[ids]
-                s = float(sub["s"].sum())
-                return s, (float((sub["s"] * sub[value]).sum() / s) if s > 0 else np.nan)
-
-            _, PS0 = agg(a, surv)
-            _, PS1 = agg(b, surv)
-            sE, PE = agg(b, ent)
-            sX, PX = agg(a, ext)
-            m0, m1 = float(a.loc[surv, value].mean()), float(b.loc[surv, value].mean())
-            total = float((b["s"] * b[value]).sum() - (a["s"] * a[value]).sum())
-            rows.append({"cluster_id": cid, "year": int(y1), "total": total, "within": m1 - m0,
-                         "between": (PS1 - m1) - (PS0 - m0),
-                         "entry": sE * (PE - PS1) if len(ent) else 0.0,
-                         "exit": sX * (PS0 - PX) if len(ext) else 0.0,
-                         "n_survivors": len(surv), "n_entrants": len(ent), "n_exiters": len(ext)})
-    return pd.DataFrame(rows)
-
-
-@register_runner("P7")
-def run_p7(spec: Proposition, data: AnalysisData) -> Outcome:
-    """Aggregate (employment-weighted) productivity growth per cluster-year and its dynamic
-    Olley-Pakes components, averaged by phase (feols of each component on phase dummies,
-    cluster-robust); check: total growth higher in quality improvement than in quantity
-    expansion. Components are reported, not tested."""
-    out = Outcome()
-    dec = decompose(data.firm_year, spec.options.get("value", "tfp"), spec.options.get("weight", "employment"))
-    if dec.empty:
-        raise EstimationError(f"{spec.id}: no consecutive cluster-years with productivity to decompose")
-    cy = data.cluster_year[["cluster_id", "year", "phase"]]
-    dec = dec.merge(cy, on=["cluster_id", "year"], how="left")
-    dec = dec[dec["phase"].notna()].copy()
-    phases = _phases(dec)
-    dums = _dummies(dec, phases)
-    hi, lo = spec.contrast
-    vcov = _vcov(spec)
-    for comp in COMPONENTS:
-        res = fit("feols", _formula(comp, [*dums, "-1"]), dec, vcov)
-        out.results.append(res)
-        out.estimates += [{**r, "term": f"{comp} (mean per year)"} for r in
-                          _rows(res, {p: f"ph__{p}" for p in phases}, "feols: dynamic Olley-Pakes")]
-        if comp == (spec.outcome or "total"):
-            out.checks.append(_contrast_check(res, f"ph__{hi}", f"ph__{lo}", spec.expected_sign,
-                                              f"aggregate productivity growth ({comp}) in {_pretty(hi)} minus "
-                                              f"{_pretty(lo)}", f"{comp}: {hi} - {lo}"))
-    out.notes.append("entry and exit in the decomposition count enterprises appearing in or leaving the "
-                     "survey, including attrition and item non-response")
-    out.extra["decomposition"] = dec
     return out
 
 
@@ -723,3 +571,9 @@ def run_p9(spec: Proposition, data: AnalysisData) -> Outcome:
     if not out.checks:
         raise EstimationError(f"{spec.id}: no outcome could be analysed")
     return out
+
+
+# P3 and P7 (productivity) live in their own module; importing it registers them
+from cluster_econ.hypotheses.productivity_runners import COMPONENTS, decompose, run_p3, run_p7  # noqa: E402
+
+__all__ += ["COMPONENTS", "decompose", "run_p3", "run_p7"]

@@ -77,6 +77,13 @@ class Proposition:
         Level of every one-sided test in the verdict rule.
     options : mapping
         Runner-specific settings (documented with each runner).
+    mechanisms : tuple of str
+        The simulator switches (:class:`cluster_econ.simulate.Switches`) that turn off the
+        mechanism behind the claim: with any of them on, the proposition should not be supported
+        (the falsification matrix checks this; the others are its *unrelated* switches).
+    reference_effects : mapping
+        ``{check name: effect}``: the value of each verdict check the reference model implies
+        (the demo design's full model), against which every verdict reports its power.
     """
 
     id: str
@@ -96,9 +103,13 @@ class Proposition:
     runner: str | Callable[..., Any] = ""
     alpha: float = 0.05
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    mechanisms: tuple[str, ...] = ()
+    reference_effects: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
-        for name in ("requires", "regressors", "controls", "fixed_effects", "contrast"):
+        object.__setattr__(self, "reference_effects",
+                           MappingProxyType({str(k): float(v) for k, v in dict(self.reference_effects).items()}))
+        for name in ("requires", "regressors", "controls", "fixed_effects", "contrast", "mechanisms"):
             object.__setattr__(self, name, _tuple(getattr(self, name)))
         if isinstance(self.vcov, Mapping):
             object.__setattr__(self, "vcov", MappingProxyType(dict(self.vcov)))
@@ -144,7 +155,8 @@ class Proposition:
                 ("fixed effects", ", ".join(self.fixed_effects)), ("estimator", self.estimator),
                 ("covariance", str(dict(self.vcov)) if isinstance(self.vcov, Mapping) else str(self.vcov)),
                 ("test", self.test), ("expected sign", "+" if self.expected_sign > 0 else "-"),
-                ("phases", self.phase_mode), ("runner", self.runner_name)]
+                ("phases", self.phase_mode), ("runner", self.runner_name),
+                ("mechanisms (simulator switches)", ", ".join(self.mechanisms))]
         lines += [f"  {k}: {v}" for k, v in rows if v]
         if self.options:
             lines.append("  options: " + ", ".join(f"{k}={v!r}" for k, v in self.options.items()))

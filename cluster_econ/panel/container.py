@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -26,8 +26,9 @@ class Panel:
         Row accounting, one row per (source, table, step): ``rows`` read, kept, rejected, with a
         ``reason``. Every row read appears as kept or as rejected with its reason.
     rejects : mapping of str to DataFrame, optional
-        Rows that failed validation in quarantine mode, per table, with ``_reject_reason`` and
-        ``_source_row``.
+        What quarantine set aside: per table, the rejected rows with their original values,
+        ``_reject_reason``, ``_cascade`` and ``_source_row``; under ``"cells"``, the values set
+        missing (table, column, rule, row, source, key, value).
     metadata : mapping, optional
         Provenance: variable and value labels of the sources, file and mapping hashes, a
         ``synthetic`` flag for simulated data, a ``label``.
@@ -132,10 +133,16 @@ class Panel:
         return self.replace(cluster_year=aggregate_cluster_year(self))
 
     # -- persistence ------------------------------------------------------------------------
-    def to_parquet(self, directory: str, **kwargs: Any) -> str:
+    def to_parquet(self, directory: str, partition_by: Sequence[str] | str | None = None) -> str:
+        """Write the panel folder (Parquet files and a manifest), replacing it in one step.
+
+        ``partition_by`` (for example ``["country", "survey_round"]``) writes each table as a
+        hive-style dataset partitioned by those columns, readable by DuckDB, polars and Dask as it
+        is (see :mod:`cluster_econ.io.parquet`). Returns the folder.
+        """
         from cluster_econ.io.parquet import write_panel
 
-        return write_panel(self, directory, **kwargs)
+        return write_panel(self, directory, partition_by=partition_by)
 
     def audit_summary(self) -> pd.DataFrame:
         """Rows per source and table: read from the file, added (recalled years), kept, dropped

@@ -215,13 +215,15 @@ def _count_events(ee: pd.DataFrame, column: str, index: pd.MultiIndex) -> np.nda
 
 
 def current_manager_schooling(panel: Panel) -> pd.Series:
-    """Schooling of each enterprise's current manager (highest generation, then last manager_id)."""
+    """Schooling of each enterprise's current manager (highest generation, then last manager_id).
+    Missing when that manager's schooling is missing: never borrowed from an earlier manager."""
     man = panel.manager
     if man is None or "schooling_years" not in man.columns:
         return pd.Series(dtype=float)
     order = [c for c in ("generation", "manager_id") if c in man.columns]
     m = man.sort_values(order, kind="stable") if order else man
-    return pd.to_numeric(m.groupby("enterprise_id")["schooling_years"].last(), errors="coerce")
+    current = m.groupby("enterprise_id", sort=True).tail(1).set_index("enterprise_id")["schooling_years"]
+    return pd.to_numeric(current, errors="coerce").sort_index()
 
 
 def manager_schooling_by_year(panel: Panel, ey: pd.DataFrame) -> pd.Series:
@@ -298,20 +300,47 @@ def _first_four(key: np.ndarray, gid: np.ndarray, n_groups: int) -> np.ndarray:
 
 
 def _concentration(sales: np.ndarray, gid: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
-    """Total sales, CR4 and HHI per group (``gid`` numbers the groups 0..n_groups-1)."""
+    """Total sales, CR4 and HHI per group (``gid`` numbers the groups 0..n_groups-1); ``sales`` are
+    non-negative or missing.
+
+    CR4 is the four largest firms' sales over the total, not a sum of their shares: both sums add
+    the same numbers in the same row order, one skipping rows, and rounded addition of non-negative
+    numbers never decreases, so the ratio is at most 1 exactly (a sum of three shares can come out
+    as 1.0000000000000002). HHI, the sum of squared shares, is at most 1 in exact arithmetic; when
+    one firm has nearly everything, rounding can put it one unit in the last place above, so it is
+    capped at 1.
+    """
     ok = np.isfinite(sales)
     total = np.bincount(gid[ok], weights=sales[ok], minlength=n_groups)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(ok, sales / total[gid], np.nan)
-    top4 = _first_four(np.nan_to_num(sales, nan=-np.inf), gid, n_groups)
+    top4 = _first_four(np.nan_to_num(sales, nan=-np.inf), gid, n_groups) & ok
     positive = total > 0
-    cr4 = np.bincount(gid[ok & top4], weights=share[ok & top4], minlength=n_groups)
-    hhi = np.bincount(gid[ok], weights=share[ok] ** 2, minlength=n_groups)
+    top_total = np.bincount(gid[top4], weights=sales[top4], minlength=n_groups)
+    hhi = np.minimum(np.bincount(gid[ok], weights=share[ok] ** 2, minlength=n_groups), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cr4 = top_total / total
     return {
         "total_sales": np.where(np.bincount(gid[ok], minlength=n_groups) > 0, total, np.nan),
         "cr4": np.where(positive, cr4, np.nan),
         "hhi": np.where(positive, hhi, np.nan),
     }
+
+
+def _clusters_with_exit_records(panel: Panel, ey: pd.DataFrame, ccode: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Per cluster code: whether its survey recorded exits at all (an answered ``exit`` question in
+    some enterprise-year, or an ``exit_year`` for some enterprise). Where neither was asked, the
+    number of exits is unknown: the aggregates leave it missing instead of counting zero."""
+    recorded = np.zeros(n_clusters + 1, dtype=bool)  # last slot: rows without a cluster
+    if "exit" in ey.columns:
+        answered = ey["exit"].notna().to_numpy()
+        recorded[np.where(ccode[answered] >= 0, ccode[answered], n_clusters)] = True
+    ent = panel.enterprise
+    if ent is not None and "exit_year" in ent.columns and ent["exit_year"].notna().any():
+        firms = set(ent.loc[ent["exit_year"].notna(), "enterprise_id"])
+        rows = ey["enterprise_id"].isin(firms).to_numpy()
+        recorded[np.where(ccode[rows] >= 0, ccode[rows], n_clusters)] = True
+    return recorded[:n_clusters]
 
 
 def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
@@ -335,6 +364,7 @@ def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
     if "exit" in full.columns:
         light["exit"] = full["exit"]
     ey = pd.DataFrame(light, index=full.index, copy=False)
+    exit_recorded = _clusters_with_exit_records(panel, full, ccode_all, len(sorted_clusters))
     operating = full["operating"].fillna(True).astype(bool).to_numpy() if "operating" in full.columns else None
     every = operating is None or bool(operating.all())
 
@@ -378,6 +408,10 @@ def aggregate_cluster_year(panel: Panel) -> pd.DataFrame:
     )
     agg["entry_rate"] = (agg["n_entries"] / prev).where(prev_year_ok & (prev > 0))
     agg["exit_rate"] = (agg["n_exits"] / agg["n_firms"]).clip(upper=1.0)
+    # a cluster whose survey recorded no exits at all has unknown exits, not zero
+    unrecorded = ~exit_recorded[combos // span]
+    if unrecorded.any():
+        agg.loc[unrecorded, ["n_exits", "exit_rate"]] = np.nan
     if "employment" in present:
         emp = pd.to_numeric(column("employment"), errors="coerce")
         agg["mean_employment"] = by_group(emp, "mean")

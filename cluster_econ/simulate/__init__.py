@@ -93,8 +93,9 @@ class Simulation:
         where the survey saw a succession; the founder is then "2") and the extra column
         ``start_year`` is the year each manager took over. Monetary columns of
         ``enterprise_year`` are nominal local currency (deflate with ``deflator``).
-    truth : Truth
-        True parameters and true (error-free) series; see :class:`Truth`.
+    truth : Truth or None
+        True parameters and true (error-free) series; see :class:`Truth` (``None`` when
+        simulated with ``truth=False``).
     config : SimulationConfig
         The configuration simulated (after any ``n_firms`` scaling).
     seed : int
@@ -102,13 +103,13 @@ class Simulation:
     """
 
     panel: Panel
-    truth: Truth
+    truth: Truth | None
     config: SimulationConfig
     seed: int
 
 
 def simulate(config: SimulationConfig | None = None, *, preset: str | None = None, seed: int = 0,
-             n_firms: int | None = None) -> Simulation:
+             n_firms: int | None = None, truth: bool = True) -> Simulation:
     """Simulate enterprise survey panels of industrial clusters.
 
     Parameters
@@ -122,6 +123,9 @@ def simulate(config: SimulationConfig | None = None, *, preset: str | None = Non
         ``SeedSequence([seed, i])`` (economy) and its sibling (survey layer).
     n_firms : int, optional
         Scale every cluster's market so that about this many firms are ever founded.
+    truth : bool
+        Build the :class:`Truth` (default). ``False`` skips it (``Simulation.truth`` is ``None``),
+        for Monte Carlo runs that only test the panel.
 
     Returns
     -------
@@ -150,7 +154,7 @@ def simulate(config: SimulationConfig | None = None, *, preset: str | None = Non
                                             srng, COUNTRIES[spec.country].female_share))
         srngs.append(srng)
     tables, helpers = build_tables(runs, config, eff, srngs)
-    truth = build_truth(runs, helpers, config, eff)
+    truth_ = build_truth(runs, helpers, config, eff) if truth else None
     metadata = {
         "synthetic": True, "label": config.label, "seed": int(seed), "preset": name,
         "simulator_config": config.to_dict(),
@@ -165,7 +169,7 @@ def simulate(config: SimulationConfig | None = None, *, preset: str | None = Non
         for step, reason in (("read", "simulated (synthetic)"), ("kept", ""))
     ])
     panel = Panel(tables=tables, audit=audit, metadata=metadata)
-    return Simulation(panel=panel, truth=truth, config=config, seed=int(seed))
+    return Simulation(panel=panel, truth=truth_, config=config, seed=int(seed))
 
 
 def _preset(name: str) -> SimulationConfig:

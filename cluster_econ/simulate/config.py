@@ -24,6 +24,10 @@ INNOVATION_ITEMS = (
     "new_product", "new_process", "own_brand", "direct_sales", "long_term_subcontract",
     "vertical_integration", "export_share", "quality_certification",
 )
+#: switches that turn several mechanisms off at once (each maps to the switches it combines)
+COMBINED_SWITCHES = {"flat_productivity": ("no_productivity_gain", "no_quality_upgrading")}
+#: the items that are institutions (switched off together by ``no_institutional_change``)
+INSTITUTION_ITEMS = ("long_term_subcontract", "vertical_integration", "own_brand", "direct_sales")
 
 
 def regime_of(phase: str) -> str:
@@ -103,6 +107,10 @@ class EntryConfig:
     where ``margin`` is the cluster's price-cost margin (sales minus material, energy and labour
     cost, over sales) and ``N`` the number of operating firms; entrants ~ Poisson(mu_t), capped at
     ``max_growth * N_{t-1} + 0.2 * n_scale``. During initiation, entrants ~ Poisson(founder_rate).
+    With the switch ``no_entry_response`` the exponential term is replaced by the constant
+    ``unresponsive_multiplier`` (about its average over the demo clusters' expansion), so that
+    clusters without the response reach a similar size and the switch changes how entry responds,
+    not how many firms a survey sees.
     """
 
     founder_rate: float = 2.0
@@ -113,6 +121,7 @@ class EntryConfig:
     margin_semi_elasticity: float = 5.0
     margin_ref: float = 0.27
     max_growth: float = 0.8
+    unresponsive_multiplier: float = 2.0
 
 
 def _origin_defaults() -> dict[str, dict[str, dict[str, float]]]:
@@ -211,11 +220,20 @@ class InnovationConfig:
     schooling. For ``export_share`` the item is "exports directly" (export_share > 0); the share
     itself is 100 x Beta(2, 3) among exporters. A firm is an *innovator* in a year if it has
     ``new_product`` or ``new_process`` that year.
+
+    ``operating_schooling`` is the typical schooling of the managers operating in each regime
+    (about the demo universe's average, logit curvature included): when a switch changes a
+    schooling slope (``equal_schooling_slopes``, ``no_schooling_returns``,
+    ``no_institutional_change``) the intercept moves by ``(old slope - new slope) *
+    (operating_schooling - schooling_center)``, so that the share of firms with the item stays
+    about the same and the switch removes the gradient, not the item.
     """
 
     intercept: dict[str, dict[str, float]] = field(default_factory=_intercepts)
     slope: dict[str, dict[str, float]] = field(default_factory=_slopes)
     schooling_center: float = 10.0
+    operating_schooling: dict[str, float] = field(default_factory=lambda: {
+        "initiation": 8.7, "quantity_expansion": 10.1, "quality_improvement": 11.75})
 
 
 @dataclass
@@ -260,7 +278,9 @@ class ProductionConfig:
     / Q_ref) + quality_t``, Q_t = cluster output, Q_ref = n_scale typical firms' output (the
     choke term bounds the price while a cluster has only a handful of firms); in quality improvement
     ``quality_t = quality_{t-1} + quality_gain * innovator share_{t-1}``. Sales = P V + materials +
-    energy.
+    energy. With the switch ``no_price_response`` the price is ``unresponsive_price * exp(quality_t)``:
+    a level at which the price-cost margin is about the full model's average over expansion, so
+    that entry, and the size of the clusters, stay about the same.
     """
 
     beta_l: float = 0.6
@@ -288,6 +308,7 @@ class ProductionConfig:
     demand_elasticity: float = 2.0
     demand_choke: float = 0.1
     quality_gain: float = 0.05
+    unresponsive_price: float = 1.5
 
 
 @dataclass
@@ -361,30 +382,55 @@ class Switches:
     """Turn mechanisms off (all False = the full model).
 
     equal_schooling_slopes
-        Schooling slopes of innovation in quality improvement equal those in quantity expansion.
+        Schooling slopes of innovation in quality improvement equal those in quantity expansion
+        (intercepts moved so the share of innovators stays about the same, see
+        :class:`InnovationConfig`). The mechanism behind P4.
     no_shakeout
         The exit hazard in quality improvement equals that in quantity expansion (baseline and
-        innovator effect).
+        innovator effect). The mechanism behind P6.
     no_spinoff_imitation
         Spin-offs neither inherit their parent's productivity (imitation elasticity 0) nor its
-        product line.
+        product line. One of the two mechanisms behind P2.
     no_spinoff_wave
         Spin-offs are no more frequent among entrants in quantity expansion than other origins
-        (their share is cut to 0.1).
+        (their share is cut to 0.1). The other mechanism behind P2.
     no_founder_pattern
-        Initiation founders have the same origin mix for simple and complex products.
+        Initiation founders have the same origin mix for simple and complex products. The
+        mechanism behind P1.
+    no_productivity_gain
+        Innovation raises no productivity in quality improvement (innovation gain 0): the
+        productivity gain behind P3 and P7, alone (prices still move with quality).
+    no_quality_upgrading
+        Innovators do not raise the quality of the cluster's product in quality improvement, so
+        the real price no longer rises with the innovator share.
     flat_productivity
-        No productivity gain from innovation and no quality upgrading in quality improvement.
+        ``no_productivity_gain`` and ``no_quality_upgrading`` together: productivity a plain
+        AR(1) and prices moved by output only (the universe the production-function tests use).
+        A combination, not a mechanism of its own: the falsification matrix leaves it out
+        (:data:`COMBINED_SWITCHES`).
     no_entry_response
-        Entry does not respond to the price-cost margin.
+        Entry does not respond to the price-cost margin (it runs at a constant multiplier,
+        ``EntryConfig.unresponsive_multiplier``, so the clusters keep about their size).
     no_price_response
-        The real price does not fall with cluster output.
+        The real price does not fall with cluster output (the price response behind P3).
     no_schooling_shift
         Entrants' schooling has the same mean in every phase and successors the same as founders.
+    no_schooling_returns
+        Schooling does not change the chance of any innovation item in any phase (every schooling
+        slope is zero, intercepts moved so the share of innovators stays about the same), so it
+        raises neither productivity nor growth: the schooling-performance gradient behind P5 is
+        absent (and P4's slopes are equal too).
     no_training_effect
-        The training experiment runs, but neither management nor value added responds.
+        The training experiment runs, but neither management nor value added responds. The
+        mechanism behind P9.
     no_large_firms
         Innovators do not grow faster than other firms (no rise in concentration).
+    no_institutional_change
+        Institutions do not change with the phase: the share of parts bought in the market has its
+        quantity-expansion mean in every phase (and no shift for linked firms), and the
+        institution items (long-term subcontracts, vertical integration, own brands, direct
+        sales) follow their quantity-expansion equation without a schooling gradient in every
+        phase. The mechanism behind P8.
     """
 
     equal_schooling_slopes: bool = False
@@ -392,12 +438,16 @@ class Switches:
     no_spinoff_imitation: bool = False
     no_spinoff_wave: bool = False
     no_founder_pattern: bool = False
+    no_productivity_gain: bool = False
+    no_quality_upgrading: bool = False
     flat_productivity: bool = False
     no_entry_response: bool = False
     no_price_response: bool = False
     no_schooling_shift: bool = False
+    no_schooling_returns: bool = False
     no_training_effect: bool = False
     no_large_firms: bool = False
+    no_institutional_change: bool = False
 
 
 @dataclass

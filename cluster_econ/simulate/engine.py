@@ -18,6 +18,7 @@ import numpy as np
 
 from cluster_econ.simulate.config import (
     INNOVATION_ITEMS,
+    INSTITUTION_ITEMS,
     ORIGINS,
     PHASES,
     REGIMES,
@@ -129,9 +130,33 @@ def effective(cfg: SimulationConfig) -> dict[str, Any]:
     inn = cfg.innovation
     slopes = {k: dict(v) for k, v in inn.slope.items()}
     intercepts = {k: dict(v) for k, v in inn.intercept.items()}
+    # a switch that changes a schooling slope moves the intercept by the change in slope times
+    # the regime's typical operating schooling minus the centre, so that the share of firms with
+    # the item stays about the same: the switch removes the gradient, not the item
+    school_mean = inn.operating_schooling
+
+    def set_slope(item: str, regime: str, value: float) -> None:
+        shift = (slopes[item][regime] - value) * (school_mean[regime] - inn.schooling_center)
+        intercepts[item][regime] += shift
+        slopes[item][regime] = value
+
     if sw.equal_schooling_slopes:
         for k in slopes:
-            slopes[k]["quality_improvement"] = slopes[k]["quantity_expansion"]
+            set_slope(k, "quality_improvement", slopes[k]["quantity_expansion"])
+    if sw.no_schooling_returns:
+        for k in slopes:
+            for r in REGIMES:
+                set_slope(k, r, 0.0)
+    inst = cfg.institutions
+    parts_mean = dict(inst.parts_market_mean)
+    parts_linked_shift = inst.parts_linked_shift
+    if sw.no_institutional_change:
+        parts_mean = dict.fromkeys(parts_mean, parts_mean["quantity_expansion"])
+        parts_linked_shift = 0.0
+        for k in INSTITUTION_ITEMS:
+            for r in REGIMES:
+                set_slope(k, r, 0.0)
+            intercepts[k] = dict.fromkeys(intercepts[k], intercepts[k]["quantity_expansion"])
     ex = cfg.exit
     baseline = dict(ex.baseline)
     innov_eff = dict(ex.innovator_effect)
@@ -164,8 +189,9 @@ def effective(cfg: SimulationConfig) -> dict[str, Any]:
     prod = cfg.production
     gain = dict(prod.innovation_gain)
     quality_gain = prod.quality_gain
-    if sw.flat_productivity:
+    if sw.no_productivity_gain or sw.flat_productivity:
         gain["quality_improvement"] = 0.0
+    if sw.no_quality_upgrading or sw.flat_productivity:
         quality_gain = 0.0
     tr = cfg.training
     return {
@@ -175,11 +201,14 @@ def effective(cfg: SimulationConfig) -> dict[str, Any]:
         "imitation": 0.0 if sw.no_spinoff_imitation else cfg.founders.imitation_elasticity,
         "inherit": 0.0 if sw.no_spinoff_imitation else cfg.founders.product_inherit_prob,
         "theta": 0.0 if sw.no_entry_response else cfg.entry.margin_semi_elasticity,
+        "entry_multiplier": cfg.entry.unresponsive_multiplier if sw.no_entry_response else 1.0,
         "inv_elasticity": 0.0 if sw.no_price_response else 1.0 / prod.demand_elasticity,
+        "log_price_level": math.log(prod.unresponsive_price) if sw.no_price_response else 0.0,
         "innovator_growth": ({r: 0.0 for r in REGIMES} if sw.no_large_firms
                              else dict(prod.innovator_growth)),
         "mgmt_effect": 0.0 if sw.no_training_effect else tr.management_effect,
         "va_effect": 0.0 if sw.no_training_effect else tr.va_effect,
+        "parts_mean": parts_mean, "parts_linked_shift": parts_linked_shift,
     }
 
 
@@ -244,7 +273,7 @@ def simulate_cluster(spec: ClusterSpec, cfg: SimulationConfig, eff: dict[str, An
             n_ent = int(rng.poisson(mu))
         else:
             mu = ((E.rate[reg] * n_prev + E.outside_rate[reg] * spec.n_scale)
-                  * math.exp(eff["theta"] * (margin_prev - E.margin_ref)))
+                  * eff["entry_multiplier"] * math.exp(eff["theta"] * (margin_prev - E.margin_ref)))
             cap = E.max_growth * n_prev + 0.2 * spec.n_scale
             n_ent = int(min(rng.poisson(mu), cap))
         # -- incumbents: productivity, succession ------------------------------------------------
@@ -358,8 +387,8 @@ def simulate_cluster(spec: ClusterSpec, cfg: SimulationConfig, eff: dict[str, An
         ind = rng.random(n) < cfg.institutions.indirect_export_prob[reg]
         indirect = np.where(ind, (100 - export_share) * rng.beta(1.0, 4.0, n), 0.0)
         linked = items[:, I_SUBCONTRACT] | items[:, I_VERTICAL]
-        parts = np.clip(cfg.institutions.parts_market_mean[reg]
-                        + cfg.institutions.parts_linked_shift * linked * (reg == "quality_improvement")
+        parts = np.clip(eff["parts_mean"][reg]
+                        + eff["parts_linked_shift"] * linked * (reg == "quality_improvement")
                         + rng.normal(0, cfg.institutions.parts_market_sd, n), 0, 100)
         # training effects
         gain_m = a["mgmt_gain"][firms]
@@ -373,7 +402,8 @@ def simulate_cluster(spec: ClusterSpec, cfg: SimulationConfig, eff: dict[str, An
         ec = P.energy_ratio * planned
         lc = L * np.exp(rng.normal(0, 0.1, n))
         Q = float(V.sum())
-        log_price = quality - eff["inv_elasticity"] * math.log((Q + P.demand_choke * Q_ref) / Q_ref)
+        log_price = (eff["log_price_level"] + quality
+                     - eff["inv_elasticity"] * math.log((Q + P.demand_choke * Q_ref) / Q_ref))
         price = math.exp(log_price)
         sales = price * V + mc + ec
         margin = float((sales.sum() - mc.sum() - ec.sum() - lc.sum()) / sales.sum())
