@@ -35,5 +35,9 @@ class ConfigError(ClusterEconError):
     """A configuration file is invalid; the message names the key and its line."""
 
 
+class MissingDependencyError(ClusterEconError, ImportError):
+    """An optional package a feature needs is not installed; the message names the extra to install."""
+
+
 class OutputBusyError(ClusterEconError):
     """Another process is writing the same output folder (its writer lock is held)."""

@@ -110,3 +110,14 @@ def cluster_csv(tmp_path: Path) -> tuple[Path, Path]:
     spec = tmp_path / "addis.yaml"
     spec.write_text(CLUSTER_MAPPING, encoding="utf-8")
     return data, spec
+
+
+@pytest.fixture(scope="module")
+def dask_cluster() -> str:
+    """Address of a real Dask cluster on loopback: a scheduler and two single-threaded worker
+    processes (``distributed.LocalCluster``), shared by the tests of a module; skipped when the
+    optional ``distributed`` package (the ``dask`` extra) is not installed."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  host="127.0.0.1", silence_logs=50) as cluster:
+        yield cluster.scheduler_address

@@ -198,7 +198,10 @@ def test_state_encoding_round_trips_exactly() -> None:
     import pandas as pd
 
     from cluster_econ import estimate
-    from cluster_econ.report.batch import _decode_state, _encode_state, _rebuild, _result_state
+    from cluster_econ.report.cache import decode_state as _decode_state
+    from cluster_econ.report.cache import encode_state as _encode_state
+    from cluster_econ.report.cache import rebuild_result as _rebuild
+    from cluster_econ.report.cache import result_state as _result_state
 
     rng = np.random.default_rng(3)
     df = pd.DataFrame({"y": rng.normal(size=40), "x": rng.normal(size=40), "g": np.repeat(np.arange(8), 5)})
@@ -288,7 +291,7 @@ def test_config_errors_name_key_and_line(tmp_path: Path) -> None:
 
 def test_config_error_through_the_command(tmp_path: Path) -> None:
     # cluster_econ.cli.main prints ClusterEconError subclasses and exits 2
-    path = _write(tmp_path, {**BASE, "workers": 5})
+    path = _write(tmp_path, {**BASE, "workers": 0})
     with pytest.raises(ConfigError, match=r"key 'workers'.*line \d+"):
         _cli(["report", str(path), "--out", str(tmp_path / "o")])
     assert not (tmp_path / "o" / "report.html").exists()

@@ -47,11 +47,13 @@ from cluster_econ.errors import EstimationError, FormulaError
 from cluster_econ.estimate.demean import Absorber, singleton_mask
 from cluster_econ.estimate.formula import FormulaSpec, as_frame, model_frame, parse_formula
 from cluster_econ.estimate.linear import _select_independent
+from cluster_econ.parallel import map_tasks
 
 __all__ = ["WildBootstrapResult", "multiplier_bootstrap", "wild_bootstrap"]
 
 MAX_CROSS_FE_LEVELS = 5000
-_CHUNK_CELLS = 20_000_000  # G x chunk of draws held at once
+_CHUNK_CELLS = 20_000_000  # G x block of draws held at once, at most
+_BLOCK_DRAWS = 4096  # draws per block (a task of the parallel map)
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,8 @@ def _csum(M: np.ndarray, codes: np.ndarray, G: int) -> np.ndarray:
 def wild_bootstrap(result_or_formula: Any, data: Any, param: str, cluster: str | None = None, B: int = 9999,
                    weights: str = "rademacher", impose_null: bool = True, seed: int | None = 0,
                    level: float = 0.95, fe: str | Sequence[str] | None = None, null: float = 0.0,
-                   rng: np.random.Generator | None = None, ci: bool = True) -> WildBootstrapResult:
+                   rng: np.random.Generator | None = None, ci: bool = True,
+                   workers: int | None = None) -> WildBootstrapResult:
     """Wild cluster bootstrap test of ``param = null`` and confidence interval by test inversion.
 
     Parameters
@@ -161,6 +164,10 @@ def wild_bootstrap(result_or_formula: Any, data: Any, param: str, cluster: str |
         Value of the coefficient under the null hypothesis.
     ci : bool
         Compute the confidence interval (test inversion).
+    workers : int, optional
+        Threads computing the blocks of draws (default: the machine's cores); the draws of each
+        block come from its own stream spawned from ``seed`` (or ``rng``), so the result does
+        not depend on ``workers``.
 
     Returns
     -------
@@ -265,24 +272,30 @@ def wild_bootstrap(result_or_formula: Any, data: Any, param: str, cluster: str |
         ua, ub = u_hat, np.zeros(n)
     Wa, Wb = _csum(X * ua[:, None], cl, G), _csum(X * ub[:, None], cl, G)
     ca, cb = Wa @ a, Wb @ a
-    # draws are generated chunk by chunk (G x chunk), so memory stays O(G * chunk) for any B
+    # draws come in blocks of a fixed size (G x block: memory stays O(G * block) for any B), each
+    # from its own stream spawned from the seed, computed in parallel threads; the blocks and their
+    # streams do not depend on the number of workers, so neither does the result
     enumerated = weights == "rademacher" and 2**G <= B
     Beff = 2**G if enumerated else B
     if enumerated:
         notes.append(f"all 2^{G} = {Beff} Rademacher sign vectors enumerated")
-    # five length-B vectors: numerator parts and sums of squared scores
-    na, nb = np.empty(Beff), np.empty(Beff)
-    s11, s12, s22 = np.empty(Beff), np.empty(Beff), np.empty(Beff)
-    step = max(1, _CHUNK_CELLS // max(G, 1))
-    for lo in range(0, Beff, step):
-        hi = min(Beff, lo + step)
-        Vc = _draws(G, hi - lo, weights, rng, start=lo if enumerated else None)
-        na[lo:hi], nb[lo:hi] = ca @ Vc, cb @ Vc
+    block = max(1, min(_BLOCK_DRAWS, _CHUNK_CELLS // max(G, 1)))
+    starts = list(range(0, Beff, block))
+    streams: list[Any] = [None] * len(starts) if enumerated else rng.spawn(len(starts))
+
+    def one_block(task: tuple[int, Any]) -> tuple[int, np.ndarray]:
+        lo, stream = task
+        Vc = _draws(G, min(Beff, lo + block) - lo, weights, stream, start=lo if enumerated else None)
         P1 = ca[:, None] * Vc - A @ (Wa.T @ Vc)
         P2 = cb[:, None] * Vc - A @ (Wb.T @ Vc)
-        s11[lo:hi] = np.einsum("gb,gb->b", P1, P1)
-        s12[lo:hi] = np.einsum("gb,gb->b", P1, P2)
-        s22[lo:hi] = np.einsum("gb,gb->b", P2, P2)
+        return lo, np.vstack([ca @ Vc, cb @ Vc, np.einsum("gb,gb->b", P1, P1), np.einsum("gb,gb->b", P1, P2),
+                              np.einsum("gb,gb->b", P2, P2)])
+
+    # five length-B vectors: numerator parts and sums of squared scores
+    sums = np.empty((5, Beff))
+    for lo, part in map_tasks(one_block, list(zip(starts, streams, strict=True)), workers=workers, kind="threads"):
+        sums[:, lo:lo + part.shape[1]] = part
+    na, nb, s11, s12, s22 = sums
 
     def tstar(b0: float) -> np.ndarray:
         if impose_null:

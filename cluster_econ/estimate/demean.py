@@ -1,12 +1,22 @@
-"""Absorbing fixed effects: the method of alternating projections, with a reusable cache.
+"""Absorbing fixed effects: alternating projections, a direct solver for hard graphs, and a cache.
 
 For fixed-effect factors :math:`D_1, \\dots, D_J` the within transformation of a column :math:`x`
-is the residual of its (weighted) projection on the span of all dummies. It is computed by
-sweeping: subtract the group means of factor 1, then of factor 2, ..., and repeat until a full
+is the residual of its (weighted) projection on the span of all dummies. The fast path computes it
+by sweeping: subtract the group means of factor 1, then of factor 2, ..., and repeat until a full
 sweep changes no value by more than ``tol`` (relative to the column's scale). Group means are
 computed with ``np.bincount``, so one sweep costs O(N) per column and factor. Every second sweep
-is followed by an Irons-Tuck extrapolation, which speeds up slow (unbalanced, weakly connected)
-cases without changing the fixed point.
+is followed by an Irons-Tuck extrapolation, which speeds up unbalanced cases without changing the
+fixed point.
+
+On weakly connected graphs (a worker-firm panel with few movers) sweeping converges so slowly
+that it can take hours. The sweeps are watched: when the observed rate of convergence predicts
+more than ``SWITCH_PREDICTED`` further sweeps (or ``SWITCH_MAX_SWEEPS`` have passed), the
+absorber switches, for this column and every later one, to the exact least-squares solution of
+the dummies' normal equations with the largest factor eliminated
+(:class:`cluster_econ.estimate.fe_solver.ReducedSystem`: conjugate gradients, or a sparse LU
+factorization). Its result must pass the same test as the fast path (one more sweep changes no
+value by more than ``tol``), so both paths return the projection to the same accuracy; nothing
+is left for the user to set.
 
 Why our own code: the projection is a few lines of numpy, and writing it here lets estimators
 share a cache of demeaned columns keyed by the sample and the fixed-effect set, so that fifty
@@ -25,8 +35,15 @@ import numpy as np
 import pandas as pd
 
 from cluster_econ.errors import EstimationError
+from cluster_econ.estimate.fe_solver import ReducedSystem, pair_components
 
 __all__ = ["Absorber", "DemeanInfo", "clear_cache", "factorize", "get_absorber", "singleton_mask"]
+
+SWITCH_CHECK = 6  # sweeps before the rate of convergence is judged
+SWITCH_PREDICTED = 30  # predicted further sweeps above which the direct solver takes over
+SWITCH_MAX_SWEEPS = 100  # sweeps after which it takes over anyway
+ALTERNATING = "alternating projections"
+DIRECT = "normal equations"
 
 
 def factorize(fe: pd.DataFrame) -> list[np.ndarray]:
@@ -73,13 +90,24 @@ def singleton_mask(codes: Sequence[np.ndarray], max_rounds: int = 1000) -> np.nd
 
 @dataclass
 class DemeanInfo:
-    """Convergence of the last demeaning: sweeps used and the largest change in the last sweep."""
+    """Convergence of the last demeaning: the method, sweeps used and the largest change in the
+    last sweep; with the direct solver, how it solved its reduced system."""
 
     iterations: int = 0
     achieved_tol: float = 0.0
     converged: bool = True
     computed: int = 0
     reused: int = 0
+    method: str = ALTERNATING
+    solver: str = ""
+
+    def describe(self) -> str:
+        """One line for a Result's notes."""
+        if self.method == ALTERNATING:
+            how = f"alternating projections ({self.iterations} sweeps"
+        else:
+            how = f"solving the normal equations of the dummies ({self.solver}"
+        return f"fixed effects absorbed by {how}; largest relative change in a last sweep {self.achieved_tol:.1e})"
 
 
 def _fingerprint(a: np.ndarray | None) -> tuple[Any, ...]:
@@ -157,6 +185,8 @@ class Absorber:
         # demeaned columns by name, with the raw values they were computed from
         self._store: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._dof_memo: dict[str, int] = {}
+        self.reduced: ReducedSystem | None = None  # built when sweeping proves slow
+        self._last = DemeanInfo()
 
     # -- one sweep over all factors for one contiguous column, in place ----------------------
     def _sweep1(self, x: np.ndarray) -> float:
@@ -173,13 +203,22 @@ class Absorber:
 
     def _demean1(self, col: np.ndarray) -> tuple[np.ndarray, int, float]:
         x = np.array(col, dtype=float, copy=True)
+        self._last = DemeanInfo()
         if len(self.codes) == 1:
             self._sweep1(x)
             return x, 1, 0.0
-        scale = float(np.sqrt(np.mean(x * x))) if len(x) else 1.0
+        scale = float(np.sqrt(np.einsum("i,i->", x, x) / len(x))) if len(x) else 1.0
         thresh = self.tol * (scale if scale > 0 else 1.0)
-        it = 0
+        if self.reduced is not None:
+            return self._direct(x, thresh, scale, 0)
+        return self._alternate(x, thresh, scale, 0, watch=True)
+
+    def _alternate(self, x: np.ndarray, thresh: float, scale: float, it: int,
+                   watch: bool) -> tuple[np.ndarray, int, float]:
+        """Sweeps with Irons-Tuck extrapolation from ``x`` (in place) after ``it`` sweeps; with
+        ``watch``, hand over to the direct solver when convergence is predicted to be slow."""
         moved = np.inf
+        history: list[float] = []
         while it < self.maxiter:
             x0 = x.copy()
             moved = self._sweep1(x)
@@ -191,13 +230,59 @@ class Absorber:
             it += 1
             if moved <= thresh:
                 return x, it, moved / (scale or 1.0)
+            history.append(moved)
+            if watch and self._slow(history, thresh, it):
+                self.reduced = ReducedSystem(self.codes, self.sizes, self.weights)
+                return self._direct(x, thresh, scale, it)
             # Irons-Tuck extrapolation from x0 -> x1 -> x (= x2)
             d21 = x - x1
             d2 = d21 - (x1 - x0)
-            den = float(d2 @ d2)
+            den = float(np.einsum("i,i->", d2, d2))
             if den > 0:
-                x -= (float(d21 @ d2) / den) * d21
+                x -= (float(np.einsum("i,i->", d21, d2)) / den) * d21
         return x, it, moved / (scale or 1.0)
+
+    @staticmethod
+    def _slow(history: Sequence[float], thresh: float, sweeps: int) -> bool:
+        """Whether sweeping is predicted to need more than SWITCH_PREDICTED further sweeps, from
+        the change over the last four sweeps (``history``: largest change after every second)."""
+        if sweeps >= SWITCH_MAX_SWEEPS:
+            return True
+        if sweeps < SWITCH_CHECK or len(history) < 3:
+            return False
+        now, before = history[-1], history[-3]
+        if now >= before:
+            return True
+        rate = (now / before) ** 0.25  # per sweep
+        return float(np.log(thresh / now) / np.log(rate)) > SWITCH_PREDICTED
+
+    def _direct(self, x: np.ndarray, thresh: float, scale: float, it: int) -> tuple[np.ndarray, int, float]:
+        """The projection from the reduced normal equations, checked (and if need be refined)
+        with one sweep: the fast path's own convergence test."""
+        assert self.reduced is not None
+        r = x
+        moved = np.inf
+        for _ in range(3):
+            r = self.reduced.residual(r, thresh)
+            moved = self._sweep1(r)
+            it += 1
+            if moved <= thresh:
+                break
+        self._last = DemeanInfo(method=DIRECT, solver=self._solver_text())
+        if moved <= thresh:
+            return r, it, moved / (scale or 1.0)
+        # numerically hard even for the direct solver: finish by sweeping
+        r, it, ach = self._alternate(r, thresh, scale, it, watch=False)
+        self._last.solver += ", finished by sweeping"
+        return r, it, ach
+
+    def _solver_text(self) -> str:
+        red = self.reduced
+        if red is None:
+            return ""
+        how = red.method + (f", {red.iterations} iterations" if red.method == "conjugate gradients" else "")
+        return (f"{red.size} unknowns after eliminating factor {red.eliminated + 1} and dropping {red.dropped} "
+                f"redundant levels; {how}")
 
     def demean(self, M: np.ndarray) -> np.ndarray:
         """Within-transform the columns of ``M`` (n x k, or a vector); returns a new array."""
@@ -210,11 +295,14 @@ class Absorber:
             self.info = DemeanInfo(0, 0.0, True, M.shape[1], 0)
             return out
         its, worst = 0, 0.0
+        last = DemeanInfo()
         for j in range(M.shape[1]):
             out[:, j], it, ach = self._demean1(M[:, j])
             its, worst = max(its, it), max(worst, ach)
+            if self._last.method != ALTERNATING:
+                last = self._last
         conv = worst <= self.tol or len(self.codes) == 1
-        self.info = DemeanInfo(its, worst, conv, M.shape[1], 0)
+        self.info = DemeanInfo(its, worst, conv, M.shape[1], 0, last.method, last.solver)
         if not conv:
             raise EstimationError(f"demeaning did not converge in {self.maxiter} sweeps (largest "
                                   f"relative change {worst:.2e} > tol {self.tol}); raise maxiter "
@@ -229,6 +317,7 @@ class Absorber:
         """
         out: dict[str, np.ndarray] = {}
         its, worst, computed = 0, 0.0, 0
+        last = DemeanInfo()
         for name, col in columns.items():
             col = np.asarray(col, dtype=float)
             hit = self._store.get(name)
@@ -243,7 +332,9 @@ class Absorber:
             self._store[name] = (col.copy(), d)
             out[name] = d
             its, worst, computed = max(its, it), max(worst, ach), computed + 1
-        self.info = DemeanInfo(its, worst, True, computed, len(columns) - computed)
+            if self._last.method != ALTERNATING:
+                last = self._last
+        self.info = DemeanInfo(its, worst, True, computed, len(columns) - computed, last.method, last.solver)
         return out
 
     def fe_dof(self, exact_pairs: bool = False) -> int:
@@ -260,26 +351,36 @@ class Absorber:
         if J == 1:
             return total
         if exact_pairs:
-            if "exact" in self._dof_memo:
-                return self._dof_memo["exact"]
-            from scipy.sparse import coo_matrix
-            from scipy.sparse.csgraph import connected_components
-            g1, g2 = self.sizes[0], self.sizes[1]
-            big = coo_matrix((np.ones(self.n), (self.codes[0], g1 + self.codes[1])),
-                             shape=(g1 + g2, g1 + g2))
-            ncomp, _ = connected_components(big, directed=False)
-            self._dof_memo["exact"] = total - ncomp - (J - 2)
-            return self._dof_memo["exact"]
+            return total - self.components() - (J - 2)
         return total - (J - 1)
+
+    def components(self) -> int:
+        """Connected components of the bipartite graph of the first two factors (1 with one
+        factor): groups of levels whose effects are compared with one another."""
+        if len(self.codes) < 2:
+            return 1 if self.codes else 0
+        if "components" not in self._dof_memo:
+            self._dof_memo["components"] = pair_components(self.codes, self.sizes)
+        return self._dof_memo["components"]
+
+    def graph_stats(self) -> dict[str, int]:
+        """``fe_components`` (:meth:`components`) and ``fe_identified``: fixed-effect coefficients
+        identified, the redundancies counted as reghdfe does (exactly for the first two factors,
+        one level for each further factor; the one that plays the constant included)."""
+        return {"fe_components": self.components(), "fe_identified": self.fe_dof(exact_pairs=True)}
 
     def recover(self, d: np.ndarray, maxiter: int = 1000) -> list[np.ndarray]:
         """Fixed-effect values ``a_j`` (one per level) with ``sum_j a_j[code_j] = d`` in the
         projection sense (Gauss-Seidel on the normal equations; the split between factors is
-        normalised so that every factor but the first has mean zero)."""
+        normalised so that every factor but the first has mean zero). Graphs on which that is slow
+        use the reduced normal equations instead (:class:`ReducedSystem`)."""
         w = self.weights
         vals = [np.zeros(g) for g in self.sizes]
-        resid = np.asarray(d, dtype=float).copy()
-        for _ in range(maxiter):
+        d = np.asarray(d, dtype=float)
+        small = 1e-12 * (1 + float(np.max(np.abs(d))) if len(d) else 1)
+        resid = d.copy()
+        converged = len(self.codes) < 2
+        for _ in range(0 if self.reduced is not None else maxiter):
             biggest = 0.0
             for j, (c, g, den) in enumerate(zip(self.codes, self.sizes, self.denoms, strict=True)):
                 s = np.bincount(c, weights=resid * w if w is not None else resid, minlength=g)
@@ -287,8 +388,13 @@ class Absorber:
                 vals[j] += step
                 resid -= step[c]
                 biggest = max(biggest, float(np.max(np.abs(step))) if g else 0.0)
-            if biggest <= 1e-12 * (1 + float(np.max(np.abs(d))) if len(d) else 1):
+            if biggest <= small:
+                converged = True
                 break
+        if not converged:
+            if self.reduced is None:
+                self.reduced = ReducedSystem(self.codes, self.sizes, self.weights)
+            vals = self.reduced.effects(d, small)
         for j in range(1, len(vals)):
             m = vals[j].mean() if len(vals[j]) else 0.0
             vals[j] -= m

@@ -134,13 +134,16 @@ def feols_many(formulas: Sequence[str], data: Any, **kwargs: Any) -> list[Result
     """Estimate several formulas on the same data, demeaning each column once.
 
     Fixed-effect codes, singleton removal and demeaned columns are shared between formulas with
-    the same estimation sample and fixed effects.
+    the same estimation sample and fixed effects; the formulas of one sample are then fitted in
+    parallel threads (``workers=``, default the machine's cores; see
+    :func:`cluster_econ.parallel.map_tasks`), with results identical to ``workers=1``.
     """
     entity, time = kwargs.pop("entity", None), kwargs.pop("time", None)
     frame, entity, time = _panel_defaults(data, entity, time)
     shared: dict[str, Any] = {}
     opts = {"vcov": "iid", "weights": None, "ssc": "stata", "tol": 1e-10, "maxiter": 10_000,
             "drop_singletons": True, "survey": None}
+    shared["workers"] = kwargs.pop("workers", None)  # threads fitting the formulas of one sample
     unknown = set(kwargs) - set(opts)
     if unknown:
         raise TypeError(f"unknown arguments {sorted(unknown)}")
@@ -352,9 +355,8 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
         cols.update({"z|" + nm: Z_raw[:, j] for j, nm in enumerate(znames)})
         dm = absorber.demean_named(cols)
         info = absorber.info
-        notes.append(f"fixed effects absorbed by alternating projections: {info.computed} columns "
-                     f"demeaned in {info.iterations} sweeps (largest relative change in the last sweep "
-                     f"{info.achieved_tol:.1e}, tol {tol:g}), {info.reused} reused from the cache")
+        notes.append(f"{info.describe()[:-1]}, tol {tol:g}): {info.computed} columns demeaned, "
+                     f"{info.reused} reused from the cache")
         y = dm["y|" + spec.lhs]
         X = _fstack([dm["x|" + nm] for nm in xnames], n)
         E = _fstack([dm["e|" + nm] for nm in enames], n)
@@ -589,6 +591,7 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
         if codes:
             tss_w = total_ss(None)
             stats["within_r2"] = 1 - rss / tss_w if tss_w > 0 else float("nan")
+            stats.update(absorber.graph_stats())  # connected components, identified effects
         stats.update(cov_fit.stats)
         extra: dict[str, Any] = {"residuals": pd.Series(u, index=index, name="residual"), **cov_fit.extra}
         if weights:
@@ -613,10 +616,20 @@ def _fit(spec: FormulaSpec, frame: pd.DataFrame, vcov: Any, weights: str | None,
 
     if variants is None:
         return estimate(spec, list(range(X_all.shape[1])))
-    out = []
-    for v in variants:
+
+    def fit_variant(v: FormulaSpec) -> Result | Exception:
         cols = (["Intercept"] if v.intercept else []) + [c for t in v.rhs for c in mf.term_columns[t]]
-        out.append(estimate(v, [xpos[c] for c in cols]))
+        try:
+            return estimate(v, [xpos[c] for c in cols])
+        except Exception as exc:  # raised below, in formula order
+            return exc
+
+    from cluster_econ.parallel import map_tasks
+
+    out = map_tasks(fit_variant, variants, workers=shared.get("workers"), kind="threads")
+    for r in out:
+        if isinstance(r, Exception):
+            raise r
     return out
 
 

@@ -3,8 +3,9 @@
 ``cluster-econ replicate [NAME ...|--all] [--out DIR]`` runs the replications in ``replication/``,
 writes their tables and figures, prints one PASS/FAIL line per check and a count line (with each
 replication's wall-clock time, which no written file holds), and exits
-1 if any check fails (0 otherwise). ``cluster-econ report CONFIG.yaml --out DIR`` runs a batch
-report (see :mod:`cluster_econ.report.batch`) and exits 1 if a specification failed.
+1 if any check fails (0 otherwise). ``cluster-econ report CONFIG.yaml --out DIR [--workers N]
+[--scheduler ADDRESS]`` runs a batch report (see :mod:`cluster_econ.report.batch`) on local
+processes or on a Dask cluster and exits 1 if a specification failed.
 """
 
 from __future__ import annotations
@@ -43,15 +44,32 @@ def register(subparsers: Any) -> None:
         "report",
         help="run a batch of specifications from a YAML configuration and write one HTML report",
         description="Run the propositions and custom specifications of CONFIG.yaml on the data and "
-        "subsets it names, in parallel local processes, with a cache under DIR/.cache, and write a "
-        "self-contained HTML report plus LaTeX, Word and Excel tables into DIR. Exit code 1 if a "
-        "specification failed (the others still run), 2 for an invalid configuration.",
+        "subsets it names, in parallel local processes (or on an existing Dask cluster with --scheduler), "
+        "with a cache under DIR/.cache, and write a self-contained HTML report plus LaTeX, Word and Excel "
+        "tables into DIR. The outputs are byte-identical whichever executor ran the jobs. Exit code 1 if "
+        "a specification failed (the others still run), 2 for an invalid configuration.",
     )
     bat.add_argument("config", metavar="CONFIG.yaml", help="batch report configuration")
     bat.add_argument("--out", required=True, metavar="DIR", help="output folder (everything is written inside it)")
-    bat.add_argument("--workers", type=int, default=None, help="worker processes (default: config or 2)")
+    bat.add_argument("--workers", type=_positive, default=None, metavar="N",
+                     help="local worker processes (default: the configuration's workers, else the machine's "
+                     "cores; 1 runs everything in this process); with --scheduler, the local processes that "
+                     "render tables and figures")
+    bat.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="run the jobs on the Dask distributed cluster whose scheduler is at ADDRESS "
+                     "(tcp://host:8786 or dask://host:8786); needs pip install \"cluster-econ[dask]\"")
     bat.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     bat.set_defaults(func=_report)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return value
 
 
 def _replicate(args: argparse.Namespace) -> int:
@@ -103,6 +121,7 @@ def _replicate(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from cluster_econ.report.batch import run_report
 
-    summary = run_report(args.config, args.out, workers=args.workers, progress=not args.no_progress)
+    summary = run_report(args.config, args.out, workers=args.workers, progress=not args.no_progress,
+                         scheduler=args.scheduler)
     print(summary.text())
     return EXIT_FAILED if summary.n_failed else EXIT_OK

@@ -17,7 +17,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -454,39 +454,53 @@ def _docx(lay: Layout) -> bytes:
         pos += len(sec)
 
     table = doc.add_table(rows=len(header_rows) + len(body), cols=n + 1)
+    # python-docx's cell(i, j) rebuilds the whole grid of cells on every call (quadratic in
+    # the cells); the grid is built once here and again only after a merge changes it
+    grid: list[Any] = []
+
+    def cell(i: int, j: int) -> Any:
+        if not grid:
+            grid.extend(table._cells)
+        return grid[i * (n + 1) + j]
+
+    def merge(a: Any, b: Any) -> Any:
+        merged = a.merge(b)
+        grid.clear()
+        return merged
+
     for i, texts in enumerate(header_rows):
         for j, text in enumerate(texts):
-            table.cell(i, j).text = text
+            cell(i, j).text = text
     if lay.spans:
         for label, a, b in lay.spans:
-            merged = table.cell(0, a + 1).merge(table.cell(0, b + 1))
+            merged = merge(cell(0, a + 1), cell(0, b + 1))
             merged.text = label
             for j in range(a + 1, b + 2):
-                _set_border(table.cell(0, j), bottom="4")
+                _set_border(cell(0, j), bottom="4")
     for k, row in enumerate(body):
         i = len(header_rows) + k
         if row.kind == "heading":
-            merged = table.cell(i, 0).merge(table.cell(i, n))
+            merged = merge(cell(i, 0), cell(i, n))
             merged.text = ""
             merged.paragraphs[0].add_run(row.label).italic = True
             continue
-        table.cell(i, 0).text = row.label
+        cell(i, 0).text = row.label
         for j, c in enumerate(row.cells):
-            table.cell(i, j + 1).text = c.text
+            cell(i, j + 1).text = c.text
     nrows = len(header_rows) + len(body)
     for i in range(nrows):
         for j in range(n + 1):
-            cell = table.cell(i, j)
-            for par in cell.paragraphs:
+            tc = cell(i, j)
+            for par in tc.paragraphs:
                 par.alignment = WD_ALIGN_PARAGRAPH.CENTER if j > 0 else WD_ALIGN_PARAGRAPH.LEFT
                 for run in par.runs:
                     run.font.size = Pt(9)
             if i == 0:
-                _set_border(cell, top="12")
+                _set_border(tc, top="12")
             if i in section_starts:
-                _set_border(cell, top="4")
+                _set_border(tc, top="4")
             if i == nrows - 1:
-                _set_border(cell, bottom="12")
+                _set_border(tc, bottom="12")
     for note in _notes_list(lay):
         run = doc.add_paragraph().add_run(note)
         run.font.size = Pt(8)
