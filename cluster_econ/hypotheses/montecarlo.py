@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -109,67 +108,16 @@ def run_task(task: Task) -> list[dict[str, Any]]:
     return rows
 
 
-def _one_blas_thread() -> Any:
-    """One BLAS thread in this process (the machine's cores go to processes; the Monte Carlo's
-    small matrices are also faster on one thread). Loads numpy's and scipy's BLAS first, since
-    only loaded libraries can be limited. Returns the limiter (a context manager that restores
-    the previous setting on exit)."""
-    import numpy  # noqa: F401
-    import scipy.linalg  # noqa: F401
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1)
-
-
-def _worker_init() -> None:
-    """Initialiser of a worker process: one BLAS thread, also for libraries loaded later."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"
-    _one_blas_thread()
-
-
-def default_workers() -> int:
-    """As many worker processes as the machine has cores."""
-    return max(1, os.cpu_count() or 1)
-
-
 def parallel_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int | None = None,
                  progress: str | None = None) -> list[Any]:
     """``[fn(x) for x in items]`` on ``workers`` local processes (``None``: one per core), in the
-    order of ``items``; with one worker, in this process. Every task runs with one BLAS thread,
-    so the results do not depend on ``workers``. ``progress`` labels a progress bar."""
-    items = list(items)
-    workers = default_workers() if workers is None else max(1, int(workers))
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    order of ``items``, through the package's one parallel map (:func:`cluster_econ.parallel.map_tasks`):
+    every task runs with one BLAS thread, so the results do not depend on ``workers``.
+    ``progress`` labels a progress bar."""
+    from cluster_econ.parallel import map_tasks
 
-        bar = tqdm(total=len(items), desc=progress, unit="task")
-    try:
-        if workers == 1 or len(items) <= 1:
-            out = []
-            with _one_blas_thread():
-                for x in items:
-                    out.append(fn(x))
-                    if bar is not None:
-                        bar.update()
-            return out
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        results: list[Any] = [None] * len(items)
-        with ProcessPoolExecutor(max_workers=min(workers, len(items)), initializer=_worker_init,
-                                 mp_context=multiprocessing.get_context(method)) as pool:
-            futures = {pool.submit(fn, x): i for i, x in enumerate(items)}
-            for fut in as_completed(futures):
-                results[futures[fut]] = fut.result()
-                if bar is not None:
-                    bar.update()
-        return results
-    finally:
-        if bar is not None:
-            bar.close()
+    return map_tasks(fn, items, workers=workers, kind="processes", progress=bool(progress),
+                     desc=progress or "tasks", blas_threads=1)
 
 
 def run_tasks(tasks: Sequence[Task], workers: int | None = None, progress: str | None = None) -> pd.DataFrame:
