@@ -78,7 +78,7 @@ def test_family_adjustment_matches_holm_and_bh_by_hand(family):
     tidy = family.tidy()
     assert list(tidy["id"]) == [r.id for r in family]
     assert {"verdict", "estimate", "p_value", "p_holm", "p_bh"} <= set(tidy.columns)
-    assert "Romano-Wolf not available" in family.summary()
+    assert "Romano-Wolf and Westfall-Young across P9's outcomes" in family.summary()
     assert family["P4"].id == "P4" and len(family.estimates()) > 20
 
 
